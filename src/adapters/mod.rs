@@ -1,0 +1,334 @@
+//! Adapters: the only code that calls AWS. One module per service.
+//!
+//! They translate between the model's terms (identities and flat fields) and the APIs, and
+//! map API errors into typed outcomes: not found becomes `Observation::Absent` or an
+//! idempotent success, throttling / 5xx / connection failures become
+//! [`ErrorClass::Transient`] (retried by the SDK with jittered backoff, then by the executor),
+//! and everything else a permanent error naming the operation and the object. Adapters never
+//! print.
+//!
+//! Every mutating call is idempotent from the caller's view (create of something that
+//! already exists and is ours succeeds; delete of something gone succeeds), because a
+//! request can succeed on the server while its response is lost.
+
+pub mod iam;
+pub mod s3;
+pub mod sts;
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::model::{Adopted, Identity, Observation, Resource};
+use crate::planner::FieldChange;
+
+/// What kind of failure an API call ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Throttling, 5xx, timeouts, connection failures: worth retrying.
+    Transient,
+    NotFound,
+    AccessDenied,
+    /// A name taken, a resource in use, a precondition not met.
+    Conflict,
+    /// The request was refused for its content.
+    Rejected,
+}
+
+/// An AWS call that failed: the operation and object in the message, the API's own words
+/// as the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}")]
+pub struct AwsError {
+    pub operation: String,
+    pub class: ErrorClass,
+    pub code: Option<String>,
+    #[source]
+    pub cause: Cause,
+}
+
+/// The API's own description of a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Cause(pub String);
+
+impl AwsError {
+    pub fn new(operation: impl Into<String>, class: ErrorClass, cause: impl Into<String>) -> Self {
+        AwsError {
+            operation: operation.into(),
+            class,
+            code: None,
+            cause: Cause(cause.into()),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.class == ErrorClass::Transient
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self.class {
+            ErrorClass::AccessDenied => Some("the credentials lack a permission this needs; the README lists the IAM permissions comfyplat uses".to_string()),
+            ErrorClass::Transient => Some("AWS kept failing or throttling this call; run the command again, it continues where it stopped".to_string()),
+            _ => None,
+        }
+    }
+}
+
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "InternalError",
+    "InternalFailure",
+    "ServiceFailure",
+    "ServiceUnavailable",
+    "OperationAborted",
+    "ConcurrentModification",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+const NOT_FOUND_CODES: &[&str] = &[
+    "NotFound",
+    "NoSuchBucket",
+    "NoSuchEntity",
+    "NoSuchKey",
+    "ResourceNotFoundException",
+];
+
+const ACCESS_DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "SignatureDoesNotMatch",
+];
+
+/// Maps an SDK error into an [`AwsError`] for `operation`.
+pub fn aws_error<E>(operation: impl Into<String>, error: SdkError<E, HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = error
+        .raw_response()
+        .map(|response| response.status().as_u16());
+    let code = error.code().map(str::to_string);
+    let class = match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorClass::Transient
+        }
+        SdkError::ConstructionFailure(_) => ErrorClass::Rejected,
+        _ => classify(code.as_deref(), status),
+    };
+    let cause = match (&code, error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.clone(),
+        _ => match status {
+            Some(status) => format!("HTTP {status}: {}", DisplayErrorContext(&error)),
+            None => DisplayErrorContext(&error).to_string(),
+        },
+    };
+    AwsError {
+        operation: operation.into(),
+        class,
+        code,
+        cause: Cause(cause),
+    }
+}
+
+fn classify(code: Option<&str>, status: Option<u16>) -> ErrorClass {
+    match code {
+        Some(code) if TRANSIENT_CODES.contains(&code) => return ErrorClass::Transient,
+        Some(code) if NOT_FOUND_CODES.contains(&code) => return ErrorClass::NotFound,
+        Some(code) if ACCESS_DENIED_CODES.contains(&code) => return ErrorClass::AccessDenied,
+        _ => {}
+    }
+    match status {
+        Some(429) => ErrorClass::Transient,
+        Some(status) if status >= 500 => ErrorClass::Transient,
+        Some(404) => ErrorClass::NotFound,
+        Some(403) => ErrorClass::AccessDenied,
+        Some(409) | Some(412) => ErrorClass::Conflict,
+        _ => ErrorClass::Rejected,
+    }
+}
+
+/// Clients for every AWS service comfyplat uses, in the platform's region.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub sts: aws_sdk_sts::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub region: String,
+}
+
+impl Aws {
+    /// Loads credentials from the standard chain (environment, profiles, SSO, IMDS) and
+    /// honours `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`. Retries: standard mode with
+    /// jittered exponential backoff, 8 attempts, unless `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`
+    /// say otherwise.
+    pub async fn connect(region: &str) -> Aws {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
+            && std::env::var_os("AWS_RETRY_MODE").is_none()
+        {
+            loader = loader.retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(8)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(20)),
+            );
+        }
+        let config = loader.load().await;
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            // Emulators and S3-compatible endpoints only understand path-style requests.
+            .force_path_style(endpoint_overridden("S3"))
+            .build();
+        Aws {
+            sts: aws_sdk_sts::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            iam: aws_sdk_iam::Client::new(&config),
+            region: region.to_string(),
+        }
+    }
+
+    /// The live view of one identity.
+    pub async fn observe(&self, identity: &Identity) -> Result<Observation, AwsError> {
+        match identity {
+            Identity::S3Bucket { name, region } => s3::observe_bucket(self, name, region).await,
+            Identity::IamRole { name } => iam::observe_role(self, name).await,
+            Identity::IamRolePolicy { role, policy } => {
+                iam::observe_role_policy(self, role, policy).await
+            }
+        }
+    }
+
+    /// Whether an adopted thing exists.
+    pub async fn adopted_exists(&self, adopted: &Adopted) -> Result<bool, AwsError> {
+        match adopted {
+            Adopted::IamRole { name, .. } => iam::role_exists(self, name).await,
+        }
+    }
+
+    /// Creates the resource with every managed field set, or finishes an earlier create.
+    pub async fn create(&self, resource: &Resource) -> Result<(), AwsError> {
+        match &resource.identity {
+            Identity::S3Bucket { name, region } => {
+                s3::create_bucket(self, name, region, &resource.fields).await
+            }
+            Identity::IamRole { name } => iam::create_role(self, name, &resource.fields).await,
+            Identity::IamRolePolicy { role, policy } => {
+                iam::put_role_policy(self, role, policy, &resource.fields).await
+            }
+        }
+    }
+
+    /// Brings the changed fields to their desired values.
+    pub async fn update(
+        &self,
+        resource: &Resource,
+        changes: &[FieldChange],
+    ) -> Result<(), AwsError> {
+        match &resource.identity {
+            Identity::S3Bucket { name, .. } => {
+                s3::update_bucket(self, name, &resource.fields, changes).await
+            }
+            Identity::IamRole { name } => {
+                iam::update_role(self, name, &resource.fields, changes).await
+            }
+            Identity::IamRolePolicy { role, policy } => {
+                iam::put_role_policy(self, role, policy, &resource.fields).await
+            }
+        }
+    }
+
+    /// Deletes the resource; succeeds if it is already gone. Buckets holding objects are
+    /// emptied first only when `delete_data` is set; otherwise S3 refuses.
+    pub async fn delete(&self, identity: &Identity, delete_data: bool) -> Result<(), AwsError> {
+        match identity {
+            Identity::S3Bucket { name, .. } => s3::delete_bucket(self, name, delete_data).await,
+            Identity::IamRole { name } => iam::delete_role(self, name).await,
+            Identity::IamRolePolicy { role, policy } => {
+                iam::delete_role_policy(self, role, policy).await
+            }
+        }
+    }
+}
+
+/// Whether an endpoint override applies to `service` (e.g. `S3`).
+pub fn endpoint_overridden(service: &str) -> bool {
+    let ignored = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    !ignored
+        && (std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os(format!("AWS_ENDPOINT_URL_{service}")).is_some())
+}
+
+/// Parses a policy document as IAM returns it (URL-encoded JSON) or as S3 does (JSON).
+pub fn parse_policy_document(text: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(text).ok().or_else(|| {
+        let decoded = percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .ok()?;
+        serde_json::from_str(&decoded).ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_and_statuses_are_classified() {
+        assert_eq!(classify(Some("SlowDown"), Some(503)), ErrorClass::Transient);
+        assert_eq!(
+            classify(Some("Throttling"), Some(400)),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Some("NoSuchEntity"), Some(404)),
+            ErrorClass::NotFound
+        );
+        assert_eq!(classify(None, Some(502)), ErrorClass::Transient);
+        assert_eq!(
+            classify(Some("BucketAlreadyExists"), Some(409)),
+            ErrorClass::Conflict
+        );
+        assert_eq!(
+            classify(Some("MalformedPolicy"), Some(400)),
+            ErrorClass::Rejected
+        );
+        assert_eq!(
+            classify(Some("AccessDenied"), Some(403)),
+            ErrorClass::AccessDenied
+        );
+    }
+
+    #[test]
+    fn policy_documents_are_read_encoded_or_not() {
+        let plain = r#"{"Version":"2012-10-17"}"#;
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%7D";
+        assert_eq!(parse_policy_document(plain), parse_policy_document(encoded));
+        assert!(parse_policy_document(plain).is_some());
+        assert!(parse_policy_document("%7Bnot").is_none());
+    }
+}

@@ -1,0 +1,48 @@
+//! STS: who the caller is, which fixes the account and partition everything is named in.
+
+use super::{Aws, AwsError, ErrorClass, aws_error};
+use crate::model::Environment;
+
+/// The caller's identity as STS reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account: String,
+    pub arn: String,
+    pub partition: String,
+}
+
+pub async fn caller(aws: &Aws) -> Result<Caller, AwsError> {
+    const OPERATION: &str =
+        "failed to find the AWS account of the credentials (STS GetCallerIdentity)";
+    let output = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| aws_error(OPERATION, e))?;
+    let account = output.account().unwrap_or_default().to_string();
+    let arn = output.arn().unwrap_or_default().to_string();
+    if account.is_empty() || arn.is_empty() {
+        return Err(AwsError::new(
+            OPERATION,
+            ErrorClass::Rejected,
+            "the response names no account or ARN",
+        ));
+    }
+    let partition = arn.split(':').nth(1).unwrap_or("aws").to_string();
+    Ok(Caller {
+        account,
+        arn,
+        partition,
+    })
+}
+
+impl Caller {
+    pub fn environment(&self, region: &str) -> Environment {
+        Environment {
+            account: self.account.clone(),
+            partition: self.partition.clone(),
+            region: region.to_string(),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The command line: clap definitions only. Behaviour lives in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const ABOUT: &str =
+    "Plan, apply and destroy a ComfyUI platform on Amazon EKS from one declarative platform.yaml";
+
+const LONG_ABOUT: &str = "\
+comfyplat stands up and maintains a ComfyUI image-generation platform on an existing Amazon EKS \
+cluster from one declarative file, platform.yaml.
+
+  comfyplat plan      shows, field by field, what would change; writes nothing
+  comfyplat apply     makes it so, in dependency order, idempotently
+  comfyplat destroy   removes everything comfyplat owns, and nothing else
+
+AWS credentials and region come from the standard chain (environment, profiles, SSO, IMDS); \
+AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> point comfyplat at other endpoints.";
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (for `plan --detailed-exitcode`: no changes)
+  1    error: bad input, a failed or refused change, a stale plan
+  2    `plan --detailed-exitcode` only: success, and there are changes
+  130  interrupted (Ctrl-C); state records everything that completed";
+
+#[derive(Debug, Parser)]
+#[command(name = "comfyplat", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The platform file
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "platform.yaml",
+        env = "COMFYPLAT_FILE",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+    /// Where state is kept [default: `state/` next to the platform file]
+    #[arg(long, global = true, env = "COMFYPLAT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// No colours (also when NO_COLOR is set or output is not a terminal)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Print only the plan, errors and the final summary
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log more (-v: comfyplat's steps, -vv: every API call)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check platform.yaml without any network call
+    Validate,
+    /// Show what apply would change; writes nothing
+    #[command(after_help = EXIT_CODES)]
+    Plan(PlanArgs),
+    /// Apply platform.yaml (or a plan saved with `plan --out`)
+    #[command(after_help = EXIT_CODES)]
+    Apply(ApplyArgs),
+    /// Delete everything comfyplat owns for this platform
+    #[command(after_help = EXIT_CODES)]
+    Destroy(DestroyArgs),
+    /// Inspect the state file
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print the plan as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Save the plan to FILE for `comfyplat apply FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Plan the deletion of buckets that still hold objects (with their objects)
+    #[arg(long)]
+    pub delete_data: bool,
+    /// Show what `comfyplat destroy` would do
+    #[arg(long)]
+    pub destroy: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `comfyplat plan --out`; applied exactly, refused if stale
+    #[arg(value_name = "PLANFILE")]
+    pub plan_file: Option<PathBuf>,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Allow deleting buckets that still hold objects, with their objects
+    #[arg(long)]
+    pub delete_data: bool,
+    /// How many changes may run at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Also delete buckets that hold objects, with their objects (otherwise they are kept)
+    #[arg(long)]
+    pub delete_data: bool,
+    /// How many changes may run at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the resources in state
+    List,
+    /// Show one resource's state entry as JSON
+    Show {
+        /// Its address, e.g. `s3.bucket.models`
+        address: String,
+    },
+}

@@ -1,0 +1,241 @@
+//! `comfyplat apply [PLANFILE]` and `comfyplat destroy`: plan (or load a saved plan and check
+//! it is not stale), show it, ask, execute with progress, summarise.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::plan::stdout_style;
+use super::session::Connected;
+use super::{CommandError, EXIT_INTERRUPTED, Exit, Session};
+use crate::cli::{ApplyArgs, DestroyArgs, Global};
+use crate::executor::{ChangeResult, Executor};
+use crate::planner::{self, Mode, Options, PLAN_FORMAT_VERSION, Plan};
+use crate::state::State;
+use crate::ui::{ProgressReporter, Style, render_blockers, render_outcome, render_plan};
+
+pub async fn run_apply(global: &Global, args: &ApplyArgs, style: Style) -> anyhow::Result<Exit> {
+    let session = Session::open(global)?;
+    let _lock = session.lock("apply")?;
+    let mut state = session.load_state()?;
+    let connected = session.connect(&state).await?;
+    let (plan, confirm) = match &args.plan_file {
+        Some(path) => (
+            load_saved_plan(path, &session, &connected, &state).await?,
+            false,
+        ),
+        None => {
+            let options = Options {
+                mode: Mode::Apply,
+                delete_data: args.delete_data,
+            };
+            (
+                session.plan(&connected, &state, options).await?.2,
+                !args.yes,
+            )
+        }
+    };
+    execute(
+        global,
+        &session,
+        &connected,
+        &mut state,
+        &plan,
+        confirm,
+        args.parallelism,
+        style,
+    )
+    .await
+}
+
+pub async fn run_destroy(
+    global: &Global,
+    args: &DestroyArgs,
+    style: Style,
+) -> anyhow::Result<Exit> {
+    let session = Session::open(global)?;
+    let _lock = session.lock("destroy")?;
+    let mut state = session.load_state()?;
+    let connected = session.connect(&state).await?;
+    let options = Options {
+        mode: Mode::Destroy,
+        delete_data: args.delete_data,
+    };
+    let (_, _, plan) = session.plan(&connected, &state, options).await?;
+    execute(
+        global,
+        &session,
+        &connected,
+        &mut state,
+        &plan,
+        !args.yes,
+        args.parallelism,
+        style,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    global: &Global,
+    session: &Session,
+    connected: &Connected,
+    state: &mut State,
+    plan: &Plan,
+    confirm: bool,
+    parallelism: u16,
+    style: Style,
+) -> anyhow::Result<Exit> {
+    print!("{}", render_plan(plan, stdout_style(style)));
+    eprint!("{}", render_blockers(plan, style));
+    if !plan.blockers.is_empty() {
+        return Err(CommandError::Blocked {
+            count: plan.blockers.len(),
+        }
+        .into());
+    }
+    if !plan.has_changes() {
+        for change in &plan.changes {
+            eprintln!(
+                "kept: {}: it holds objects; pass --delete-data to delete it with its objects",
+                change.address
+            );
+        }
+        return Ok(0);
+    }
+    if confirm {
+        ask(plan.mode)?;
+    }
+    if state.account.is_none() {
+        state.account = Some(connected.environment.account.clone());
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_interrupts(Arc::clone(&stop)));
+    let reporter = ProgressReporter::new(plan.changes.len(), style, global.quiet);
+    let state_path = session.state_path();
+    let executor = Executor {
+        aws: &connected.aws,
+        state: Mutex::new(state),
+        state_path: &state_path,
+        reporter: &reporter,
+        parallelism: usize::from(parallelism),
+        stop: &stop,
+    };
+    let outcome = executor.run(plan).await;
+    watcher.abort();
+    reporter.finish();
+    let outcome = outcome?;
+    eprint!("{}", render_outcome(&outcome, style));
+    if outcome.interrupted {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    let failed = outcome.count(|r| matches!(r, ChangeResult::Failed(_)));
+    if failed > 0 || !outcome.succeeded() {
+        return Err(CommandError::ApplyFailed {
+            failed: failed.max(1),
+        }
+        .into());
+    }
+    Ok(0)
+}
+
+/// On the first Ctrl-C, asks the executor to start no new changes; on the second, exits at
+/// once (state already records every completed step and every create in flight).
+async fn watch_interrupts(stop: Arc<AtomicBool>) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        stop.store(true, Ordering::SeqCst);
+        eprintln!(
+            "\nInterrupted: finishing the changes in progress, starting no new ones (Ctrl-C again to exit now)."
+        );
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    }
+}
+
+fn ask(mode: Mode) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(CommandError::NeedsConfirmation.into());
+    }
+    let question = match mode {
+        Mode::Apply => "Do you want to perform these actions?",
+        Mode::Destroy => {
+            "Do you really want to destroy everything comfyplat owns for this platform?"
+        }
+    };
+    eprint!("\n{question}\n  Only 'yes' will be accepted to confirm.\n\n  Enter a value: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if answer.trim() == "yes" {
+        eprintln!();
+        Ok(())
+    } else {
+        Err(CommandError::Declined.into())
+    }
+}
+
+/// Loads a plan saved with `plan --out` and refuses it if it does not fit or is stale: the
+/// state moved on, or any resource it observed looks different now.
+async fn load_saved_plan(
+    path: &Path,
+    session: &Session,
+    connected: &Connected,
+    state: &State,
+) -> anyhow::Result<Plan> {
+    let plan_file_error = |source: anyhow::Error| CommandError::PlanFile {
+        path: path.display().to_string(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| plan_file_error(e.into()))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        plan_file_error(anyhow::Error::new(e).context("it is not a comfyplat plan"))
+    })?;
+    let stale =
+        |why: String| -> anyhow::Result<Plan> { Err(CommandError::StalePlan { why }.into()) };
+    if plan.format_version != PLAN_FORMAT_VERSION {
+        return stale(format!(
+            "it has format version {}; this comfyplat writes {PLAN_FORMAT_VERSION}",
+            plan.format_version
+        ));
+    }
+    if plan.platform != session.platform.name
+        || plan.region != session.platform.region
+        || plan.account != connected.environment.account
+    {
+        return stale(format!(
+            "it is for platform `{}` in account {}, {}; this is platform `{}` in account {}, {}",
+            plan.platform,
+            plan.account,
+            plan.region,
+            session.platform.name,
+            connected.environment.account,
+            session.platform.region
+        ));
+    }
+    if plan.state_serial != state.serial
+        || (state.serial > 0 && plan.state_lineage != state.lineage)
+    {
+        return stale(format!(
+            "the state changed since the plan was made (serial {} then, {} now)",
+            plan.state_serial, state.serial
+        ));
+    }
+    let mut moved = Vec::new();
+    for (identity, fingerprint) in &plan.fingerprints {
+        let observation = connected.aws.observe(identity).await?;
+        if &planner::fingerprint(&observation) != fingerprint {
+            moved.push(format!("{} `{identity}`", identity.kind().noun()));
+        }
+    }
+    if !moved.is_empty() {
+        return stale(format!(
+            "changed since the plan was made: {}",
+            moved.join(", ")
+        ));
+    }
+    Ok(plan)
+}

@@ -1,0 +1,145 @@
+//! Thin glue per subcommand over the layers: read config, connect, observe, plan, render,
+//! execute. Also the process edge: logging, colour, error rendering and exit codes.
+
+mod apply;
+mod plan;
+mod session;
+mod state;
+mod validate;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, Global};
+use crate::ui::{Style, render_error};
+
+pub use session::Session;
+
+/// Exit code for an interrupted apply or destroy.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Failures of a command as a whole (not of one resource).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(
+        "refusing to run: platform.yaml names account {expected}, but the credentials belong to account {actual} ({arn})"
+    )]
+    WrongAccount {
+        expected: String,
+        actual: String,
+        arn: String,
+    },
+    #[error(
+        "refusing to run: the state of platform `{platform}` was made in account {state_account}, but the credentials belong to account {actual}"
+    )]
+    StateAccountMismatch {
+        platform: String,
+        state_account: String,
+        actual: String,
+    },
+    #[error("apply needs confirmation, and there is no terminal to ask on")]
+    NeedsConfirmation,
+    #[error("cancelled: nothing was changed")]
+    Declined,
+    #[error(
+        "refusing to apply: {count} problem(s) above must be resolved first; nothing was changed"
+    )]
+    Blocked { count: usize },
+    #[error("the saved plan is stale: {why}")]
+    StalePlan { why: String },
+    #[error("failed to read the saved plan `{path}`")]
+    PlanFile {
+        path: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("{failed} change(s) failed")]
+    ApplyFailed { failed: usize },
+    #[error("no resource `{address}` in state")]
+    NoSuchAddress { address: String, known: Vec<String> },
+}
+
+impl CommandError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CommandError::WrongAccount { .. } => Some("use credentials of the account named in platform.yaml (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...), or fix `account`".to_string()),
+            CommandError::StateAccountMismatch { .. } => Some("use credentials of the state's account, or a different `--state-dir` for a platform in another account".to_string()),
+            CommandError::NeedsConfirmation => Some("review the plan, then pass `--yes` (or apply a saved plan: `comfyplat plan --out FILE` then `comfyplat apply FILE`)".to_string()),
+            CommandError::StalePlan { .. } => Some("run `comfyplat plan --out FILE` again and apply the new plan".to_string()),
+            CommandError::ApplyFailed { .. } => Some("fix the cause shown above and run the same command again; everything that completed is recorded in state".to_string()),
+            CommandError::NoSuchAddress { address, known } => Some(if known.is_empty() {
+                "the state is empty".to_string()
+            } else if let Some(near) = crate::config::did_you_mean(address, known.iter().map(String::as_str)) {
+                format!("did you mean `{near}`?")
+            } else {
+                format!("the addresses in state are: {}", known.join(", "))
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What a command asks the process to exit with.
+pub type Exit = u8;
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let style = Style {
+        color: !cli.global.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stderr().is_terminal(),
+    };
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!(
+                "{}",
+                render_error(
+                    &anyhow::Error::new(error).context("failed to start the async runtime"),
+                    style
+                )
+            );
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli, style)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("{}", render_error(&error, style));
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, style: Style) -> anyhow::Result<Exit> {
+    let global = cli.global;
+    match cli.command {
+        Command::Validate => validate::run(&global),
+        Command::Plan(args) => plan::run(&global, &args, style).await,
+        Command::Apply(args) => apply::run_apply(&global, &args, style).await,
+        Command::Destroy(args) => apply::run_destroy(&global, &args, style).await,
+        Command::State(command) => state::run(&global, &command),
+    }
+}
+
+fn init_logging(global: &Global) {
+    let filter = match global.verbose {
+        0 => "warn",
+        1 => "comfyplat=debug,warn",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COMFYPLAT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!global.no_color && std::io::stderr().is_terminal())
+        .try_init();
+}

@@ -1,0 +1,79 @@
+//! `comfyplat plan`: observe, plan, print. Writes nothing anywhere (except the plan file the
+//! user names with `--out`).
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{CommandError, Exit, Session};
+use crate::cli::{Global, PlanArgs};
+use crate::planner::{Mode, Options, Plan, Summary};
+use crate::ui::{Style, render_blockers, render_plan};
+
+/// `plan --json`: the plan plus its summary.
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    has_changes: bool,
+    summary: Summary,
+    #[serde(flatten)]
+    plan: &'a Plan,
+}
+
+pub async fn run(global: &Global, args: &PlanArgs, style: Style) -> anyhow::Result<Exit> {
+    let session = Session::open(global)?;
+    let state = session.load_state()?;
+    let connected = session.connect(&state).await?;
+    let options = Options {
+        mode: if args.destroy {
+            Mode::Destroy
+        } else {
+            Mode::Apply
+        },
+        delete_data: args.delete_data,
+    };
+    let (_, _, plan) = session.plan(&connected, &state, options).await?;
+    if args.json {
+        let json = JsonPlan {
+            has_changes: plan.has_changes(),
+            summary: plan.summary(),
+            plan: &plan,
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", render_plan(&plan, stdout_style(style)));
+    }
+    eprint!("{}", render_blockers(&plan, style));
+    if !plan.blockers.is_empty() {
+        return Err(CommandError::Blocked {
+            count: plan.blockers.len(),
+        }
+        .into());
+    }
+    if let Some(path) = &args.out {
+        let text = serde_json::to_string_pretty(&plan)?;
+        std::fs::write(path, text)
+            .with_context(|| format!("failed to write the plan to `{}`", path.display()))?;
+        eprintln!(
+            "Saved the plan to {}; apply exactly this plan with `comfyplat apply {}`.",
+            path.display(),
+            path.display()
+        );
+    } else if plan.has_changes() && !args.json && !global.quiet {
+        eprintln!(
+            "\nNote: this plan was not saved (`--out FILE`), so a later `comfyplat apply` plans again and may do something else if things change in between."
+        );
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    })
+}
+
+/// Colour for what goes to stdout: only on a terminal.
+pub fn stdout_style(style: Style) -> Style {
+    Style {
+        color: style.color && std::io::stdout().is_terminal(),
+    }
+}

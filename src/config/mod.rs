@@ -1,0 +1,117 @@
+//! `platform.yaml`: reading, schema, semantic validation, defaults and derived names.
+//!
+//! [`load`] turns a file into a validated [`Platform`] or a [`ConfigError`] listing every
+//! problem with `file:line:column` and a hint. It never touches the network, so every bad
+//! input is refused before any API call. Names that depend on the AWS account (bucket names
+//! like `comfyui-models-{account}-{region}`) are kept as templates and resolved by
+//! [`Platform::bucket_name`] once the account is known.
+
+mod diagnostic;
+mod parse;
+mod schema;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{ConfigError, Diagnostic, did_you_mean};
+
+/// The schema version this comfyplat reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The tag key that marks every AWS resource comfyplat owns; its value is the platform name.
+pub const OWNER_TAG: &str = "comfyplat:platform";
+
+/// A validated platform definition with defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub name: String,
+    pub region: String,
+    /// The only account comfyplat may touch, when the file names one.
+    pub account: Option<String>,
+    pub cluster_name: String,
+    /// Name of the adopted IAM role of the Karpenter nodes.
+    pub node_role: String,
+    /// User tags, without the ownership tag.
+    pub tags: BTreeMap<String, String>,
+    /// Every bucket: models, outputs, then inputs and the extra ones when present.
+    pub buckets: Vec<BucketSettings>,
+    /// Full ARN of the KMS key for SSE-KMS; `None` means SSE-S3.
+    pub kms_key_arn: Option<String>,
+}
+
+/// What a bucket is for; decides which IAM policies reference it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BucketPurpose {
+    /// Read by the GPU nodes (Karpenter node role) to fill the model cache.
+    Models,
+    /// Read and written by ComfyUI through the Mountpoint S3 CSI driver.
+    Outputs,
+    /// Read (and written) by ComfyUI through the Mountpoint S3 CSI driver.
+    Inputs,
+    /// Kept alongside with the same hardening; no workload access is granted.
+    Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSettings {
+    /// `models`, `outputs`, `inputs` or the key under `storage.extra`; used in the address.
+    pub id: String,
+    pub purpose: BucketPurpose,
+    /// The name with `{account}`, `{region}` and `{name}` still to substitute.
+    pub name_template: String,
+    pub versioning: bool,
+    pub expire_after_days: Option<u32>,
+}
+
+impl Platform {
+    /// The tags every owned AWS resource carries: the user's plus the ownership tag.
+    pub fn resource_tags(&self) -> BTreeMap<String, String> {
+        let mut tags = self.tags.clone();
+        tags.insert(OWNER_TAG.to_string(), self.name.clone());
+        tags
+    }
+
+    /// The bucket's real name in `account`.
+    pub fn bucket_name(&self, bucket: &BucketSettings, account: &str) -> String {
+        expand_name(&bucket.name_template, account, &self.region, &self.name)
+    }
+
+    /// The state file of this platform inside `state_dir`.
+    pub fn state_file(&self, state_dir: &Path) -> PathBuf {
+        state_dir.join(format!("{}.json", self.name))
+    }
+
+    /// `state/` next to the platform file.
+    pub fn default_state_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(|parent| parent.join("state"))
+            .unwrap_or_else(|| PathBuf::from("state"))
+    }
+}
+
+/// Substitutes the placeholders of a name template.
+pub fn expand_name(template: &str, account: &str, region: &str, name: &str) -> String {
+    template
+        .replace("{account}", account)
+        .replace("{region}", region)
+        .replace("{name}", name)
+}
+
+/// Reads, parses and validates a platform file. No network access.
+pub fn load(path: &Path) -> Result<Platform, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_bytes(path, &bytes)
+}
+
+/// Parses and validates the bytes of a platform file that was read from `path`.
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Platform, ConfigError> {
+    let (text, file) = parse::parse(path, bytes)?;
+    validate::validate(path, &text, file)
+}

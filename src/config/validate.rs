@@ -1,0 +1,491 @@
+//! Semantic checks of a parsed platform file and the defaults it gets.
+//!
+//! Every check that fails adds a [`Diagnostic`] at the value's own location; all of them are
+//! reported together. The rules follow the AWS limits (S3 bucket naming, IAM names, tag
+//! limits) so that a file that validates is never refused by an API for its shape.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_saphyr::Spanned;
+
+use super::diagnostic::{ConfigError, Diagnostic};
+use super::schema::{BucketFile, PlatformFile};
+use super::{BucketPurpose, BucketSettings, OWNER_TAG, Platform, SCHEMA_VERSION, expand_name};
+
+/// Most tags an S3 bucket or IAM role can carry, less the ownership tag.
+const MAX_USER_TAGS: usize = 49;
+/// A placeholder account of the right length, to check name lengths before the account is known.
+const SAMPLE_ACCOUNT: &str = "000000000000";
+
+pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform, ConfigError> {
+    let mut problems = Vec::new();
+    let mut report = |spanned_line: usize, column: usize, message: String, hint: &str| {
+        let mut diagnostic = Diagnostic::new(spanned_line, column, message);
+        if !hint.is_empty() {
+            diagnostic = diagnostic.with_hint(hint);
+        }
+        problems.push(diagnostic);
+    };
+    let at = |spanned: &Spanned<String>| {
+        (
+            spanned.referenced.line() as usize,
+            spanned.referenced.column() as usize,
+        )
+    };
+
+    if file.version.value != SCHEMA_VERSION {
+        report(
+            file.version.referenced.line() as usize,
+            file.version.referenced.column() as usize,
+            format!("unsupported schema version `{}`", file.version.value),
+            "this comfyplat reads `version: 1`",
+        );
+    }
+
+    let name = &file.name;
+    if let Err(why) = check_platform_name(&name.value) {
+        let (line, column) = at(name);
+        report(
+            line,
+            column,
+            format!("invalid platform name `{}`: {why}", name.value),
+            "use 2 to 32 lowercase letters, digits and hyphens, starting with a letter, e.g. `studio-a`",
+        );
+    }
+    let region = &file.region;
+    if !is_region(&region.value) {
+        let (line, column) = at(region);
+        report(
+            line,
+            column,
+            format!("`{}` is not an AWS region name", region.value),
+            "use a region code such as `us-west-2` or `eu-central-1`",
+        );
+    }
+    if let Some(account) = &file.account
+        && !(account.value.len() == 12 && account.value.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let (line, column) = at(account);
+        report(
+            line,
+            column,
+            format!("`{}` is not an AWS account id", account.value),
+            "an account id is 12 digits; quote it to keep leading zeros, e.g. `account: \"012345678901\"`",
+        );
+    }
+    let cluster = &file.cluster.name;
+    if !is_cluster_name(&cluster.value) {
+        let (line, column) = at(cluster);
+        report(
+            line,
+            column,
+            format!("`{}` is not a valid EKS cluster name", cluster.value),
+            "EKS cluster names have 1 to 100 letters, digits, hyphens and underscores and start with a letter or digit",
+        );
+    }
+    let node_role = &file.karpenter.node_role;
+    if node_role.value.starts_with("arn:") {
+        let (line, column) = at(node_role);
+        let role_name = node_role.value.rsplit('/').next().unwrap_or_default();
+        report(
+            line,
+            column,
+            "`karpenter.node_role` takes the role name, not its ARN".to_string(),
+            &format!("write `node_role: {role_name}`"),
+        );
+    } else if !is_iam_name(&node_role.value, 64) {
+        let (line, column) = at(node_role);
+        report(
+            line,
+            column,
+            format!("`{}` is not a valid IAM role name", node_role.value),
+            "IAM role names have 1 to 64 letters, digits and `+=,.@_-`",
+        );
+    }
+
+    let mut tags = BTreeMap::new();
+    if file.tags.len() > MAX_USER_TAGS
+        && let Some((key, _)) = file.tags.iter().nth(MAX_USER_TAGS)
+    {
+        let (line, column) = at(&key.0);
+        report(
+            line,
+            column,
+            format!(
+                "{} tags given; at most {MAX_USER_TAGS} are allowed",
+                file.tags.len()
+            ),
+            "S3 buckets and IAM roles take 50 tags, one of which is comfyplat's ownership tag",
+        );
+    }
+    for (key, value) in &file.tags {
+        let (line, column) = at(&key.0);
+        let key_text = &key.0.value;
+        if key_text.starts_with("aws:") || key_text.starts_with("comfyplat:") {
+            report(
+                line,
+                column,
+                format!("tag key `{key_text}` uses a reserved prefix"),
+                &format!(
+                    "`aws:` is reserved by AWS and `comfyplat:` by comfyplat (it sets `{OWNER_TAG}` itself)"
+                ),
+            );
+        } else if key_text.is_empty() || key_text.chars().count() > 128 || !is_tag_text(key_text) {
+            report(
+                line,
+                column,
+                format!("invalid tag key `{key_text}`"),
+                "tag keys have 1 to 128 letters, digits, spaces and `_.:/=+-@`",
+            );
+        }
+        if value.value.chars().count() > 256 || !is_tag_text(&value.value) {
+            let (line, column) = at(value);
+            report(
+                line,
+                column,
+                format!("invalid value for tag `{key_text}`"),
+                "tag values have up to 256 letters, digits, spaces and `_.:/=+-@`",
+            );
+        }
+        tags.insert(key_text.clone(), value.value.clone());
+    }
+
+    let storage = &file.storage;
+    let mut buckets = Vec::new();
+    let mut add_bucket =
+        |id: &str,
+         purpose: BucketPurpose,
+         bucket: &BucketFile,
+         report: &mut dyn FnMut(usize, usize, String, &str)| {
+            let default_template = format!("comfyui-{id}-{{account}}-{{region}}");
+            let template = bucket
+                .name
+                .as_ref()
+                .map(|spanned| spanned.value.clone())
+                .unwrap_or(default_template);
+            let sample = expand_name(
+                &template,
+                SAMPLE_ACCOUNT,
+                &file.region.value,
+                &file.name.value,
+            );
+            let location = bucket.name.as_ref().map(at);
+            if let Err(why) =
+                check_placeholders(&template).and_then(|()| check_bucket_name(&sample))
+            {
+                let (line, column) = location.unwrap_or_else(|| (file.storage_line(), 1));
+                let hint = if location.is_some() {
+                    "S3 bucket names have 3 to 63 lowercase letters, digits, hyphens and dots, and start and end with a letter or digit; `{account}` counts as 12 characters"
+                } else {
+                    "the default name is too long for this platform or region; set `name:` for this bucket"
+                };
+                report(
+                    line,
+                    column,
+                    format!("invalid bucket name `{template}` for `storage.{id}`: {why}"),
+                    hint,
+                );
+            }
+            let mut expire_after_days = None;
+            if let Some(days) = &bucket.expire_after_days {
+                if (1..=36_500).contains(&days.value) {
+                    expire_after_days = u32::try_from(days.value).ok();
+                } else {
+                    report(
+                        days.referenced.line() as usize,
+                        days.referenced.column() as usize,
+                        format!(
+                            "`expire_after_days` must be between 1 and 36500, not {}",
+                            days.value
+                        ),
+                        "leave it out to keep objects forever",
+                    );
+                }
+            }
+            buckets.push((
+                BucketSettings {
+                    id: id.to_string(),
+                    purpose,
+                    name_template: template,
+                    versioning: bucket.versioning.unwrap_or(false),
+                    expire_after_days,
+                },
+                location,
+            ));
+        };
+    add_bucket(
+        "models",
+        BucketPurpose::Models,
+        &storage.models,
+        &mut report,
+    );
+    add_bucket(
+        "outputs",
+        BucketPurpose::Outputs,
+        &storage.outputs,
+        &mut report,
+    );
+    if let Some(inputs) = &storage.inputs {
+        add_bucket("inputs", BucketPurpose::Inputs, inputs, &mut report);
+    }
+    for (key, bucket) in &storage.extra {
+        let id = &key.0.value;
+        if ["models", "outputs", "inputs"].contains(&id.as_str()) || !is_bucket_id(id) {
+            let (line, column) = at(&key.0);
+            report(
+                line,
+                column,
+                format!("invalid extra bucket id `{id}`"),
+                "ids have 1 to 20 lowercase letters, digits and hyphens and differ from `models`, `outputs` and `inputs`",
+            );
+        }
+        add_bucket(id, BucketPurpose::Extra, bucket, &mut report);
+    }
+    let mut seen = BTreeSet::new();
+    for (bucket, location) in &buckets {
+        if !seen.insert(bucket.name_template.clone()) {
+            let (line, column) = location.unwrap_or((file.storage_line(), 1));
+            report(
+                line,
+                column,
+                format!("bucket name `{}` is used twice", bucket.name_template),
+                "every bucket needs its own name",
+            );
+        }
+    }
+
+    if let Some(key) = &storage.kms_key_arn
+        && let Err(why) = check_kms_key_arn(&key.value, &file.region.value)
+    {
+        let (line, column) = at(key);
+        report(
+            line,
+            column,
+            format!("invalid `kms_key_arn`: {why}"),
+            "give the full key ARN, e.g. `arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab` (aliases cannot be scoped in IAM policies)",
+        );
+    }
+
+    if !problems.is_empty() {
+        problems.sort_by_key(|d| (d.line, d.column));
+        return Err(ConfigError::invalid(path, text, problems));
+    }
+    Ok(Platform {
+        path: path.to_path_buf(),
+        name: file.name.value,
+        region: file.region.value,
+        account: file.account.map(|a| a.value),
+        cluster_name: file.cluster.name.value,
+        node_role: file.karpenter.node_role.value,
+        tags,
+        buckets: buckets.into_iter().map(|(bucket, _)| bucket).collect(),
+        kms_key_arn: file.storage.kms_key_arn.map(|k| k.value),
+    })
+}
+
+impl PlatformFile {
+    /// Where problems with defaulted bucket names are reported: the `name` line, since the
+    /// default names are derived from it.
+    fn storage_line(&self) -> usize {
+        self.name.referenced.line() as usize
+    }
+}
+
+fn check_platform_name(name: &str) -> Result<(), &'static str> {
+    let len = name.len();
+    if !(2..=32).contains(&len) {
+        return Err("it must have 2 to 32 characters");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("it must start with a lowercase letter");
+    }
+    if name.ends_with('-') {
+        return Err("it must not end with a hyphen");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err("only lowercase letters, digits and hyphens are allowed");
+    }
+    Ok(())
+}
+
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+fn is_cluster_name(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn is_iam_name(name: &str, max: usize) -> bool {
+    (1..=max).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+fn is_tag_text(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
+}
+
+fn is_bucket_id(id: &str) -> bool {
+    (1..=20).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn check_placeholders(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else {
+            return Err("`{` without a closing `}`".to_string());
+        };
+        let placeholder = &rest[start..start + end + 1];
+        if !["{account}", "{region}", "{name}"].contains(&placeholder) {
+            return Err(format!(
+                "unknown placeholder `{placeholder}` (use `{{account}}`, `{{region}}` or `{{name}}`)"
+            ));
+        }
+        rest = &rest[start + end + 1..];
+    }
+    if rest.contains('}') {
+        return Err("`}` without an opening `{`".to_string());
+    }
+    Ok(())
+}
+
+/// The S3 general purpose bucket naming rules.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let len = name.len();
+    if len < 3 {
+        return Err("it is shorter than 3 characters".to_string());
+    }
+    if len > 63 {
+        return Err(format!("it is {len} characters long; the limit is 63"));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
+        return Err(format!(
+            "`{bad}` is not allowed (only lowercase letters, digits, `-` and `.`)"
+        ));
+    }
+    let first_last_ok =
+        |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !first_last_ok(name.chars().next()) || !first_last_ok(name.chars().last()) {
+        return Err("it must start and end with a letter or digit".to_string());
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return Err("dots may not be next to each other or to a hyphen".to_string());
+    }
+    if name.split('.').count() == 4
+        && name
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("it must not look like an IP address".to_string());
+    }
+    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(prefix) {
+            return Err(format!("the prefix `{prefix}` is reserved"));
+        }
+    }
+    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+        if name.ends_with(suffix) {
+            return Err(format!("the suffix `{suffix}` is reserved"));
+        }
+    }
+    Ok(())
+}
+
+fn check_kms_key_arn(arn: &str, region: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "kms" {
+        return Err(format!("`{arn}` is not a KMS key ARN"));
+    }
+    if parts[3] != region {
+        return Err(format!(
+            "the key is in `{}` but the buckets are in `{region}`; S3 needs a key in the bucket's region",
+            parts[3]
+        ));
+    }
+    if !(parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!("`{}` is not an account id", parts[4]));
+    }
+    match parts[5].strip_prefix("key/") {
+        Some(id) if !id.is_empty() => Ok(()),
+        _ => Err("the resource must be `key/<key id>`, not an alias".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_the_s3_rules() {
+        assert!(check_bucket_name("comfyui-models-123456789012-us-west-2").is_ok());
+        assert!(check_bucket_name("ab").is_err());
+        assert!(check_bucket_name(&"a".repeat(64)).is_err());
+        assert!(check_bucket_name(&"a".repeat(63)).is_ok());
+        assert!(check_bucket_name("Upper").is_err());
+        assert!(check_bucket_name("-start").is_err());
+        assert!(check_bucket_name("a..b").is_err());
+        assert!(check_bucket_name("192.168.5.4").is_err());
+        assert!(check_bucket_name("xn--abc").is_err());
+        assert!(check_bucket_name("abc-s3alias").is_err());
+    }
+
+    #[test]
+    fn regions_are_recognised() {
+        for ok in [
+            "us-west-2",
+            "eu-central-1",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in ["uswest2", "us-west", "US-WEST-2", "us--2", "u-west-2"] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_checked() {
+        assert!(check_placeholders("a-{account}-{region}-{name}").is_ok());
+        assert!(check_placeholders("a-{acount}").is_err());
+        assert!(check_placeholders("a-{account").is_err());
+        assert!(check_placeholders("a-account}").is_err());
+    }
+
+    #[test]
+    fn kms_keys_must_be_key_arns_in_the_region() {
+        let key = "arn:aws:kms:us-west-2:123456789012:key/1234abcd";
+        assert!(check_kms_key_arn(key, "us-west-2").is_ok());
+        assert!(check_kms_key_arn(key, "eu-west-1").is_err());
+        assert!(
+            check_kms_key_arn("arn:aws:kms:us-west-2:123456789012:alias/x", "us-west-2").is_err()
+        );
+        assert!(check_kms_key_arn("1234abcd", "us-west-2").is_err());
+    }
+}

@@ -1,0 +1,369 @@
+//! The executor: carries out a [`Plan`] and makes no decision of its own.
+//!
+//! It walks the changes in dependency order (a change starts once every change in its
+//! `after` list succeeded), runs independent ones concurrently up to `parallelism`, retries
+//! transient failures with jittered exponential backoff (on top of the SDK's own retries),
+//! and persists state after every completed step: *before* a create (so an interrupted
+//! create is recognised as ours) and after every success. When a change fails, changes that
+//! wait for it are skipped and reported as such, and independent branches go on. When asked
+//! to stop (Ctrl-C), it starts nothing new and lets running steps finish.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::adapters::{Aws, AwsError};
+use crate::model::Address;
+use crate::planner::{Action, Change, Plan};
+use crate::state::{State, StateError};
+
+/// Attempts of one step on transient errors (each attempt already includes the SDK's retries).
+const STEP_ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// What happens while a plan is applied.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        address: Address,
+        action: Action,
+    },
+    Retrying {
+        address: Address,
+        attempt: u32,
+        delay: Duration,
+        error: String,
+    },
+    Finished {
+        address: Address,
+        action: Action,
+        elapsed: Duration,
+    },
+    Failed {
+        address: Address,
+        action: Action,
+        error: String,
+    },
+    Skipped {
+        address: Address,
+        action: Action,
+        because: Address,
+    },
+    Kept {
+        address: Address,
+    },
+}
+
+/// Receives events; the ui implements it.
+pub trait Reporter: Sync {
+    fn event(&self, event: Event);
+}
+
+/// How each change ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeResult {
+    Done,
+    Failed(String),
+    Skipped {
+        because: Address,
+    },
+    Kept,
+    /// Not started: the apply was interrupted or stopped first.
+    NotStarted,
+}
+
+/// Where a change stands during the walk.
+enum Slot {
+    Waiting,
+    Running,
+    Ended(ChangeResult),
+}
+
+/// The end of an apply.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub results: Vec<(Address, Action, ChangeResult)>,
+    pub interrupted: bool,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        !self.interrupted
+            && self
+                .results
+                .iter()
+                .all(|(_, _, result)| matches!(result, ChangeResult::Done | ChangeResult::Kept))
+    }
+
+    pub fn count(&self, wanted: fn(&ChangeResult) -> bool) -> usize {
+        self.results.iter().filter(|(_, _, r)| wanted(r)).count()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+enum Failure {
+    Aws(AwsError),
+    State(StateError),
+}
+
+pub struct Executor<'a> {
+    pub aws: &'a Aws,
+    pub state: Mutex<&'a mut State>,
+    pub state_path: &'a Path,
+    pub reporter: &'a dyn Reporter,
+    pub parallelism: usize,
+    pub stop: &'a AtomicBool,
+}
+
+impl Executor<'_> {
+    pub async fn run(&self, plan: &Plan) -> Result<Outcome, ExecuteError> {
+        let index: BTreeMap<&Address, usize> = plan
+            .changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (&c.address, i))
+            .collect();
+        let mut results: Vec<Slot> = plan.changes.iter().map(|_| Slot::Waiting).collect();
+        let mut running = FuturesUnordered::new();
+        let mut fatal: Option<StateError> = None;
+        let mut interrupted = false;
+        for (i, change) in plan.changes.iter().enumerate() {
+            if change.action == Action::Keep {
+                self.reporter.event(Event::Kept {
+                    address: change.address.clone(),
+                });
+                results[i] = Slot::Ended(ChangeResult::Kept);
+            }
+        }
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                interrupted = true;
+            }
+            // Skip what waits for a failure; start what is ready.
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for (i, change) in plan.changes.iter().enumerate() {
+                    if !matches!(results[i], Slot::Waiting) {
+                        continue;
+                    }
+                    let waits: Vec<usize> = change
+                        .after
+                        .iter()
+                        .filter_map(|a| index.get(a).copied())
+                        .collect();
+                    if let Some(blocking) = waits.iter().find(|w| {
+                        matches!(
+                            results[**w],
+                            Slot::Ended(ChangeResult::Failed(_) | ChangeResult::Skipped { .. })
+                        )
+                    }) {
+                        let because = match &results[*blocking] {
+                            Slot::Ended(ChangeResult::Skipped { because }) => because.clone(),
+                            _ => plan.changes[*blocking].address.clone(),
+                        };
+                        self.reporter.event(Event::Skipped {
+                            address: change.address.clone(),
+                            action: change.action,
+                            because: because.clone(),
+                        });
+                        results[i] = Slot::Ended(ChangeResult::Skipped { because });
+                        progressed = true;
+                        continue;
+                    }
+                    let ready = waits.iter().all(|w| {
+                        matches!(
+                            results[*w],
+                            Slot::Ended(ChangeResult::Done | ChangeResult::Kept)
+                        )
+                    });
+                    if ready
+                        && !interrupted
+                        && fatal.is_none()
+                        && running.len() < self.parallelism.max(1)
+                    {
+                        results[i] = Slot::Running;
+                        running.push(async move {
+                            (i, self.run_change(change, plan.delete_data).await)
+                        });
+                    }
+                }
+            }
+            let Some((i, result)) = running.next().await else {
+                break;
+            };
+            let change = &plan.changes[i];
+            results[i] = Slot::Ended(match result {
+                Ok(()) => ChangeResult::Done,
+                Err(Failure::Aws(error)) => {
+                    let text = crate::ui::error_chain(&error);
+                    self.reporter.event(Event::Failed {
+                        address: change.address.clone(),
+                        action: change.action,
+                        error: text.clone(),
+                    });
+                    ChangeResult::Failed(text)
+                }
+                Err(Failure::State(error)) => {
+                    let text = crate::ui::error_chain(&error);
+                    fatal = Some(error);
+                    ChangeResult::Failed(text)
+                }
+            });
+        }
+        if let Some(error) = fatal {
+            return Err(error.into());
+        }
+        let results = plan
+            .changes
+            .iter()
+            .zip(results)
+            .map(|(change, slot)| {
+                let result = match slot {
+                    Slot::Ended(result) => result,
+                    Slot::Waiting | Slot::Running => ChangeResult::NotStarted,
+                };
+                (change.address.clone(), change.action, result)
+            })
+            .collect();
+        Ok(Outcome {
+            results,
+            interrupted,
+        })
+    }
+
+    async fn run_change(&self, change: &Change, delete_data: bool) -> Result<(), Failure> {
+        let started = Instant::now();
+        self.reporter.event(Event::Started {
+            address: change.address.clone(),
+            action: change.action,
+        });
+        match (change.action, &change.resource) {
+            (Action::Create, Some(resource)) => {
+                self.persist(|state| {
+                    state.mark_creating(&resource.address, &resource.identity, &resource.depends_on)
+                })?;
+                self.retrying(change, || self.aws.create(resource)).await?;
+                self.persist(|state| {
+                    state.record_applied(
+                        &resource.address,
+                        &resource.identity,
+                        &resource.fields,
+                        &resource.depends_on,
+                    )
+                })?;
+            }
+            (Action::Update, Some(resource)) => {
+                self.retrying(change, || self.aws.update(resource, &change.fields))
+                    .await?;
+                self.persist(|state| {
+                    state.record_applied(
+                        &resource.address,
+                        &resource.identity,
+                        &resource.fields,
+                        &resource.depends_on,
+                    )
+                })?;
+            }
+            (Action::Adopt, Some(resource)) => {
+                self.persist(|state| {
+                    state.record_applied(
+                        &resource.address,
+                        &resource.identity,
+                        &resource.fields,
+                        &resource.depends_on,
+                    )
+                })?;
+            }
+            (Action::Replace, Some(resource)) => {
+                if let Some(previous) = &change.previous {
+                    self.retrying(change, || self.aws.delete(previous, delete_data))
+                        .await?;
+                }
+                self.persist(|state| {
+                    state.mark_creating(&resource.address, &resource.identity, &resource.depends_on)
+                })?;
+                self.retrying(change, || self.aws.create(resource)).await?;
+                self.persist(|state| {
+                    state.record_applied(
+                        &resource.address,
+                        &resource.identity,
+                        &resource.fields,
+                        &resource.depends_on,
+                    )
+                })?;
+            }
+            (Action::Delete, _) => {
+                self.retrying(change, || self.aws.delete(&change.identity, delete_data))
+                    .await?;
+                self.persist(|state| {
+                    state.resources.remove(&change.address);
+                })?;
+            }
+            (Action::Forget, _) => {
+                self.persist(|state| {
+                    state.resources.remove(&change.address);
+                })?;
+            }
+            (Action::Keep, _) => {}
+            (action, None) => {
+                return Err(Failure::Aws(AwsError::new(
+                    format!("failed to {action:?} `{}`", change.address),
+                    crate::adapters::ErrorClass::Rejected,
+                    "the plan carries no resource for this change (a damaged plan file?)",
+                )));
+            }
+        }
+        self.reporter.event(Event::Finished {
+            address: change.address.clone(),
+            action: change.action,
+            elapsed: started.elapsed(),
+        });
+        Ok(())
+    }
+
+    fn persist(&self, update: impl FnOnce(&mut State)) -> Result<(), Failure> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        update(&mut state);
+        state.save(self.state_path).map_err(Failure::State)
+    }
+
+    async fn retrying<F, Fut>(&self, change: &Change, mut step: F) -> Result<(), Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), AwsError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match step().await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_transient() && attempt < STEP_ATTEMPTS => {
+                    let base = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+                    let delay = base.mul_f64(0.5 + fastrand::f64());
+                    self.reporter.event(Event::Retrying {
+                        address: change.address.clone(),
+                        attempt,
+                        delay,
+                        error: crate::ui::error_chain(&error),
+                    });
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(Failure::Aws(error)),
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! What the adapters saw live, in the same terms as the desired resources.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Adopted, Fields, Identity};
+
+/// Who a live resource says it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", content = "value", rename_all = "snake_case")]
+pub enum Owner {
+    /// The value of the `comfyplat:platform` tag (`None`: untagged).
+    Tag(Option<String>),
+    /// No tags on this kind; its name is one only comfyplat gives (an inline policy).
+    Name,
+}
+
+/// A resource that exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Live {
+    /// The managed fields as they are live, in the desired fields' terms.
+    pub fields: Fields,
+    pub owner: Owner,
+    /// For buckets: whether any object (or object version) is stored.
+    #[serde(default)]
+    pub holds_objects: Option<bool>,
+}
+
+/// The live view of one identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Observation {
+    Absent,
+    Present(Live),
+    /// It exists but cannot be used: e.g. the bucket name belongs to another account.
+    Unavailable {
+        reason: String,
+    },
+}
+
+/// Everything observed for one plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub resources: BTreeMap<Identity, Observation>,
+    /// Each adopted thing and whether it exists.
+    pub adopted: Vec<(Adopted, bool)>,
+}

@@ -1,0 +1,234 @@
+//! IAM and bucket policy documents: the ones comfyplat writes, and a normal form so that a
+//! document AWS hands back (reordered, single values unwrapped) compares equal to the one
+//! that was written.
+
+use serde_json::{Value, json};
+
+/// ARN of an S3 bucket.
+pub fn bucket_arn(partition: &str, bucket: &str) -> String {
+    format!("arn:{partition}:s3:::{bucket}")
+}
+
+/// Bucket policy that denies every request not made over TLS.
+pub fn tls_only_bucket_policy(partition: &str, bucket: &str) -> Value {
+    let arn = bucket_arn(partition, bucket);
+    normalize(&json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [arn.clone(), format!("{arn}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+        }]
+    }))
+}
+
+/// Trust policy for a role assumed through EKS Pod Identity, limited to this account.
+pub fn pod_identity_trust_policy(account: &str) -> Value {
+    normalize(&json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "EksPodIdentity",
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+        }]
+    }))
+}
+
+/// Read access to the objects of the given buckets (the GPU nodes' model cache).
+pub fn read_buckets_policy(
+    partition: &str,
+    buckets: &[String],
+    kms_key_arn: Option<&str>,
+) -> Value {
+    let mut statements = vec![
+        json!({
+            "Sid": "ListModels",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": buckets.iter().map(|b| bucket_arn(partition, b)).collect::<Vec<_>>()
+        }),
+        json!({
+            "Sid": "ReadModels",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": buckets.iter().map(|b| format!("{}/*", bucket_arn(partition, b))).collect::<Vec<_>>()
+        }),
+    ];
+    if let Some(key) = kms_key_arn {
+        statements.push(json!({
+            "Sid": "DecryptModels",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": [key]
+        }));
+    }
+    normalize(&json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+/// Read and write access to the objects of the given buckets (the Mountpoint S3 CSI driver).
+pub fn read_write_buckets_policy(
+    partition: &str,
+    buckets: &[String],
+    kms_key_arn: Option<&str>,
+) -> Value {
+    let mut statements = vec![
+        json!({
+            "Sid": "ListBuckets",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": buckets.iter().map(|b| bucket_arn(partition, b)).collect::<Vec<_>>()
+        }),
+        json!({
+            "Sid": "ReadWriteObjects",
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Resource": buckets.iter().map(|b| format!("{}/*", bucket_arn(partition, b))).collect::<Vec<_>>()
+        }),
+    ];
+    if let Some(key) = kms_key_arn {
+        statements.push(json!({
+            "Sid": "EncryptObjects",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": [key]
+        }));
+    }
+    normalize(&json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+/// The normal form of a policy document: list-valued elements are always sorted lists,
+/// single statements are a list, keys are ordered.
+pub fn normalize(document: &Value) -> Value {
+    let mut document = document.clone();
+    if let Some(statement) = document
+        .as_object_mut()
+        .and_then(|object| object.get_mut("Statement"))
+    {
+        if statement.is_object() {
+            *statement = Value::Array(vec![statement.take()]);
+        }
+        if let Some(statements) = statement.as_array_mut() {
+            for statement in statements.iter_mut() {
+                normalize_statement(statement);
+            }
+        }
+    }
+    sort_keys(document)
+}
+
+fn normalize_statement(statement: &mut Value) {
+    let Some(object) = statement.as_object_mut() else {
+        return;
+    };
+    for key in ["Action", "NotAction", "Resource", "NotResource"] {
+        if let Some(value) = object.get_mut(key) {
+            *value = sorted_list(value.take());
+        }
+    }
+    for key in ["Principal", "NotPrincipal"] {
+        if let Some(Value::Object(principals)) = object.get_mut(key) {
+            for value in principals.values_mut() {
+                *value = sorted_list(value.take());
+            }
+        }
+    }
+    if let Some(Value::Object(conditions)) = object.get_mut("Condition") {
+        for operator in conditions.values_mut() {
+            if let Value::Object(keys) = operator {
+                for value in keys.values_mut() {
+                    *value = sorted_list(value.take());
+                }
+            }
+        }
+    }
+}
+
+fn sorted_list(value: Value) -> Value {
+    let mut items = match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    items.sort_by_key(|item| item.to_string());
+    items.dedup();
+    Value::Array(items)
+}
+
+fn sort_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+/// Every `Action` of a document, for least-privilege checks.
+pub fn actions(document: &Value) -> Vec<String> {
+    statements(document)
+        .filter_map(|s| s.get("Action").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Every `Resource` of a document, for least-privilege checks.
+pub fn resources(document: &Value) -> Vec<String> {
+    statements(document)
+        .filter_map(|s| s.get("Resource").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+fn statements(document: &Value) -> impl Iterator<Item = &Value> {
+    document
+        .get("Statement")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_form_ignores_order_and_single_values() {
+        let written = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": "arn:aws:s3:::b/*"}]});
+        let returned = json!({"Statement": {"Resource": ["arn:aws:s3:::b/*"], "Action": ["s3:GetObject", "s3:PutObject"], "Effect": "Allow"}, "Version": "2012-10-17"});
+        assert_eq!(normalize(&written), normalize(&returned));
+    }
+
+    #[test]
+    fn workload_policies_have_no_wildcards() {
+        let buckets = vec!["out".to_string(), "in".to_string()];
+        for document in [
+            read_write_buckets_policy("aws", &buckets, Some("arn:aws:kms:us-west-2:1:key/k")),
+            read_buckets_policy("aws", &buckets[..1], None),
+        ] {
+            assert!(
+                actions(&document).iter().all(|a| !a.contains('*')),
+                "{document}"
+            );
+            assert!(
+                resources(&document)
+                    .iter()
+                    .all(|r| r != "*" && !r.ends_with(":::*")),
+                "{document}"
+            );
+        }
+    }
+}

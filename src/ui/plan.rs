@@ -1,0 +1,368 @@
+//! Terraform-style rendering of a plan and of an apply's outcome. Pure functions of their
+//! input, tested on exact text.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::Style;
+use crate::executor::{ChangeResult, Outcome};
+use crate::planner::{Action, Change, FieldChange, Mode, Plan, Reason};
+
+fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::Create => "+",
+        Action::Update => "~",
+        Action::Replace => "-/+",
+        Action::Delete => "-",
+        Action::Adopt => "=",
+        Action::Forget => "-",
+        Action::Keep => "!",
+    }
+}
+
+fn painted_symbol(action: Action, style: Style) -> String {
+    let text = format!("{:>3}", symbol(action));
+    match action {
+        Action::Create | Action::Adopt => style.green(&text),
+        Action::Update => style.yellow(&text),
+        Action::Replace | Action::Delete | Action::Forget => style.red(&text),
+        Action::Keep => style.cyan(&text),
+    }
+}
+
+fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::Replace => "must be replaced",
+        Action::Delete => "will be destroyed",
+        Action::Adopt => "will be recorded in state",
+        Action::Forget => "will be removed from state",
+        Action::Keep => "will be kept",
+    }
+}
+
+pub fn reason_text(reason: &Reason) -> String {
+    match reason {
+        Reason::NotInState => "not in state".to_string(),
+        Reason::IncompleteCreate => {
+            "an earlier apply was interrupted while creating it".to_string()
+        }
+        Reason::DeletedOutside => "it was deleted outside comfyplat".to_string(),
+        Reason::FoundOwned => {
+            "it exists with this platform's ownership tag but was missing from state".to_string()
+        }
+        Reason::ConfigChanged => "platform.yaml changed".to_string(),
+        Reason::Drifted => "changed outside comfyplat; repairing".to_string(),
+        Reason::IdentityChanged { before } => format!("its name or region changed from {before}"),
+        Reason::NotInConfig => "no longer in platform.yaml".to_string(),
+        Reason::Destroying => String::new(),
+        Reason::AlreadyGone => "it no longer exists".to_string(),
+        Reason::HoldsData => {
+            "it holds objects; pass --delete-data to delete it with its objects".to_string()
+        }
+    }
+}
+
+/// The whole plan as text.
+pub fn render_plan(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    let what = match plan.mode {
+        Mode::Apply => "plan",
+        Mode::Destroy => "destroy plan",
+    };
+    let _ = writeln!(
+        out,
+        "comfyplat {what} for platform `{}` in account {}, {}",
+        plan.platform, plan.account, plan.region
+    );
+
+    if !plan.drift.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.bold(
+                "Objects changed outside comfyplat since the last apply (last applied -> live):"
+            )
+        );
+        for drift in &plan.drift {
+            let _ = writeln!(
+                out,
+                "\n  {} {}",
+                style.bold(&drift.address.to_string()),
+                style.dim(&format!("({})", drift.identity))
+            );
+            if drift.gone {
+                let _ = writeln!(out, "      {} deleted", style.red("-"));
+            }
+            for field in &drift.fields {
+                render_field(&mut out, field, style);
+            }
+        }
+    }
+
+    if !plan.has_changes() && !plan.changes.iter().any(|c| c.action == Action::Keep) {
+        let _ = writeln!(out, "\nNo changes. The platform matches platform.yaml.");
+        return out;
+    }
+
+    let mut used: Vec<Action> = plan.changes.iter().map(|c| c.action).collect();
+    used.sort();
+    used.dedup();
+    let legend: Vec<String> = used
+        .iter()
+        .map(|action| {
+            let name = match action {
+                Action::Create => "create",
+                Action::Update => "update in place",
+                Action::Replace => "destroy and then create replacement",
+                Action::Delete => "destroy",
+                Action::Adopt => "record in state (no change)",
+                Action::Forget => "remove from state (already gone)",
+                Action::Keep => "keep (holds data)",
+            };
+            format!("  {} {name}", symbol(*action))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nResource actions are indicated with the following symbols:\n{}",
+        legend.join("\n")
+    );
+    let _ = writeln!(out, "\ncomfyplat will perform the following actions:");
+    for change in &plan.changes {
+        render_change(&mut out, change, style);
+    }
+    let summary = plan.summary();
+    let mut line = format!(
+        "\nPlan: {} to add, {} to change, {} to destroy.",
+        summary.add, summary.change, summary.destroy
+    );
+    if summary.forget > 0 {
+        let _ = write!(line, " {} to remove from state.", summary.forget);
+    }
+    if summary.keep > 0 {
+        let _ = write!(line, " {} kept because it holds data.", summary.keep);
+    }
+    let _ = writeln!(out, "{}", style.bold(&line));
+    out
+}
+
+fn render_change(out: &mut String, change: &Change, style: Style) {
+    let reasons: Vec<String> = change
+        .reasons
+        .iter()
+        .map(reason_text)
+        .filter(|r| !r.is_empty())
+        .collect();
+    let because = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.join("; "))
+    };
+    let _ = writeln!(
+        out,
+        "\n  {} {} {}{}",
+        style.dim("#"),
+        style.bold(&change.address.to_string()),
+        verb(change.action),
+        because
+    );
+    let _ = writeln!(
+        out,
+        "{} {} {}",
+        painted_symbol(change.action, style),
+        change.identity.kind().noun(),
+        change.identity
+    );
+    for field in &change.fields {
+        render_field(out, field, style);
+    }
+}
+
+fn render_field(out: &mut String, field: &FieldChange, style: Style) {
+    let indent = "      ";
+    match (&field.before, &field.after) {
+        (None, Some(after)) => {
+            let _ = writeln!(
+                out,
+                "{indent}{} {} = {}",
+                style.green("+"),
+                field.path,
+                inline(after, indent)
+            );
+        }
+        (Some(before), None) => {
+            let _ = writeln!(
+                out,
+                "{indent}{} {} = {}",
+                style.red("-"),
+                field.path,
+                inline(before, indent)
+            );
+        }
+        (Some(before), Some(after)) if is_document(before) && is_document(after) => {
+            let _ = writeln!(out, "{indent}{} {} = {{", style.yellow("~"), field.path);
+            for line in line_diff(&pretty(before), &pretty(after)) {
+                let _ = match line {
+                    DiffLine::Same(text) => writeln!(out, "{indent}      {text}"),
+                    DiffLine::Removed(text) => {
+                        writeln!(out, "{indent}    {} {text}", style.red("-"))
+                    }
+                    DiffLine::Added(text) => {
+                        writeln!(out, "{indent}    {} {text}", style.green("+"))
+                    }
+                };
+            }
+            let _ = writeln!(out, "{indent}  }}");
+        }
+        (Some(before), Some(after)) => {
+            let _ = writeln!(
+                out,
+                "{indent}{} {}: {} -> {}",
+                style.yellow("~"),
+                field.path,
+                inline(before, indent),
+                inline(after, indent)
+            );
+        }
+        (None, None) => {}
+    }
+}
+
+fn is_document(value: &Value) -> bool {
+    value.is_object() || value.is_array()
+}
+
+fn pretty(value: &Value) -> Vec<String> {
+    serde_json::to_string_pretty(value)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A value on one line, or a JSON document indented under the field.
+fn inline(value: &Value, indent: &str) -> String {
+    if is_document(value) {
+        pretty(value).join(&format!("\n{indent}    "))
+    } else {
+        value.to_string()
+    }
+}
+
+enum DiffLine {
+    Same(String),
+    Removed(String),
+    Added(String),
+}
+
+/// A line diff by longest common subsequence (documents are small).
+fn line_diff(before: &[String], after: &[String]) -> Vec<DiffLine> {
+    let (n, m) = (before.len(), after.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if before[i] == after[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut lines = Vec::new();
+    while i < n || j < m {
+        if i < n && j < m && before[i] == after[j] {
+            lines.push(DiffLine::Same(before[i].clone()));
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            lines.push(DiffLine::Added(after[j].clone()));
+            j += 1;
+        } else {
+            lines.push(DiffLine::Removed(before[i].clone()));
+            i += 1;
+        }
+    }
+    lines
+}
+
+/// The summary after an apply or destroy.
+pub fn render_outcome(outcome: &Outcome, style: Style) -> String {
+    let mut out = String::new();
+    let done = outcome.count(|r| matches!(r, ChangeResult::Done));
+    let failed = outcome.count(|r| matches!(r, ChangeResult::Failed(_)));
+    let skipped = outcome.count(|r| matches!(r, ChangeResult::Skipped { .. }));
+    let kept = outcome.count(|r| matches!(r, ChangeResult::Kept));
+    let not_started = outcome.count(|r| matches!(r, ChangeResult::NotStarted));
+    for (address, _, result) in &outcome.results {
+        match result {
+            ChangeResult::Failed(error) => {
+                let _ = writeln!(out, "{} {address}: {error}", style.red("failed:"));
+            }
+            ChangeResult::Skipped { because } => {
+                let _ = writeln!(
+                    out,
+                    "{} {address}: waits for {because}, which did not complete",
+                    style.yellow("skipped:")
+                );
+            }
+            ChangeResult::Kept => {
+                let _ = writeln!(
+                    out,
+                    "{} {address}: it holds objects; run `comfyplat destroy --delete-data` to delete it with its objects",
+                    style.cyan("kept:")
+                );
+            }
+            _ => {}
+        }
+    }
+    let mut line = format!("{done} done");
+    for (count, label) in [
+        (failed, "failed"),
+        (skipped, "skipped"),
+        (kept, "kept"),
+        (not_started, "not started"),
+    ] {
+        if count > 0 {
+            let _ = write!(line, ", {count} {label}");
+        }
+    }
+    let status = if outcome.succeeded() {
+        style.green(&style.bold("Complete:"))
+    } else if outcome.interrupted {
+        style.yellow(&style.bold("Interrupted:"))
+    } else {
+        style.red(&style.bold("Incomplete:"))
+    };
+    let _ = writeln!(out, "{status} {line}.");
+    if !outcome.succeeded() {
+        let _ = writeln!(
+            out,
+            "State records everything that completed; run the same command again to finish."
+        );
+    }
+    out
+}
+
+/// The blockers of a plan, each as `error:` with its `hint:`.
+pub fn render_blockers(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    for blocker in &plan.blockers {
+        let _ = writeln!(
+            out,
+            "{} {}",
+            style.red(&style.bold("error:")),
+            blocker.message
+        );
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            style.cyan(&style.bold("hint:")),
+            blocker.hint
+        );
+    }
+    out
+}

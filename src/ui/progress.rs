@@ -1,0 +1,183 @@
+//! Progress while applying: one spinner per running change with its elapsed time and an
+//! overall bar on a terminal (indicatif); one plain line per event otherwise (CI logs).
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Style, human_duration};
+use crate::executor::{Event, Reporter};
+use crate::model::Address;
+use crate::planner::Action;
+
+fn doing(action: Action) -> &'static str {
+    match action {
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Replace => "replacing",
+        Action::Delete => "destroying",
+        Action::Adopt => "recording",
+        Action::Forget => "forgetting",
+        Action::Keep => "keeping",
+    }
+}
+
+fn done(action: Action) -> &'static str {
+    match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Replace => "replaced",
+        Action::Delete => "destroyed",
+        Action::Adopt => "recorded",
+        Action::Forget => "forgotten",
+        Action::Keep => "kept",
+    }
+}
+
+pub struct ProgressReporter {
+    style: Style,
+    quiet: bool,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    running: Mutex<HashMap<Address, ProgressBar>>,
+}
+
+impl ProgressReporter {
+    /// Bars on a terminal stderr, lines otherwise, nothing but failures when `quiet`.
+    pub fn new(total: usize, style: Style, quiet: bool) -> Self {
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(total as u64));
+            overall.set_style(
+                ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            overall.set_prefix("applying");
+            overall.enable_steady_tick(Duration::from_millis(200));
+            Bars {
+                multi,
+                overall,
+                running: Mutex::new(HashMap::new()),
+            }
+        });
+        ProgressReporter { style, quiet, bars }
+    }
+
+    /// Removes the bars (before printing the summary).
+    pub fn finish(&self) {
+        if let Some(bars) = &self.bars {
+            bars.overall.finish_and_clear();
+            let _ = bars.multi.clear();
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.multi.println(text);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+        }
+    }
+
+    fn take_bar(&self, address: &Address) {
+        if let Some(bars) = &self.bars {
+            let mut running = bars.running.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(bar) = running.remove(address) {
+                bar.finish_and_clear();
+                bars.multi.remove(&bar);
+            }
+            bars.overall.inc(1);
+        }
+    }
+}
+
+impl Reporter for ProgressReporter {
+    fn event(&self, event: Event) {
+        let style = self.style;
+        match event {
+            Event::Started { address, action } => {
+                if self.quiet {
+                    return;
+                }
+                match &self.bars {
+                    Some(bars) => {
+                        let bar = bars.multi.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("  {spinner} {msg} ({elapsed})")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar.set_message(format!("{} {address}", doing(action)));
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bars.running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(address, bar);
+                    }
+                    None => self.line(format!("{address}: {}...", doing(action))),
+                }
+            }
+            Event::Retrying {
+                address,
+                attempt,
+                delay,
+                error,
+            } => {
+                if !self.quiet {
+                    self.line(format!(
+                        "{} {address}: attempt {attempt} failed ({error}); retrying in {}",
+                        style.yellow("retry:"),
+                        human_duration(delay)
+                    ));
+                }
+            }
+            Event::Finished {
+                address,
+                action,
+                elapsed,
+            } => {
+                self.take_bar(&address);
+                if !self.quiet {
+                    self.line(format!(
+                        "{} {address}: {} ({})",
+                        style.green("ok:"),
+                        done(action),
+                        human_duration(elapsed)
+                    ));
+                }
+            }
+            Event::Failed { address, error, .. } => {
+                self.take_bar(&address);
+                self.line(format!("{} {address}: {error}", style.red("failed:")));
+            }
+            Event::Skipped {
+                address, because, ..
+            } => {
+                self.take_bar(&address);
+                self.line(format!(
+                    "{} {address}: waits for {because}",
+                    style.yellow("skipped:")
+                ));
+            }
+            Event::Kept { address } => {
+                self.take_bar(&address);
+                if !self.quiet {
+                    self.line(format!(
+                        "{} {address}: holds objects, not deleted",
+                        style.cyan("kept:")
+                    ));
+                }
+            }
+        }
+    }
+}

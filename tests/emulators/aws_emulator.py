@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""moto in server mode on 127.0.0.1, optionally seeded with the sandbox world.
+
+    python aws_emulator.py --port 0 --ready-file PATH [--seed sandbox|none] [--region us-west-2]
+
+When the server is up and seeding is done, the ready file receives (atomically)
+    {"port": N, "pid": PID, "endpoint": "http://127.0.0.1:N", ...}
+The process then runs until SIGTERM/SIGINT, stops the server and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+# Nothing may ever reach a real AWS endpoint: fake credentials and no profile.
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ.pop("AWS_SESSION_TOKEN", None)
+os.environ.pop("AWS_PROFILE", None)
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# Let moto know the AWS managed IAM policies (AmazonEKSWorkerNodePolicy, ...),
+# as a real account does. Can be overridden by setting it to "false".
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+HOST = "127.0.0.1"
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--seed", choices=["sandbox", "none"], default="sandbox")
+    parser.add_argument("--region", default="us-west-2")
+    args = parser.parse_args(argv)
+
+    from moto.server import ThreadedMotoServer
+
+    import moto_patches
+
+    moto_patches.apply()
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    # Port 0 is handed to the server itself: the kernel picks a free port at
+    # bind time and we read it back, so there is no window in which another
+    # process could take it.
+    server = ThreadedMotoServer(ip_address=HOST, port=args.port, verbose=False)
+    server.start()
+    port = server.get_host_and_port()[1]
+    endpoint = f"http://{HOST}:{port}"
+    print(f"moto listening on {endpoint}", flush=True)
+
+    try:
+        seeded = None
+        if args.seed == "sandbox":
+            from seed import seed_sandbox
+
+            seeded = seed_sandbox(endpoint, args.region)
+            print("seeded sandbox: " + json.dumps(seeded), flush=True)
+        write_json_atomic(
+            args.ready_file,
+            {
+                "port": port,
+                "pid": os.getpid(),
+                "endpoint": endpoint,
+                "region": args.region,
+                "seed": seeded,
+            },
+        )
+    except Exception:
+        traceback.print_exc()
+        server.stop()
+        return 1
+
+    while not stop.wait(3600):
+        pass
+    print("stopping moto", flush=True)
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

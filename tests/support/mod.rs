@@ -1,0 +1,421 @@
+//! Test harness: real emulators on 127.0.0.1, the real comfyplat binary, and the real AWS SDK
+//! to read back what it did.
+//!
+//! - [`Emulator`]: moto in server mode (with the project's fidelity patches), seeded with the
+//!   sandbox world (EKS cluster, Karpenter node role with an unowned inline policy, an unowned
+//!   bucket). One per test, stopped on drop.
+//! - [`Proxy`]: the recording / fault-injecting proxy between comfyplat and moto; its log tells
+//!   how many API calls and how many writes comfyplat made.
+//! - [`Workspace`]: a temporary directory with a platform file and its state.
+//! - [`Reader`]: AWS SDK clients pointed straight at moto, for read-backs and out-of-band edits.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-west-2";
+pub const NODE_ROLE: &str = "KarpenterNodeRole-comfyui-sandbox";
+pub const UNOWNED_BUCKET: &str = "platform-team-datasets-123456789012";
+pub const UNOWNED_NODE_POLICY: &str = "platform-team-existing";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python interpreter of the project's virtualenv (installed on first use).
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let output = Command::new(repo_root().join("scripts/sandbox"))
+                .arg("python")
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run scripts/sandbox python");
+            assert!(output.status.success(), "scripts/sandbox python failed");
+            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+        })
+        .clone()
+}
+
+fn wait_for_ready(file: &Path, child: &mut Child, what: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            return value;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not become ready in 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop(child: &mut Child) {
+    // SIGTERM lets the Python servers shut down cleanly; then make sure.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ready = dir.path().join("aws.json");
+        let log = std::fs::File::create(dir.path().join("aws.log")).expect("log file");
+        let mut child = Command::new(python())
+            .arg(repo_root().join("tests/emulators/aws_emulator.py"))
+            .args([
+                "--port",
+                "0",
+                "--seed",
+                "sandbox",
+                "--region",
+                REGION,
+                "--ready-file",
+            ])
+            .arg(&ready)
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start the AWS emulator");
+        let info = wait_for_ready(&ready, &mut child, "the AWS emulator");
+        let endpoint = info["endpoint"].as_str().expect("endpoint").to_string();
+        Emulator {
+            child,
+            endpoint,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    pub fault_rate: f64,
+    pub fault_seed: u64,
+    pub fault_modes: Option<String>,
+    pub delay_ms: u64,
+}
+
+/// One logged request.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub service: String,
+    pub action: String,
+    pub write: bool,
+    pub status: u16,
+    pub fault: Option<String>,
+}
+
+pub struct Proxy {
+    child: Child,
+    pub endpoint: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, options: ProxyOptions) -> Proxy {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ready = dir.path().join("proxy.json");
+        let log = dir.path().join("requests.jsonl");
+        let output = std::fs::File::create(dir.path().join("proxy.log")).expect("log file");
+        let mut command = Command::new(python());
+        command
+            .arg(repo_root().join("tests/emulators/recording_proxy.py"))
+            .args(["--upstream", upstream, "--port", "0", "--ready-file"])
+            .arg(&ready)
+            .arg("--log")
+            .arg(&log)
+            .args(["--fault-rate", &options.fault_rate.to_string()])
+            .args(["--fault-seed", &options.fault_seed.to_string()])
+            .args(["--delay-ms", &options.delay_ms.to_string()]);
+        if let Some(modes) = &options.fault_modes {
+            command.args(["--fault-modes", modes]);
+        }
+        let mut child = command
+            .stdout(output.try_clone().expect("log file"))
+            .stderr(output)
+            .spawn()
+            .expect("start the proxy");
+        let info = wait_for_ready(&ready, &mut child, "the recording proxy");
+        let endpoint = info["endpoint"].as_str().expect("endpoint").to_string();
+        Proxy {
+            child,
+            endpoint,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Every request logged so far.
+    pub fn requests(&self) -> Vec<Logged> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).expect("log line"))
+            .collect()
+    }
+
+    pub fn writes(&self) -> Vec<Logged> {
+        self.requests().into_iter().filter(|r| r.write).collect()
+    }
+
+    /// Forgets the requests logged so far.
+    pub fn clear(&self) {
+        std::fs::write(&self.log, "").expect("clear the proxy log");
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// A directory with a platform file; state goes to `state/` inside it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub file: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(platform_yaml: &str) -> Workspace {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("platform.yaml");
+        std::fs::write(&file, platform_yaml).expect("write platform.yaml");
+        Workspace { dir, file }
+    }
+
+    /// The sandbox example platform.
+    pub fn sandbox() -> Workspace {
+        Workspace::new(&sandbox_yaml())
+    }
+
+    pub fn write(&self, platform_yaml: &str) {
+        std::fs::write(&self.file, platform_yaml).expect("write platform.yaml");
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.path().join("state/sandbox.json")
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.state_file()).expect("read state");
+        serde_json::from_str(&text).expect("state is JSON")
+    }
+
+    /// A command for the comfyplat binary on this workspace, talking to `endpoint`.
+    pub fn command(&self, endpoint: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_comfyplat"));
+        command
+            .arg("-f")
+            .arg(&self.file)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs comfyplat to the end.
+    pub fn run(&self, endpoint: &str, args: &[&str]) -> Run {
+        let output = self
+            .command(endpoint, args)
+            .output()
+            .expect("run comfyplat");
+        Run::from(output)
+    }
+}
+
+/// The sandbox example with `replace` applied to its text.
+pub fn sandbox_yaml() -> String {
+    std::fs::read_to_string(repo_root().join("examples/sandbox.yaml"))
+        .expect("examples/sandbox.yaml")
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Panics with the whole output unless the exit code is `code`.
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}, got {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// AWS SDK clients pointed straight at the emulator (not through the proxy).
+pub struct Reader {
+    pub runtime: tokio::runtime::Runtime,
+    pub s3: aws_sdk_s3::Client,
+    pub iam: aws_sdk_iam::Client,
+}
+
+impl Reader {
+    pub fn new(endpoint: &str) -> Reader {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let config = runtime.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new(REGION))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "testing", "testing", None, None, "tests",
+                ))
+                .load(),
+        );
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        Reader {
+            runtime,
+            s3,
+            iam: aws_sdk_iam::Client::new(&config),
+        }
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    pub fn bucket_exists(&self, name: &str) -> bool {
+        self.block_on(self.s3.head_bucket().bucket(name).send())
+            .is_ok()
+    }
+
+    pub fn bucket_names(&self) -> Vec<String> {
+        let output = self
+            .block_on(self.s3.list_buckets().send())
+            .expect("list buckets");
+        output
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name().map(str::to_string))
+            .collect()
+    }
+
+    pub fn put_object(&self, bucket: &str, key: &str) {
+        self.block_on(
+            self.s3
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"pixels"))
+                .send(),
+        )
+        .expect("put object");
+    }
+
+    pub fn role_policy_names(&self, role: &str) -> Vec<String> {
+        let output = self
+            .block_on(self.iam.list_role_policies().role_name(role).send())
+            .expect("list role policies");
+        output.policy_names().to_vec()
+    }
+
+    pub fn role_exists(&self, role: &str) -> bool {
+        self.block_on(self.iam.get_role().role_name(role).send())
+            .is_ok()
+    }
+
+    /// A role's inline policy document, decoded.
+    pub fn role_policy(&self, role: &str, policy: &str) -> serde_json::Value {
+        let output = self
+            .block_on(
+                self.iam
+                    .get_role_policy()
+                    .role_name(role)
+                    .policy_name(policy)
+                    .send(),
+            )
+            .expect("get role policy");
+        let decoded = percent_encoding::percent_decode_str(output.policy_document())
+            .decode_utf8()
+            .expect("utf-8")
+            .into_owned();
+        serde_json::from_str(&decoded).expect("policy JSON")
+    }
+}
+
+/// Bucket names of the sandbox platform.
+pub fn bucket(purpose: &str) -> String {
+    format!("comfyui-{purpose}-{ACCOUNT}-{REGION}")
+}
+
+pub const CSI_ROLE: &str = "comfyplat-sandbox-s3-csi";
+pub const NODE_POLICY: &str = "comfyplat-sandbox-models-read";
+
+/// Writes `text` to a file and returns its path.
+pub fn write_file(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).expect("create file");
+    file.write_all(text).expect("write file");
+    path
+}
