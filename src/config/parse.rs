@@ -64,7 +64,13 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(String, PlatformFile), Config
     if let Err(error) =
         serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(&text, options())
     {
-        return Err(fail(&text, to_diagnostic(&error)));
+        let mut diagnostic = to_diagnostic(&error);
+        if diagnostic.hint.is_none() {
+            diagnostic = diagnostic.with_hint(
+                "this is not valid YAML here: check the indentation (spaces, not tabs) and quote values that contain `: `, ` #` or start with `[`, `{`, `*`, `&`, `!`",
+            );
+        }
+        return Err(fail(&text, diagnostic));
     }
     match serde_saphyr::from_str_with_options::<PlatformFile>(&text, options()) {
         Ok(file) => Ok((text, file)),
@@ -113,6 +119,17 @@ fn bare_message(rendered: &str) -> String {
 }
 
 fn friendlier(message: &str) -> String {
+    if let Some(breach) = message.strip_prefix("budget breached: ") {
+        let what = breach.split([' ', '{']).next().unwrap_or_default();
+        return match what {
+            "Documents" => "the file holds more than one YAML document".to_string(),
+            "Aliases" | "Anchors" | "Nodes" | "Events" => {
+                "the file expands to too many values (more than the 20000 a platform file may have); is it an alias bomb?".to_string()
+            }
+            "Depth" => "the file is nested more than 32 levels deep".to_string(),
+            _ => format!("the file is too large or complex to read ({breach})"),
+        };
+    }
     let replaced = [
         ("invalid u32", "expected a whole number"),
         ("invalid i64", "expected a whole number"),
@@ -180,19 +197,19 @@ fn hint_for(message: &str) -> Option<String> {
             other => format!("add `{other}:`; see the platform.yaml reference in the README"),
         });
     }
-    if message.starts_with("budget") || message.contains("alias") {
+    if message.starts_with("budget breached: Documents") {
         return Some(
-            "the file uses too many YAML aliases or is nested too deeply; write the values out"
+            "a platform file holds one YAML document; remove the extra `---` sections".to_string(),
+        );
+    }
+    if message.starts_with("budget") {
+        return Some(
+            "write the values out instead of repeating them through YAML aliases (`*name`)"
                 .to_string(),
         );
     }
     if message.starts_with("duplicate mapping key") {
         return Some("each key may appear once; remove one of them".to_string());
-    }
-    if message.contains("multiple documents") || message.contains("More than one") {
-        return Some(
-            "a platform file holds one YAML document; remove the extra `---` sections".to_string(),
-        );
     }
     None
 }

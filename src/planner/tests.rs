@@ -1,1 +1,460 @@
+//! The planner on constructed inputs: no server, exact expectations.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+use crate::config;
+use crate::model::{self, Live, Observation, Observed, Owner};
+use crate::state::State;
+
+const YAML: &str = "version: 1
+name: studio
+region: us-west-2
+cluster:
+  name: comfyui
+karpenter:
+  node_role: NodeRole
+tags:
+  team: art
+storage:
+  outputs:
+    expire_after_days: 30
+  inputs: {}
+";
+
+fn environment() -> Environment {
+    Environment {
+        account: "111122223333".to_string(),
+        partition: "aws".to_string(),
+        region: "us-west-2".to_string(),
+    }
+}
+
+fn desired_from(yaml: &str) -> Desired {
+    let platform =
+        config::from_bytes(Path::new("platform.yaml"), yaml.as_bytes()).expect("valid platform");
+    model::desired(&platform, &environment())
+}
+
+fn desired() -> Desired {
+    desired_from(YAML)
+}
+
+fn absent_world(desired: &Desired) -> Observed {
+    Observed {
+        resources: desired
+            .resources
+            .iter()
+            .map(|r| (r.identity.clone(), Observation::Absent))
+            .collect(),
+        adopted: desired.adopted.iter().map(|a| (a.clone(), true)).collect(),
+    }
+}
+
+/// The world and state right after a successful apply of `desired`.
+fn applied(desired: &Desired) -> (State, Observed) {
+    let mut state = State::new("studio", "us-west-2");
+    state.serial = 3;
+    let mut observed = absent_world(desired);
+    for resource in &desired.resources {
+        state.record_applied(
+            &resource.address,
+            &resource.identity,
+            &resource.fields,
+            &resource.depends_on,
+        );
+        let owner = match resource.identity {
+            Identity::IamRolePolicy { .. } => Owner::Name,
+            _ => Owner::Tag(Some("studio".to_string())),
+        };
+        observed.resources.insert(
+            resource.identity.clone(),
+            Observation::Present(Live {
+                fields: resource.fields.clone(),
+                owner,
+                holds_objects: resource.identity.holds_data().then_some(false),
+            }),
+        );
+    }
+    (state, observed)
+}
+
+fn live_mut<'a>(observed: &'a mut Observed, desired: &Desired, address: &str) -> &'a mut Live {
+    let identity = &desired
+        .get(&Address::new(address))
+        .expect("resource")
+        .identity;
+    match observed.resources.get_mut(identity) {
+        Some(Observation::Present(live)) => live,
+        _ => panic!("{address} is not present"),
+    }
+}
+
+const APPLY: Options = Options {
+    mode: Mode::Apply,
+    delete_data: false,
+};
+const DESTROY: Options = Options {
+    mode: Mode::Destroy,
+    delete_data: false,
+};
+
+fn actions(plan: &Plan) -> Vec<(String, Action)> {
+    plan.changes
+        .iter()
+        .map(|c| (c.address.to_string(), c.action))
+        .collect()
+}
+
+#[test]
+fn an_empty_world_is_created_in_dependency_order() {
+    let desired = desired();
+    let plan = plan(
+        &desired,
+        &State::new("studio", "us-west-2"),
+        &absent_world(&desired),
+        APPLY,
+        &environment(),
+    );
+    assert_eq!(
+        plan.summary(),
+        Summary {
+            add: 6,
+            ..Summary::default()
+        }
+    );
+    assert!(plan.blockers.is_empty() && plan.drift.is_empty());
+    let position = |address: &str| {
+        plan.changes
+            .iter()
+            .position(|c| c.address.0 == address)
+            .expect("change")
+    };
+    for (before, after) in [
+        ("s3.bucket.outputs", "iam.role_policy.s3_csi_driver"),
+        ("s3.bucket.inputs", "iam.role_policy.s3_csi_driver"),
+        ("iam.role.s3_csi_driver", "iam.role_policy.s3_csi_driver"),
+        ("s3.bucket.models", "iam.role_policy.node_models_read"),
+    ] {
+        assert!(
+            position(before) < position(after),
+            "{before} must come before {after}"
+        );
+    }
+    let csi = &plan.changes[position("iam.role_policy.s3_csi_driver")];
+    assert_eq!(
+        csi.after,
+        vec![
+            Address::new("iam.role.s3_csi_driver"),
+            Address::new("s3.bucket.inputs"),
+            Address::new("s3.bucket.outputs")
+        ]
+    );
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| c.reasons == vec![Reason::NotInState])
+    );
+}
+
+#[test]
+fn nothing_to_do_after_an_apply_and_the_plan_is_deterministic() {
+    let desired = desired();
+    let (state, observed) = applied(&desired);
+    let first = plan(&desired, &state, &observed, APPLY, &environment());
+    assert!(!first.has_changes(), "{:?}", actions(&first));
+    assert!(first.changes.is_empty() && first.drift.is_empty() && first.blockers.is_empty());
+    assert_eq!(
+        first,
+        plan(&desired, &state, &observed, APPLY, &environment())
+    );
+}
+
+#[test]
+fn a_changed_setting_is_one_update_of_one_field() {
+    let (state, observed) = applied(&desired());
+    let desired = desired_from(&YAML.replace("expire_after_days: 30", "expire_after_days: 7"));
+    let plan = plan(&desired, &state, &observed, APPLY, &environment());
+    assert_eq!(
+        actions(&plan),
+        vec![("s3.bucket.outputs".to_string(), Action::Update)]
+    );
+    assert_eq!(plan.changes[0].reasons, vec![Reason::ConfigChanged]);
+    assert_eq!(
+        plan.changes[0].fields,
+        vec![FieldChange {
+            path: "lifecycle.expiration_days".to_string(),
+            before: Some(json!(30)),
+            after: Some(json!(7)),
+        }]
+    );
+    assert!(plan.drift.is_empty());
+}
+
+#[test]
+fn drift_is_reported_apart_from_the_repair() {
+    let desired = desired();
+    let (state, mut observed) = applied(&desired);
+    let live = live_mut(&mut observed, &desired, "s3.bucket.models");
+    live.fields.remove("policy");
+    live.fields.insert("tags.intruder".to_string(), json!("x"));
+    let plan = plan(&desired, &state, &observed, APPLY, &environment());
+    assert_eq!(
+        actions(&plan),
+        vec![("s3.bucket.models".to_string(), Action::Update)]
+    );
+    assert_eq!(plan.changes[0].reasons, vec![Reason::Drifted]);
+    assert_eq!(plan.drift.len(), 1);
+    let paths: Vec<&str> = plan.drift[0]
+        .fields
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(paths, vec!["policy", "tags.intruder"]);
+    // Drift runs from last applied to live; the change from live to desired.
+    assert!(plan.drift[0].fields[0].after.is_none());
+    assert!(
+        plan.changes[0].fields[0].before.is_none() && plan.changes[0].fields[0].after.is_some()
+    );
+    assert!(plan.changes[0].fields[1].after.is_none());
+}
+
+#[test]
+fn a_resource_deleted_outside_is_recreated_and_reported_as_gone() {
+    let desired = desired();
+    let (state, mut observed) = applied(&desired);
+    let identity = desired
+        .get(&Address::new("iam.role.s3_csi_driver"))
+        .expect("role")
+        .identity
+        .clone();
+    observed.resources.insert(identity, Observation::Absent);
+    let plan = plan(&desired, &state, &observed, APPLY, &environment());
+    assert_eq!(
+        actions(&plan),
+        vec![("iam.role.s3_csi_driver".to_string(), Action::Create)]
+    );
+    assert_eq!(plan.changes[0].reasons, vec![Reason::DeletedOutside]);
+    assert!(plan.drift[0].gone);
+}
+
+#[test]
+fn owned_resources_missing_from_state_are_adopted_and_foreign_ones_block() {
+    let desired = desired();
+    let (_, mut observed) = applied(&desired);
+    live_mut(&mut observed, &desired, "s3.bucket.inputs").owner = Owner::Tag(None);
+    live_mut(&mut observed, &desired, "s3.bucket.models").owner =
+        Owner::Tag(Some("other".to_string()));
+    let plan = plan(
+        &desired,
+        &State::new("studio", "us-west-2"),
+        &observed,
+        APPLY,
+        &environment(),
+    );
+    let adopted: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Adopt)
+        .map(|c| c.address.to_string())
+        .collect();
+    assert_eq!(adopted.len(), 4, "{adopted:?}");
+    assert_eq!(plan.blockers.len(), 2);
+    assert!(
+        plan.blockers[0]
+            .message
+            .contains("not owned by platform `studio`")
+    );
+    assert!(
+        plan.blockers
+            .iter()
+            .any(|b| b.message.contains("belongs to comfyplat platform `other`"))
+    );
+}
+
+#[test]
+fn an_interrupted_create_is_finished() {
+    let desired = desired();
+    let (mut state, mut observed) = applied(&desired);
+    let address = Address::new("s3.bucket.outputs");
+    let identity = desired.get(&address).expect("outputs").identity.clone();
+    state.mark_creating(&address, &identity, &[]);
+    // Created, but killed before any setting was written: no tags, nothing.
+    let live = live_mut(&mut observed, &desired, "s3.bucket.outputs");
+    live.fields.clear();
+    live.owner = Owner::Tag(None);
+    let plan = plan(&desired, &state, &observed, APPLY, &environment());
+    assert_eq!(
+        actions(&plan),
+        vec![("s3.bucket.outputs".to_string(), Action::Update)]
+    );
+    assert_eq!(plan.changes[0].reasons, vec![Reason::IncompleteCreate]);
+    assert!(plan.blockers.is_empty());
+}
+
+#[test]
+fn removing_a_bucket_with_data_blocks_apply_and_is_kept_by_destroy() {
+    let full = desired();
+    let (state, mut observed) = applied(&full);
+    live_mut(&mut observed, &full, "s3.bucket.inputs").holds_objects = Some(true);
+    let without_inputs = desired_from(&YAML.replace("  inputs: {}\n", ""));
+
+    let blocked = plan(&without_inputs, &state, &observed, APPLY, &environment());
+    assert!(actions(&blocked).contains(&("s3.bucket.inputs".to_string(), Action::Delete)));
+    assert_eq!(blocked.blockers.len(), 1);
+    assert!(blocked.blockers[0].hint.contains("--delete-data"));
+    let delete = blocked
+        .changes
+        .iter()
+        .find(|c| c.address.0 == "s3.bucket.inputs")
+        .expect("delete");
+    assert_eq!(
+        delete.after,
+        vec![Address::new("iam.role_policy.s3_csi_driver")],
+        "the policy stops naming it first"
+    );
+
+    let allowed = plan(
+        &without_inputs,
+        &state,
+        &observed,
+        Options {
+            mode: Mode::Apply,
+            delete_data: true,
+        },
+        &environment(),
+    );
+    assert!(allowed.blockers.is_empty());
+
+    let destroy = plan(&full, &state, &observed, DESTROY, &environment());
+    assert!(destroy.blockers.is_empty());
+    let inputs = destroy
+        .changes
+        .iter()
+        .find(|c| c.address.0 == "s3.bucket.inputs")
+        .expect("inputs");
+    assert_eq!(inputs.action, Action::Keep);
+    assert_eq!(
+        destroy.summary(),
+        Summary {
+            destroy: 5,
+            keep: 1,
+            ..Summary::default()
+        }
+    );
+}
+
+#[test]
+fn destroy_deletes_dependents_first() {
+    let desired = desired();
+    let (state, observed) = applied(&desired);
+    let plan = plan(&desired, &state, &observed, DESTROY, &environment());
+    let order: Vec<String> = plan.changes.iter().map(|c| c.address.to_string()).collect();
+    let position = |address: &str| order.iter().position(|a| a == address).expect("address");
+    assert!(position("iam.role_policy.s3_csi_driver") < position("iam.role.s3_csi_driver"));
+    assert!(position("iam.role_policy.s3_csi_driver") < position("s3.bucket.outputs"));
+    assert!(position("iam.role_policy.node_models_read") < position("s3.bucket.models"));
+    let role = &plan.changes[position("iam.role.s3_csi_driver")];
+    assert_eq!(
+        role.after,
+        vec![Address::new("iam.role_policy.s3_csi_driver")]
+    );
+}
+
+#[test]
+fn a_renamed_bucket_is_replaced() {
+    let (state, observed) = applied(&desired());
+    let renamed = desired_from(&YAML.replace(
+        "  inputs: {}\n",
+        "  inputs:\n    name: studio-inputs-{account}\n",
+    ));
+    let plan = plan(&renamed, &state, &observed, APPLY, &environment());
+    let replace = plan
+        .changes
+        .iter()
+        .find(|c| c.address.0 == "s3.bucket.inputs")
+        .expect("inputs");
+    assert_eq!(replace.action, Action::Replace);
+    assert_eq!(
+        replace.previous,
+        Some(Identity::S3Bucket {
+            name: "comfyui-inputs-111122223333-us-west-2".to_string(),
+            region: "us-west-2".to_string()
+        })
+    );
+    assert!(
+        actions(&plan).contains(&("iam.role_policy.s3_csi_driver".to_string(), Action::Update))
+    );
+}
+
+#[test]
+fn a_missing_adopted_role_blocks_apply_but_not_destroy() {
+    let desired = desired();
+    let mut observed = absent_world(&desired);
+    observed.adopted = desired.adopted.iter().map(|a| (a.clone(), false)).collect();
+    let state = State::new("studio", "us-west-2");
+    let blocked = plan(&desired, &state, &observed, APPLY, &environment());
+    assert_eq!(blocked.blockers.len(), 1);
+    assert!(
+        blocked.blockers[0]
+            .message
+            .contains("IAM role `NodeRole` named by `karpenter.node_role` does not exist")
+    );
+    assert!(
+        plan(&desired, &state, &observed, DESTROY, &environment())
+            .blockers
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_state_entry_already_gone_is_forgotten() {
+    let desired = desired();
+    let (state, mut observed) = applied(&desired);
+    let without_inputs = desired_from(&YAML.replace("  inputs: {}\n", ""));
+    let identity = desired
+        .get(&Address::new("s3.bucket.inputs"))
+        .expect("inputs")
+        .identity
+        .clone();
+    observed.resources.insert(identity, Observation::Absent);
+    let plan = plan(&without_inputs, &state, &observed, APPLY, &environment());
+    let forget = plan
+        .changes
+        .iter()
+        .find(|c| c.address.0 == "s3.bucket.inputs")
+        .expect("inputs");
+    assert_eq!(
+        (forget.action, forget.reasons.clone()),
+        (Action::Forget, vec![Reason::AlreadyGone])
+    );
+}
+
+#[test]
+fn the_rendered_plan_reads_like_terraform() {
+    let full = desired();
+    let (state, mut observed) = applied(&full);
+    live_mut(&mut observed, &full, "s3.bucket.inputs").holds_objects = Some(false);
+    let node_policy = live_mut(&mut observed, &full, "iam.role_policy.node_models_read");
+    node_policy.fields.insert(
+        "document".to_string(),
+        model::policy::normalize(&json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})),
+    );
+    let changed = desired_from(
+        &YAML
+            .replace("expire_after_days: 30", "expire_after_days: 7")
+            .replace("  inputs: {}\n", "")
+            .replace("team: art", "team: art\n  owner: render"),
+    );
+    let plan = plan(&changed, &state, &observed, APPLY, &environment());
+    let text = crate::ui::render_plan(&plan, crate::ui::Style::PLAIN);
+    insta::assert_snapshot!(text);
+    let mut counts = BTreeMap::new();
+    for change in &plan.changes {
+        *counts.entry(change.action).or_insert(0) += 1;
+    }
+    assert_eq!(counts.get(&Action::Delete), Some(&1));
+}

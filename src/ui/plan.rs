@@ -203,7 +203,7 @@ fn render_field(out: &mut String, field: &FieldChange, style: Style) {
             );
         }
         (Some(before), Some(after)) if is_document(before) && is_document(after) => {
-            let _ = writeln!(out, "{indent}{} {} = {{", style.yellow("~"), field.path);
+            let _ = writeln!(out, "{indent}{} {}:", style.yellow("~"), field.path);
             for line in line_diff(&pretty(before), &pretty(after)) {
                 let _ = match line {
                     DiffLine::Same(text) => writeln!(out, "{indent}      {text}"),
@@ -215,7 +215,6 @@ fn render_field(out: &mut String, field: &FieldChange, style: Style) {
                     }
                 };
             }
-            let _ = writeln!(out, "{indent}  }}");
         }
         (Some(before), Some(after)) => {
             let _ = writeln!(
@@ -278,12 +277,12 @@ fn line_diff(before: &[String], after: &[String]) -> Vec<DiffLine> {
             lines.push(DiffLine::Same(before[i].clone()));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            lines.push(DiffLine::Added(after[j].clone()));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
             lines.push(DiffLine::Removed(before[i].clone()));
             i += 1;
+        } else {
+            lines.push(DiffLine::Added(after[j].clone()));
+            j += 1;
         }
     }
     lines

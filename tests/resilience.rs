@@ -1,0 +1,255 @@
+//! What goes wrong in real life: a process killed mid-apply, two applies at once, the wrong
+//! account, and an API that throttles, fails and drops connections.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Buckets and roles that carry this platform's ownership tag, read straight from moto.
+fn owned(reader: &Reader) -> (Vec<String>, Vec<String>) {
+    let buckets = reader
+        .bucket_names()
+        .into_iter()
+        .filter(|name| {
+            reader
+                .block_on(reader.s3.get_bucket_tagging().bucket(name).send())
+                .is_ok_and(|t| {
+                    t.tag_set()
+                        .iter()
+                        .any(|tag| tag.key() == "comfyplat:platform")
+                })
+        })
+        .collect();
+    let roles = reader
+        .block_on(reader.iam.list_roles().send())
+        .expect("roles");
+    let roles = roles
+        .roles()
+        .iter()
+        .map(|r| r.role_name().to_string())
+        .filter(|name| name.starts_with("comfyplat-"))
+        .collect();
+    (buckets, roles)
+}
+
+fn applied_count(workspace: &Workspace) -> usize {
+    std::fs::read_to_string(workspace.state_file())
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|state| {
+            state["resources"].as_object().map(|resources| {
+                resources
+                    .values()
+                    .filter(|r| r["status"] == "applied")
+                    .count()
+            })
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_apply_killed_mid_way_is_finished_by_the_next_without_duplicates() {
+    let emulator = Emulator::start();
+    let slow = Proxy::start(
+        &emulator.endpoint,
+        ProxyOptions {
+            delay_ms: 150,
+            ..ProxyOptions::default()
+        },
+    );
+    let workspace = Workspace::sandbox();
+    let reader = Reader::new(&emulator.endpoint);
+
+    // Kill it (SIGKILL: no chance to clean up) after 1, then after 3 completed resources.
+    for threshold in [1, 3] {
+        let mut child = workspace
+            .command(&slow.endpoint, &["apply", "--yes", "--parallelism", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start apply");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while applied_count(&workspace) < threshold {
+            assert!(
+                child.try_wait().expect("poll").is_none(),
+                "apply finished before it could be killed"
+            );
+            assert!(Instant::now() < deadline, "apply made no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().expect("kill apply");
+        child.wait().expect("reap apply");
+        assert!(
+            applied_count(&workspace) < 6,
+            "killed too late to prove anything"
+        );
+    }
+
+    let run = workspace
+        .run(&emulator.endpoint, &["apply", "--yes"])
+        .expect(0);
+    assert!(run.stderr.contains("Complete:"), "{}", run.stderr);
+    workspace
+        .run(&emulator.endpoint, &["plan", "--detailed-exitcode"])
+        .expect(0);
+    let (buckets, roles) = owned(&reader);
+    assert_eq!(buckets.len(), 3, "{buckets:?}");
+    assert_eq!(roles, vec![CSI_ROLE.to_string()]);
+    assert_eq!(applied_count(&workspace), 6);
+}
+
+#[test]
+fn a_second_apply_stops_at_once_naming_the_holder_of_the_lock() {
+    let emulator = Emulator::start();
+    let slow = Proxy::start(
+        &emulator.endpoint,
+        ProxyOptions {
+            delay_ms: 100,
+            ..ProxyOptions::default()
+        },
+    );
+    let workspace = Workspace::sandbox();
+    let mut first = workspace
+        .command(&slow.endpoint, &["apply", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the first apply");
+    let lock = workspace.dir.path().join("state/sandbox.lock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&lock)
+        .map(|t| t.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first apply never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let started = Instant::now();
+    let second = workspace.run(&slow.endpoint, &["apply", "--yes"]).expect(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the second apply waited instead of stopping"
+    );
+    let holder = format!(
+        "the state is locked by `comfyplat apply` (pid {}",
+        first.id()
+    );
+    assert!(second.stderr.contains(&holder), "{}", second.stderr);
+    assert!(second.stderr.contains("hint:"), "{}", second.stderr);
+
+    assert!(
+        first.wait().expect("wait").success(),
+        "the first apply must finish undisturbed"
+    );
+    let state = workspace.state();
+    assert_eq!(state["resources"].as_object().map(|r| r.len()), Some(6));
+    workspace
+        .run(&emulator.endpoint, &["plan", "--detailed-exitcode"])
+        .expect(0);
+}
+
+#[test]
+fn a_platform_for_another_account_is_refused_before_any_write() {
+    let emulator = Emulator::start();
+    let proxy = Proxy::start(&emulator.endpoint, ProxyOptions::default());
+    let workspace = Workspace::new(
+        &sandbox_yaml().replace("account: \"123456789012\"", "account: \"999999999999\""),
+    );
+    for args in [
+        vec!["apply", "--yes"],
+        vec!["plan"],
+        vec!["destroy", "--yes"],
+    ] {
+        let run = workspace.run(&proxy.endpoint, &args).expect(1);
+        assert!(
+            run.stderr.contains(
+                "names account 999999999999, but the credentials belong to account 123456789012"
+            ),
+            "{}",
+            run.stderr
+        );
+    }
+    let calls: Vec<String> = proxy
+        .requests()
+        .iter()
+        .map(|r| format!("{}:{}", r.service, r.action))
+        .collect();
+    assert!(
+        calls.iter().all(|c| c == "sts:GetCallerIdentity"),
+        "only the identity check may run: {calls:?}"
+    );
+    assert!(!workspace.state_file().exists());
+}
+
+#[test]
+fn apply_and_destroy_converge_through_throttling_errors_and_dropped_connections() {
+    let emulator = Emulator::start();
+    let flaky = Proxy::start(
+        &emulator.endpoint,
+        ProxyOptions {
+            fault_rate: 0.2,
+            fault_seed: 7,
+            fault_modes: Some("before,after,reset".to_string()),
+            ..ProxyOptions::default()
+        },
+    );
+    let workspace = Workspace::sandbox();
+    let reader = Reader::new(&emulator.endpoint);
+
+    workspace
+        .run(&flaky.endpoint, &["apply", "--yes"])
+        .expect(0);
+    let faults = flaky
+        .requests()
+        .iter()
+        .filter(|r| r.fault.is_some())
+        .count();
+    let total = flaky.requests().len();
+    assert!(
+        faults * 10 >= total,
+        "expected about 20% faults, got {faults} of {total}"
+    );
+    for mode in ["before", "after", "reset"] {
+        assert!(
+            flaky
+                .requests()
+                .iter()
+                .any(|r| r.fault.as_deref() == Some(mode)),
+            "no `{mode}` fault was injected"
+        );
+    }
+    workspace
+        .run(&emulator.endpoint, &["plan", "--detailed-exitcode"])
+        .expect(0);
+    let (buckets, roles) = owned(&reader);
+    assert_eq!(buckets.len(), 3, "{buckets:?}");
+    assert_eq!(roles, vec![CSI_ROLE.to_string()]);
+
+    // Changes and destroy converge too.
+    workspace.write(&sandbox_yaml().replace("expire_after_days: 30", "expire_after_days: 3"));
+    workspace
+        .run(&flaky.endpoint, &["apply", "--yes"])
+        .expect(0);
+    workspace
+        .run(&emulator.endpoint, &["plan", "--detailed-exitcode"])
+        .expect(0);
+    workspace
+        .run(&flaky.endpoint, &["destroy", "--yes"])
+        .expect(0);
+    let (buckets, roles) = owned(&reader);
+    assert!(
+        buckets.is_empty() && roles.is_empty(),
+        "{buckets:?} {roles:?}"
+    );
+    assert_eq!(
+        reader.role_policy_names(NODE_ROLE),
+        vec![UNOWNED_NODE_POLICY.to_string()]
+    );
+}
