@@ -374,3 +374,20 @@ fn several_problems_are_reported_together_each_at_its_place() {
         );
     }
 }
+
+#[test]
+fn the_shipped_platform_files_are_valid() {
+    for file in ["platform.yaml", "examples/sandbox.yaml"] {
+        let path = repo_root().join(file);
+        let run = Run::from(
+            std::process::Command::new(env!("CARGO_BIN_EXE_comfyplat"))
+                .arg("-f")
+                .arg(&path)
+                .arg("validate")
+                .output()
+                .expect("run comfyplat"),
+        );
+        assert_eq!(run.code, 0, "{file}: {}", run.stderr);
+        assert!(run.stdout.contains("is valid"), "{file}: {}", run.stdout);
+    }
+}

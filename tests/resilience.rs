@@ -253,3 +253,91 @@ fn apply_and_destroy_converge_through_throttling_errors_and_dropped_connections(
         vec![UNOWNED_NODE_POLICY.to_string()]
     );
 }
+
+#[test]
+fn a_failing_resource_skips_its_dependents_while_independent_branches_complete() {
+    let emulator = Emulator::start();
+    let denying = Proxy::start(
+        &emulator.endpoint,
+        ProxyOptions {
+            deny: Some("PutBucketVersioning".to_string()),
+            ..ProxyOptions::default()
+        },
+    );
+    let workspace = Workspace::sandbox();
+    let reader = Reader::new(&emulator.endpoint);
+
+    // Only the models bucket turns versioning on, so only it fails; its policy waits for it.
+    let run = workspace
+        .run(&denying.endpoint, &["apply", "--yes"])
+        .expect(1);
+    assert!(
+        run.stderr
+            .contains("failed: s3.bucket.models: failed to set versioning of S3 bucket"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("AccessDenied"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("skipped: iam.role_policy.node_models_read: waits for s3.bucket.models"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("Incomplete: 4 done, 1 failed, 1 skipped."),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("error: 1 change(s) failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(reader.role_policy_names(NODE_ROLE) == vec![UNOWNED_NODE_POLICY.to_string()]);
+
+    // State records what completed, and the half-made bucket as being created.
+    let listed = workspace
+        .run(&emulator.endpoint, &["state", "list"])
+        .expect(0)
+        .stdout;
+    assert_eq!(listed.lines().count(), 5, "{listed}");
+    assert!(listed.contains("s3.bucket.models\tS3 bucket\tcomfyui-models-123456789012-us-west-2 (us-west-2)\tcreating"), "{listed}");
+    assert!(
+        !listed.contains("iam.role_policy.node_models_read"),
+        "{listed}"
+    );
+    let shown: serde_json::Value = serde_json::from_str(
+        &workspace
+            .run(&emulator.endpoint, &["state", "show", "s3.bucket.outputs"])
+            .expect(0)
+            .stdout,
+    )
+    .expect("state show prints JSON");
+    assert_eq!(shown["status"], "applied");
+    assert_eq!(shown["fields"]["lifecycle.expiration_days"], 30);
+    let missing = workspace
+        .run(&emulator.endpoint, &["state", "show", "s3.bucket.model"])
+        .expect(1);
+    assert!(
+        missing.stderr.contains("did you mean `s3.bucket.models`?"),
+        "{}",
+        missing.stderr
+    );
+
+    // Once the cause is gone, the next apply finishes the job.
+    let run = workspace
+        .run(&emulator.endpoint, &["apply", "--yes"])
+        .expect(0);
+    assert!(
+        run.stdout
+            .contains("Plan: 1 to add, 1 to change, 0 to destroy."),
+        "{}",
+        run.stdout
+    );
+    workspace
+        .run(&emulator.endpoint, &["plan", "--detailed-exitcode"])
+        .expect(0);
+    assert_eq!(owned(&reader).0.len(), 3);
+}

@@ -20,6 +20,8 @@ Faults (probability --fault-rate, deterministic RNG seeded by --fault-seed):
   after   forwarded (the change happens upstream), then the real response is
           replaced by the service's internal error (500)
   reset   not forwarded; the client connection is reset without a response
+--deny ACTION[,ACTION]: those actions always get AccessDenied (403), not forwarded
+(logged with fault "deny"): a permanent failure, for partial-failure tests.
 Requests with header `x-comfyplat-no-fault: 1` are never faulted.
 
 Control endpoint (not logged, not forwarded): GET /__proxy/stats ->
@@ -278,7 +280,9 @@ def classify(method: str, path: str, query: dict, headers, body: bytes):
 
 
 def fault_response(service: str, kind: str):
-    """kind: 'throttle' or 'internal'. Returns (status, headers, body)."""
+    """kind: 'throttle', 'internal' or 'deny'. Returns (status, headers, body)."""
+    if kind == "deny":
+        return deny_response(service)
     if service == "s3":
         if kind == "throttle":
             code, msg, status = "SlowDown", "Please reduce your request rate.", 503
@@ -336,6 +340,28 @@ def fault_response(service: str, kind: str):
     )
 
 
+def deny_response(service: str):
+    """A permanent AccessDenied in the service's own shape (no retry will help)."""
+    msg = "User: arn:aws:iam::123456789012:user/test is not authorized to perform this action"
+    if service == "s3":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>AccessDenied</Code><Message>{msg}</Message>"
+            "<RequestId>fault</RequestId><HostId>fault</HostId></Error>"
+        ).encode()
+        return 403, {"Content-Type": "application/xml"}, body
+    if service in QUERY_XML_NAMESPACES or service == "unknown":
+        ns = QUERY_XML_NAMESPACES.get(service, QUERY_XML_NAMESPACES["iam"])
+        body = (
+            f'<ErrorResponse xmlns="{ns}"><Error><Type>Sender</Type>'
+            f"<Code>AccessDenied</Code><Message>{msg}</Message></Error>"
+            "<RequestId>fault</RequestId></ErrorResponse>"
+        ).encode()
+        return 403, {"Content-Type": "text/xml"}, body
+    body = json.dumps({"message": msg}).encode()
+    return 403, {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException"}, body
+
+
 # --------------------------------------------------------------------------
 # proxy
 # --------------------------------------------------------------------------
@@ -343,7 +369,8 @@ def fault_response(service: str, kind: str):
 
 class ProxyState:
     def __init__(self, upstream: str, log_path: str, fault_rate: float,
-                 fault_seed: int, delay_ms: int, fault_modes: list[str]):
+                 fault_seed: int, delay_ms: int, fault_modes: list[str],
+                 deny: frozenset[str] = frozenset()):
         u = urllib.parse.urlsplit(upstream)
         if u.scheme != "http" or not u.hostname:
             raise ValueError(f"upstream must be http://host:port, got {upstream!r}")
@@ -357,6 +384,7 @@ class ProxyState:
         self.fault_rate = fault_rate
         self.rng = random.Random(fault_seed)
         self.fault_modes = fault_modes
+        self.deny = deny
         self.delay = delay_ms / 1000.0
         self.lock = threading.Lock()
         self.requests = 0
@@ -496,6 +524,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         service, action, write = classify(method, path, query, self.headers, body)
         exempt = self.headers.get("x-comfyplat-no-fault", "").strip() == "1"
         fault, kind = st.decide_fault(exempt)
+        if action in st.deny and not exempt:
+            fault, kind = "before", "deny"
         entry = {
             "ts": time.time(),
             "method": method,
@@ -518,6 +548,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
             if fault == "before":
                 status, headers, fbody = fault_response(service, kind)
                 entry["status"] = status
+                if kind == "deny":
+                    entry["fault"] = "deny"
                 st.record(entry, write, fault)
                 self._send(status, list(headers.items()), fbody, head=head)
                 return
@@ -609,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-seed", type=int, default=1)
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--fault-modes", default="before,after,reset")
+    p.add_argument("--deny", default="", help="comma-separated actions always answered with AccessDenied (not forwarded)")
     args = p.parse_args(argv)
 
     modes = [m.strip() for m in args.fault_modes.split(",") if m.strip()]
@@ -619,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--fault-rate must be within [0, 1]")
 
     state = ProxyState(args.upstream, args.log, args.fault_rate, args.fault_seed,
-                       args.delay_ms, modes)
+                       args.delay_ms, modes,
+                       frozenset(a.strip() for a in args.deny.split(",") if a.strip()))
     server = make_server(state, args.port)
     port = server.server_address[1]
 

@@ -755,3 +755,25 @@ def test_get_bucket_versioning_root_element(emulator):
     body = urllib.request.urlopen(f"{emulator['endpoint']}/{b}?versioning").read().decode()
     assert "<VersioningConfiguration" in body and "<Status>Enabled</Status>" in body, body
     s3.delete_bucket(Bucket=b)
+
+
+def test_deny_is_permanent_and_not_forwarded(tmp_path, emulator):
+    proc, info, log = start_proxy(tmp_path, emulator["endpoint"], name="deny", deny="PutBucketPolicy")
+    try:
+        s3 = client("s3", info["endpoint"])
+        b = "cp-deny-test"
+        create_bucket(s3, b)
+        for _ in range(2):
+            try:
+                s3.put_bucket_policy(Bucket=b, Policy='{"Version":"2012-10-17","Statement":[]}')
+                raise AssertionError("expected AccessDenied")
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "AccessDenied"
+                assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        denied = [r for r in read_log(log) if r["action"] == "PutBucketPolicy"]
+        assert len(denied) == 2 and all(r["fault"] == "deny" and r["upstream_status"] is None for r in denied)
+        direct = client("s3", emulator["endpoint"])
+        assert _error(lambda: direct.get_bucket_policy(Bucket=b))[0] == "NoSuchBucketPolicy"
+        direct.delete_bucket(Bucket=b)
+    finally:
+        proc.stop()

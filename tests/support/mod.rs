@@ -127,6 +127,8 @@ pub struct ProxyOptions {
     pub fault_seed: u64,
     pub fault_modes: Option<String>,
     pub delay_ms: u64,
+    /// Actions always answered with AccessDenied, e.g. `PutBucketPolicy`.
+    pub deny: Option<String>,
 }
 
 /// One logged request.
@@ -166,6 +168,9 @@ impl Proxy {
             .args(["--delay-ms", &options.delay_ms.to_string()]);
         if let Some(modes) = &options.fault_modes {
             command.args(["--fault-modes", modes]);
+        }
+        if let Some(deny) = &options.deny {
+            command.args(["--deny", deny]);
         }
         let mut child = command
             .stdout(output.try_clone().expect("log file"))
