@@ -102,23 +102,24 @@ pub struct ApplyArgs {
     /// A plan saved with `comfyplat plan --out`; applied exactly, refused if stale
     #[arg(value_name = "PLANFILE")]
     pub plan_file: Option<PathBuf>,
-    /// Do not ask for confirmation
-    #[arg(short = 'y', long)]
-    pub yes: bool,
-    /// Allow deleting buckets that still hold objects, with their objects
-    #[arg(long)]
-    pub delete_data: bool,
-    /// How many changes may run at once
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub parallelism: u16,
+    #[command(flatten)]
+    pub execute: ExecuteArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
+    #[command(flatten)]
+    pub execute: ExecuteArgs,
+}
+
+/// What `apply` and `destroy` share.
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
     /// Do not ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// Also delete buckets that hold objects, with their objects (otherwise they are kept)
+    /// Allow deleting buckets that hold objects, with their objects (otherwise apply refuses
+    /// and destroy keeps them)
     #[arg(long)]
     pub delete_data: bool,
     /// How many changes may run at once

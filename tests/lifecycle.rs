@@ -188,6 +188,21 @@ fn fresh_apply_creates_everything_then_plan_is_empty_and_reapply_writes_nothing(
     let mut actions = as_list(&trust["Action"]);
     actions.sort();
     assert_eq!(actions, vec!["sts:AssumeRole", "sts:TagSession"]);
+    let role_tags = reader
+        .block_on(reader.iam.list_role_tags().role_name(CSI_ROLE).send())
+        .expect("role tags");
+    let role_tags: Vec<(&str, &str)> = role_tags
+        .tags()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    for expected in [
+        ("comfyplat:platform", "sandbox"),
+        ("team", "art"),
+        ("cost-center", "sd-platform"),
+    ] {
+        assert!(role_tags.contains(&expected), "{role_tags:?}");
+    }
     let csi = reader.role_policy(CSI_ROLE, "comfyplat-s3-access");
     let node = reader.role_policy(NODE_ROLE, NODE_POLICY);
     for document in [&csi, &node] {

@@ -57,18 +57,7 @@ pub async fn observe_role(aws: &Aws, name: &str) -> Result<Observation, AwsError
             );
         }
     }
-    let owner = tags
-        .iter()
-        .find(|(k, _)| k == OWNER_TAG)
-        .map(|(_, v)| v.clone());
-    for (key, value) in tags {
-        fields.insert(format!("tags.{key}"), Value::String(value));
-    }
-    Ok(Observation::Present(Live {
-        fields,
-        owner: Owner::Tag(owner),
-        holds_objects: None,
-    }))
+    Ok(Observation::Present(Live::tagged(fields, tags, None)))
 }
 
 async fn read_role_tags(

@@ -16,8 +16,7 @@ use aws_sdk_s3::types::{
 use serde_json::{Value, json};
 
 use super::{Aws, AwsError, ErrorClass, aws_error, parse_policy_document};
-use crate::config::OWNER_TAG;
-use crate::model::{Fields, Live, Observation, Owner, field_group, insert_flat, policy, tags_of};
+use crate::model::{Fields, Live, Observation, field_group, insert_flat, policy, tags_of};
 use crate::planner::FieldChange;
 
 /// The id of the one lifecycle rule comfyplat manages.
@@ -95,18 +94,11 @@ pub async fn observe_bucket(aws: &Aws, name: &str, region: &str) -> Result<Obser
     if let Some(days) = lifecycle {
         fields.insert("lifecycle.expiration_days".to_string(), json!(days));
     }
-    let owner = tags
-        .iter()
-        .find(|(k, _)| k == OWNER_TAG)
-        .map(|(_, v)| v.clone());
-    for (key, value) in tags {
-        fields.insert(format!("tags.{key}"), Value::String(value));
-    }
-    Ok(Observation::Present(Live {
+    Ok(Observation::Present(Live::tagged(
         fields,
-        owner: Owner::Tag(owner),
-        holds_objects: Some(holds_objects),
-    }))
+        tags,
+        Some(holds_objects),
+    )))
 }
 
 async fn read_tags(

@@ -13,40 +13,23 @@ use crate::cli::{ApplyArgs, DestroyArgs, Global};
 use crate::executor::{ChangeResult, Executor};
 use crate::planner::{self, Mode, Options, PLAN_FORMAT_VERSION, Plan};
 use crate::state::State;
+use crate::state::lock::StateLock;
 use crate::ui::{ProgressReporter, Style, render_blockers, render_outcome, render_plan};
 
 pub async fn run_apply(global: &Global, args: &ApplyArgs, style: Style) -> anyhow::Result<Exit> {
-    let session = Session::open(global)?;
-    let _lock = session.lock("apply")?;
-    let mut state = session.load_state()?;
-    let connected = session.connect(&state).await?;
+    let mut run = Locked::start(global, "apply").await?;
     let (plan, confirm) = match &args.plan_file {
         Some(path) => (
-            load_saved_plan(path, &session, &connected, &state).await?,
+            load_saved_plan(path, &run.session, &run.connected, &run.state).await?,
             false,
         ),
-        None => {
-            let options = Options {
-                mode: Mode::Apply,
-                delete_data: args.delete_data,
-            };
-            (
-                session.plan(&connected, &state, options).await?.2,
-                !args.yes,
-            )
-        }
+        None => (
+            run.plan(Mode::Apply, args.execute.delete_data).await?,
+            !args.execute.yes,
+        ),
     };
-    execute(
-        global,
-        &session,
-        &connected,
-        &mut state,
-        &plan,
-        confirm,
-        args.parallelism,
-        style,
-    )
-    .await
+    run.execute(global, &plan, confirm, args.execute.parallelism, style)
+        .await
 }
 
 pub async fn run_destroy(
@@ -54,91 +37,110 @@ pub async fn run_destroy(
     args: &DestroyArgs,
     style: Style,
 ) -> anyhow::Result<Exit> {
-    let session = Session::open(global)?;
-    let _lock = session.lock("destroy")?;
-    let mut state = session.load_state()?;
-    let connected = session.connect(&state).await?;
-    let options = Options {
-        mode: Mode::Destroy,
-        delete_data: args.delete_data,
-    };
-    let (_, _, plan) = session.plan(&connected, &state, options).await?;
-    execute(
+    let mut run = Locked::start(global, "destroy").await?;
+    let plan = run.plan(Mode::Destroy, args.execute.delete_data).await?;
+    run.execute(
         global,
-        &session,
-        &connected,
-        &mut state,
         &plan,
-        !args.yes,
-        args.parallelism,
+        !args.execute.yes,
+        args.execute.parallelism,
         style,
     )
     .await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn execute(
-    global: &Global,
-    session: &Session,
-    connected: &Connected,
-    state: &mut State,
-    plan: &Plan,
-    confirm: bool,
-    parallelism: u16,
-    style: Style,
-) -> anyhow::Result<Exit> {
-    print!("{}", render_plan(plan, stdout_style(style)));
-    eprint!("{}", render_blockers(plan, style));
-    if !plan.blockers.is_empty() {
-        return Err(CommandError::Blocked {
-            count: plan.blockers.len(),
-        }
-        .into());
-    }
-    if !plan.has_changes() {
-        for change in &plan.changes {
-            eprintln!(
-                "kept: {}: it holds objects; pass --delete-data to delete it with its objects",
-                change.address
-            );
-        }
-        return Ok(0);
-    }
-    if confirm {
-        ask(plan.mode)?;
-    }
-    if state.account.is_none() {
-        state.account = Some(connected.environment.account.clone());
+/// A session holding the state lock, with the state loaded and the account checked.
+struct Locked {
+    session: Session,
+    _lock: StateLock,
+    state: State,
+    connected: Connected,
+}
+
+impl Locked {
+    async fn start(global: &Global, operation: &str) -> anyhow::Result<Locked> {
+        let session = Session::open(global)?;
+        let lock = session.lock(operation)?;
+        let state = session.load_state()?;
+        let connected = session.connect(&state).await?;
+        Ok(Locked {
+            session,
+            _lock: lock,
+            state,
+            connected,
+        })
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_interrupts(Arc::clone(&stop)));
-    let reporter = ProgressReporter::new(plan.changes.len(), style, global.quiet);
-    let state_path = session.state_path();
-    let executor = Executor {
-        aws: &connected.aws,
-        state: Mutex::new(state),
-        state_path: &state_path,
-        reporter: &reporter,
-        parallelism: usize::from(parallelism),
-        stop: &stop,
-    };
-    let outcome = executor.run(plan).await;
-    watcher.abort();
-    reporter.finish();
-    let outcome = outcome?;
-    eprint!("{}", render_outcome(&outcome, style));
-    if outcome.interrupted {
-        return Ok(EXIT_INTERRUPTED);
+    async fn plan(&self, mode: Mode, delete_data: bool) -> anyhow::Result<Plan> {
+        let options = Options { mode, delete_data };
+        Ok(self
+            .session
+            .plan(&self.connected, &self.state, options)
+            .await?
+            .2)
     }
-    let failed = outcome.count(|r| matches!(r, ChangeResult::Failed(_)));
-    if failed > 0 || !outcome.succeeded() {
-        return Err(CommandError::ApplyFailed {
-            failed: failed.max(1),
+
+    async fn execute(
+        &mut self,
+        global: &Global,
+        plan: &Plan,
+        confirm: bool,
+        parallelism: u16,
+        style: Style,
+    ) -> anyhow::Result<Exit> {
+        print!("{}", render_plan(plan, stdout_style(style)));
+        eprint!("{}", render_blockers(plan, style));
+        if !plan.blockers.is_empty() {
+            return Err(CommandError::Blocked {
+                count: plan.blockers.len(),
+            }
+            .into());
         }
-        .into());
+        if !plan.has_changes() {
+            for change in &plan.changes {
+                eprintln!(
+                    "kept: {}: it holds objects; pass --delete-data to delete it with its objects",
+                    change.address
+                );
+            }
+            return Ok(0);
+        }
+        if confirm {
+            ask(plan.mode)?;
+        }
+        if self.state.account.is_none() {
+            self.state.account = Some(self.connected.environment.account.clone());
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn(watch_interrupts(Arc::clone(&stop)));
+        let reporter = ProgressReporter::new(plan.changes.len(), style, global.quiet);
+        let state_path = self.session.state_path();
+        let executor = Executor {
+            aws: &self.connected.aws,
+            state: Mutex::new(&mut self.state),
+            state_path: &state_path,
+            reporter: &reporter,
+            parallelism: usize::from(parallelism),
+            stop: &stop,
+        };
+        let outcome = executor.run(plan).await;
+        watcher.abort();
+        reporter.finish();
+        let outcome = outcome?;
+        eprint!("{}", render_outcome(&outcome, style));
+        if outcome.interrupted {
+            return Ok(EXIT_INTERRUPTED);
+        }
+        let failed = outcome.count(|r| matches!(r, ChangeResult::Failed(_)));
+        if failed > 0 || !outcome.succeeded() {
+            return Err(CommandError::ApplyFailed {
+                failed: failed.max(1),
+            }
+            .into());
+        }
+        Ok(0)
     }
-    Ok(0)
 }
 
 /// On the first Ctrl-C, asks the executor to start no new changes; on the second, exits at

@@ -20,6 +20,8 @@ use super::CommandError;
 pub struct Session {
     pub platform: Platform,
     pub state_dir: PathBuf,
+    /// `--quiet`: no spinners.
+    pub quiet: bool,
 }
 
 /// A session connected to an account that passed the guards.
@@ -40,6 +42,7 @@ impl Session {
         Ok(Session {
             platform,
             state_dir,
+            quiet: global.quiet,
         })
     }
 
@@ -106,6 +109,10 @@ impl Session {
     ) -> anyhow::Result<(Desired, Observed, Plan)> {
         let desired = self.desired(connected);
         let identities = observe::identities(&desired, state);
+        let _spinner = crate::ui::Spinner::start(
+            &format!("reading the live state of {} resources", identities.len()),
+            self.quiet,
+        );
         let observed = observe::observe(&connected.aws, &desired, identities)
             .await
             .context("failed to read the live state of the platform")?;

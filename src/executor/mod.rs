@@ -250,58 +250,26 @@ impl Executor<'_> {
         });
         match (change.action, &change.resource) {
             (Action::Create, Some(resource)) => {
-                self.persist(|state| {
-                    state.mark_creating(&resource.address, &resource.identity, &resource.depends_on)
-                })?;
+                self.persist(|state| state.mark_creating(resource))?;
                 self.retrying(change, || self.aws.create(resource)).await?;
-                self.persist(|state| {
-                    state.record_applied(
-                        &resource.address,
-                        &resource.identity,
-                        &resource.fields,
-                        &resource.depends_on,
-                    )
-                })?;
+                self.persist(|state| state.record_applied(resource))?;
             }
             (Action::Update, Some(resource)) => {
                 self.retrying(change, || self.aws.update(resource, &change.fields))
                     .await?;
-                self.persist(|state| {
-                    state.record_applied(
-                        &resource.address,
-                        &resource.identity,
-                        &resource.fields,
-                        &resource.depends_on,
-                    )
-                })?;
+                self.persist(|state| state.record_applied(resource))?;
             }
             (Action::Adopt, Some(resource)) => {
-                self.persist(|state| {
-                    state.record_applied(
-                        &resource.address,
-                        &resource.identity,
-                        &resource.fields,
-                        &resource.depends_on,
-                    )
-                })?;
+                self.persist(|state| state.record_applied(resource))?;
             }
             (Action::Replace, Some(resource)) => {
                 if let Some(previous) = &change.previous {
                     self.retrying(change, || self.aws.delete(previous, delete_data))
                         .await?;
                 }
-                self.persist(|state| {
-                    state.mark_creating(&resource.address, &resource.identity, &resource.depends_on)
-                })?;
+                self.persist(|state| state.mark_creating(resource))?;
                 self.retrying(change, || self.aws.create(resource)).await?;
-                self.persist(|state| {
-                    state.record_applied(
-                        &resource.address,
-                        &resource.identity,
-                        &resource.fields,
-                        &resource.depends_on,
-                    )
-                })?;
+                self.persist(|state| state.record_applied(resource))?;
             }
             (Action::Delete, _) => {
                 self.retrying(change, || self.aws.delete(&change.identity, delete_data))

@@ -129,9 +129,10 @@ pub fn desired(platform: &Platform, environment: &Environment) -> Desired {
         },
         fields: Fields::from([(
             "document".to_string(),
-            policy::read_write_buckets_policy(
+            policy::bucket_access_policy(
                 &environment.partition,
                 &mounted_names,
+                policy::Access::ReadWrite,
                 platform.kms_key_arn.as_deref(),
             ),
         )]),
@@ -148,9 +149,10 @@ pub fn desired(platform: &Platform, environment: &Environment) -> Desired {
         },
         fields: Fields::from([(
             "document".to_string(),
-            policy::read_buckets_policy(
+            policy::bucket_access_policy(
                 &environment.partition,
                 &model_names,
+                policy::Access::Read,
                 platform.kms_key_arn.as_deref(),
             ),
         )]),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Adopted, Fields, Identity};
+use crate::config::OWNER_TAG;
 
 /// Who a live resource says it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +26,28 @@ pub struct Live {
     /// For buckets: whether any object (or object version) is stored.
     #[serde(default)]
     pub holds_objects: Option<bool>,
+}
+
+impl Live {
+    /// A resource with tags: they become `tags.<key>` fields, and the ownership tag its owner.
+    pub fn tagged(
+        mut fields: Fields,
+        tags: Vec<(String, String)>,
+        holds_objects: Option<bool>,
+    ) -> Live {
+        let owner = tags
+            .iter()
+            .find(|(key, _)| key == OWNER_TAG)
+            .map(|(_, value)| value.clone());
+        for (key, value) in tags {
+            fields.insert(format!("tags.{key}"), serde_json::Value::String(value));
+        }
+        Live {
+            fields,
+            owner: Owner::Tag(owner),
+            holds_objects,
+        }
+    }
 }
 
 /// The live view of one identity.

@@ -39,64 +39,62 @@ pub fn pod_identity_trust_policy(account: &str) -> Value {
     }))
 }
 
-/// Read access to the objects of the given buckets (the GPU nodes' model cache).
-pub fn read_buckets_policy(
-    partition: &str,
-    buckets: &[String],
-    kms_key_arn: Option<&str>,
-) -> Value {
-    let mut statements = vec![
-        json!({
-            "Sid": "ListModels",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": buckets.iter().map(|b| bucket_arn(partition, b)).collect::<Vec<_>>()
-        }),
-        json!({
-            "Sid": "ReadModels",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject"],
-            "Resource": buckets.iter().map(|b| format!("{}/*", bucket_arn(partition, b))).collect::<Vec<_>>()
-        }),
-    ];
-    if let Some(key) = kms_key_arn {
-        statements.push(json!({
-            "Sid": "DecryptModels",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt"],
-            "Resource": [key]
-        }));
-    }
-    normalize(&json!({"Version": "2012-10-17", "Statement": statements}))
+/// What a workload may do with the objects of its buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// List and read (the GPU nodes filling their model cache).
+    Read,
+    /// List, read, write and delete (the Mountpoint S3 CSI driver).
+    ReadWrite,
 }
 
-/// Read and write access to the objects of the given buckets (the Mountpoint S3 CSI driver).
-pub fn read_write_buckets_policy(
+/// Least-privilege access to exactly `buckets`: `s3:ListBucket` on the buckets, object
+/// actions on their objects, and the KMS actions the objects' encryption needs.
+pub fn bucket_access_policy(
     partition: &str,
     buckets: &[String],
+    access: Access,
     kms_key_arn: Option<&str>,
 ) -> Value {
+    let (list_sid, object_sid, kms_sid, object_actions, kms_actions) = match access {
+        Access::Read => (
+            "ListModels",
+            "ReadModels",
+            "DecryptModels",
+            vec!["s3:GetObject"],
+            vec!["kms:Decrypt"],
+        ),
+        Access::ReadWrite => (
+            "ListBuckets",
+            "ReadWriteObjects",
+            "EncryptObjects",
+            vec![
+                "s3:AbortMultipartUpload",
+                "s3:DeleteObject",
+                "s3:GetObject",
+                "s3:PutObject",
+            ],
+            vec!["kms:Decrypt", "kms:GenerateDataKey"],
+        ),
+    };
     let mut statements = vec![
         json!({
-            "Sid": "ListBuckets",
+            "Sid": list_sid,
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": buckets.iter().map(|b| bucket_arn(partition, b)).collect::<Vec<_>>()
         }),
         json!({
-            "Sid": "ReadWriteObjects",
+            "Sid": object_sid,
             "Effect": "Allow",
-            "Action": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Action": object_actions,
             "Resource": buckets.iter().map(|b| format!("{}/*", bucket_arn(partition, b))).collect::<Vec<_>>()
         }),
     ];
     if let Some(key) = kms_key_arn {
-        statements.push(json!({
-            "Sid": "EncryptObjects",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": [key]
-        }));
+        statements.push(
+            json!({"Sid": kms_sid, "Effect": "Allow", "Action": kms_actions, "Resource": [key]}),
+        );
     }
     normalize(&json!({"Version": "2012-10-17", "Statement": statements}))
 }
@@ -216,8 +214,13 @@ mod tests {
     fn workload_policies_have_no_wildcards() {
         let buckets = vec!["out".to_string(), "in".to_string()];
         for document in [
-            read_write_buckets_policy("aws", &buckets, Some("arn:aws:kms:us-west-2:1:key/k")),
-            read_buckets_policy("aws", &buckets[..1], None),
+            bucket_access_policy(
+                "aws",
+                &buckets,
+                Access::ReadWrite,
+                Some("arn:aws:kms:us-west-2:1:key/k"),
+            ),
+            bucket_access_policy("aws", &buckets[..1], Access::Read, None),
         ] {
             assert!(
                 actions(&document).iter().all(|a| !a.contains('*')),

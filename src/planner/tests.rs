@@ -60,12 +60,7 @@ fn applied(desired: &Desired) -> (State, Observed) {
     state.serial = 3;
     let mut observed = absent_world(desired);
     for resource in &desired.resources {
-        state.record_applied(
-            &resource.address,
-            &resource.identity,
-            &resource.fields,
-            &resource.depends_on,
-        );
+        state.record_applied(resource);
         let owner = match resource.identity {
             Identity::IamRolePolicy { .. } => Owner::Name,
             _ => Owner::Tag(Some("studio".to_string())),
@@ -279,9 +274,11 @@ fn owned_resources_missing_from_state_are_adopted_and_foreign_ones_block() {
 fn an_interrupted_create_is_finished() {
     let desired = desired();
     let (mut state, mut observed) = applied(&desired);
-    let address = Address::new("s3.bucket.outputs");
-    let identity = desired.get(&address).expect("outputs").identity.clone();
-    state.mark_creating(&address, &identity, &[]);
+    state.mark_creating(
+        desired
+            .get(&Address::new("s3.bucket.outputs"))
+            .expect("outputs"),
+    );
     // Created, but killed before any setting was written: no tags, nothing.
     let live = live_mut(&mut observed, &desired, "s3.bucket.outputs");
     live.fields.clear();

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Address, Fields, Identity};
+use crate::model::{Address, Fields, Identity, Resource};
 
 pub const STATE_VERSION: u32 = 1;
 
@@ -185,40 +185,24 @@ impl State {
         result.map_err(error)
     }
 
-    /// Records that `address` is about to be created as `identity`.
-    pub fn mark_creating(
-        &mut self,
-        address: &Address,
-        identity: &Identity,
-        depends_on: &[Address],
-    ) {
-        self.resources.insert(
-            address.clone(),
-            Entry {
-                identity: identity.clone(),
-                status: Status::Creating,
-                fields: Fields::new(),
-                depends_on: depends_on.to_vec(),
-                updated_at: now(),
-            },
-        );
+    /// Records that `resource` is about to be created.
+    pub fn mark_creating(&mut self, resource: &Resource) {
+        self.insert(resource, Status::Creating, Fields::new());
     }
 
-    /// Records that `address` now exists as `identity` with `fields` applied.
-    pub fn record_applied(
-        &mut self,
-        address: &Address,
-        identity: &Identity,
-        fields: &Fields,
-        depends_on: &[Address],
-    ) {
+    /// Records that `resource` now exists with its fields applied.
+    pub fn record_applied(&mut self, resource: &Resource) {
+        self.insert(resource, Status::Applied, resource.fields.clone());
+    }
+
+    fn insert(&mut self, resource: &Resource, status: Status, fields: Fields) {
         self.resources.insert(
-            address.clone(),
+            resource.address.clone(),
             Entry {
-                identity: identity.clone(),
-                status: Status::Applied,
-                fields: fields.clone(),
-                depends_on: depends_on.to_vec(),
+                identity: resource.identity.clone(),
+                status,
+                fields,
+                depends_on: resource.depends_on.clone(),
                 updated_at: now(),
             },
         );
@@ -239,12 +223,15 @@ mod tests {
         let directory = tempfile::tempdir().expect("temporary directory");
         let path = directory.path().join("studio.json");
         let mut state = State::new("studio", "us-west-2");
-        let address = Address::new("s3.bucket.models");
-        let identity = Identity::S3Bucket {
-            name: "b".into(),
-            region: "us-west-2".into(),
-        };
-        state.mark_creating(&address, &identity, &[]);
+        state.mark_creating(&Resource {
+            address: Address::new("s3.bucket.models"),
+            identity: Identity::S3Bucket {
+                name: "b".into(),
+                region: "us-west-2".into(),
+            },
+            fields: Fields::new(),
+            depends_on: Vec::new(),
+        });
         state.save(&path).expect("save");
         state.save(&path).expect("save again");
         let loaded = State::load(&path, "studio", "us-west-2").expect("load");

@@ -11,7 +11,7 @@ mod progress;
 
 pub use errors::{error_chain, render_error};
 pub use plan::{reason_text, render_blockers, render_outcome, render_plan};
-pub use progress::ProgressReporter;
+pub use progress::{ProgressReporter, Spinner};
 
 /// ANSI styling that can be switched off (`--no-color`, `NO_COLOR`, not a terminal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -181,3 +181,30 @@ impl Reporter for ProgressReporter {
         }
     }
 }
+
+/// A spinner with elapsed time for a wait that has no steps (e.g. reading live state);
+/// nothing when stderr is not a terminal or output is quiet. Cleared when dropped.
+pub struct Spinner(Option<ProgressBar>);
+
+impl Spinner {
+    pub fn start(message: &str, quiet: bool) -> Spinner {
+        Spinner((!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(message.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        }))
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
