@@ -341,3 +341,35 @@ fn a_failing_resource_skips_its_dependents_while_independent_branches_complete()
         .expect(0);
     assert_eq!(owned(&reader).0.len(), 3);
 }
+
+#[test]
+fn missing_credentials_and_an_unreachable_endpoint_are_explained() {
+    let workspace = Workspace::sandbox();
+    let mut command = workspace.command("http://127.0.0.1:9", &["plan"]);
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let run = Run::from(command.output().expect("run comfyplat")).expect(1);
+    assert!(
+        run.stderr
+            .contains("no providers in chain provided credentials"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: configure AWS credentials"),
+        "{}",
+        run.stderr
+    );
+
+    let mut command = workspace.command("http://127.0.0.1:9", &["plan"]);
+    command.env("AWS_MAX_ATTEMPTS", "1");
+    let run = Run::from(command.output().expect("run comfyplat")).expect(1);
+    assert!(run.stderr.contains("Connection refused"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("hint: check the network, and AWS_ENDPOINT_URL"),
+        "{}",
+        run.stderr
+    );
+}

@@ -37,6 +37,10 @@ pub enum ErrorClass {
     Conflict,
     /// The request was refused for its content.
     Rejected,
+    /// No credentials were found in the standard chain.
+    NoCredentials,
+    /// The endpoint could not be reached at all.
+    Unreachable,
 }
 
 /// An AWS call that failed: the operation and object in the message, the API's own words
@@ -66,14 +70,17 @@ impl AwsError {
         }
     }
 
+    /// Worth trying again: throttling, 5xx, timeouts, lost connections.
     pub fn is_transient(&self) -> bool {
-        self.class == ErrorClass::Transient
+        matches!(self.class, ErrorClass::Transient | ErrorClass::Unreachable)
     }
 
     pub fn hint(&self) -> Option<String> {
         match self.class {
             ErrorClass::AccessDenied => Some("the credentials lack a permission this needs; the README lists the IAM permissions comfyplat uses".to_string()),
             ErrorClass::Transient => Some("AWS kept failing or throttling this call; run the command again, it continues where it stopped".to_string()),
+            ErrorClass::NoCredentials => Some("configure AWS credentials: `aws sso login` with AWS_PROFILE, a profile in ~/.aws, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role; for the local sandbox run `source .sandbox/env`".to_string()),
+            ErrorClass::Unreachable => Some("check the network, and AWS_ENDPOINT_URL if it is set (is the sandbox running? `scripts/sandbox status`)".to_string()),
             _ => None,
         }
     }
@@ -125,7 +132,16 @@ where
         .raw_response()
         .map(|response| response.status().as_u16());
     let code = error.code().map(str::to_string);
+    let causes = source_messages(&error);
     let class = match &error {
+        SdkError::DispatchFailure(failure)
+            if causes.iter().any(|c| {
+                c.contains("no providers in chain provided credentials") || c.contains("credential")
+            }) && failure.is_other() =>
+        {
+            ErrorClass::NoCredentials
+        }
+        SdkError::DispatchFailure(failure) if failure.is_io() => ErrorClass::Unreachable,
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ErrorClass::Transient
         }
@@ -135,10 +151,14 @@ where
     let cause = match (&code, error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.clone(),
-        _ => match status {
-            Some(status) => format!("HTTP {status}: {}", DisplayErrorContext(&error)),
-            None => DisplayErrorContext(&error).to_string(),
-        },
+        _ if !causes.is_empty() => {
+            let text = causes.join(": ");
+            match status {
+                Some(status) => format!("HTTP {status}: {text}"),
+                None => text,
+            }
+        }
+        _ => DisplayErrorContext(&error).to_string(),
     };
     AwsError {
         operation: operation.into(),
@@ -146,6 +166,20 @@ where
         code,
         cause: Cause(cause),
     }
+}
+
+/// The messages of an error's sources, without repeats.
+fn source_messages(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut messages: Vec<String> = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !messages.iter().any(|m| m.contains(&text)) {
+            messages.push(text);
+        }
+        source = cause.source();
+    }
+    messages
 }
 
 fn classify(code: Option<&str>, status: Option<u16>) -> ErrorClass {
