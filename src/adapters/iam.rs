@@ -149,11 +149,13 @@ pub async fn create_role(aws: &Aws, name: &str, fields: &Fields) -> Result<(), A
             path: path.to_string(),
             before: None,
             after: fields.get(path).cloned(),
+            irreversible: false,
         })
         .chain(live_tags.iter().map(|(key, value)| FieldChange {
             path: format!("tags.{key}"),
             before: Some(Value::String(value.clone())),
             after: fields.get(&format!("tags.{key}")).cloned(),
+            irreversible: false,
         }))
         .collect();
     update_role(aws, name, fields, &everything).await
@@ -300,6 +302,7 @@ pub async fn observe_role_policy(
                 fields: Fields::from([("document".to_string(), document)]),
                 owner: Owner::Name,
                 holds_objects: None,
+                status: None,
             }))
         }
         Err(error) => {

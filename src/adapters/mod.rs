@@ -11,6 +11,7 @@
 //! already exists and is ours succeeds; delete of something gone succeeds), because a
 //! request can succeed on the server while its response is lost.
 
+pub mod eks;
 pub mod iam;
 pub mod s3;
 pub mod sts;
@@ -23,7 +24,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::model::{Adopted, Identity, Observation, Resource};
+use crate::model::{Adopted, Identity, Observation, Pending, Resource};
 use crate::planner::FieldChange;
 
 /// What kind of failure an API call ended in.
@@ -205,6 +206,7 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
+    pub eks: aws_sdk_eks::Client,
     pub region: String,
 }
 
@@ -241,6 +243,7 @@ impl Aws {
             sts: aws_sdk_sts::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(&config),
+            eks: aws_sdk_eks::Client::new(&config),
             region: region.to_string(),
         }
     }
@@ -253,6 +256,13 @@ impl Aws {
             Identity::IamRolePolicy { role, policy } => {
                 iam::observe_role_policy(self, role, policy).await
             }
+            Identity::EksAccessConfig { cluster } => {
+                eks::observe_access_config(self, cluster).await
+            }
+            Identity::EksAccessEntry { cluster, principal } => {
+                eks::observe_access_entry(self, cluster, principal).await
+            }
+            Identity::EksAddon { cluster, name } => eks::observe_addon(self, cluster, name).await,
         }
     }
 
@@ -264,14 +274,29 @@ impl Aws {
     }
 
     /// Creates the resource with every managed field set, or finishes an earlier create.
-    pub async fn create(&self, resource: &Resource) -> Result<(), AwsError> {
+    /// Returns what is still under way, to [`Aws::wait`] for.
+    pub async fn create(&self, resource: &Resource) -> Result<Option<Pending>, AwsError> {
+        let fields = &resource.fields;
         match &resource.identity {
-            Identity::S3Bucket { name, region } => {
-                s3::create_bucket(self, name, region, &resource.fields).await
-            }
-            Identity::IamRole { name } => iam::create_role(self, name, &resource.fields).await,
+            Identity::S3Bucket { name, region } => s3::create_bucket(self, name, region, fields)
+                .await
+                .map(|()| None),
+            Identity::IamRole { name } => iam::create_role(self, name, fields).await.map(|()| None),
             Identity::IamRolePolicy { role, policy } => {
-                iam::put_role_policy(self, role, policy, &resource.fields).await
+                iam::put_role_policy(self, role, policy, fields)
+                    .await
+                    .map(|()| None)
+            }
+            Identity::EksAccessConfig { cluster } => {
+                eks::update_access_config(self, cluster, fields).await
+            }
+            Identity::EksAccessEntry { cluster, principal } => {
+                eks::create_access_entry(self, cluster, principal, fields)
+                    .await
+                    .map(|()| None)
+            }
+            Identity::EksAddon { cluster, name } => {
+                eks::create_addon(self, cluster, name, fields).await
             }
         }
     }
@@ -281,30 +306,67 @@ impl Aws {
         &self,
         resource: &Resource,
         changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
+    ) -> Result<Option<Pending>, AwsError> {
+        let fields = &resource.fields;
         match &resource.identity {
-            Identity::S3Bucket { name, .. } => {
-                s3::update_bucket(self, name, &resource.fields, changes).await
-            }
-            Identity::IamRole { name } => {
-                iam::update_role(self, name, &resource.fields, changes).await
-            }
+            Identity::S3Bucket { name, .. } => s3::update_bucket(self, name, fields, changes)
+                .await
+                .map(|()| None),
+            Identity::IamRole { name } => iam::update_role(self, name, fields, changes)
+                .await
+                .map(|()| None),
             Identity::IamRolePolicy { role, policy } => {
-                iam::put_role_policy(self, role, policy, &resource.fields).await
+                iam::put_role_policy(self, role, policy, fields)
+                    .await
+                    .map(|()| None)
+            }
+            Identity::EksAccessConfig { cluster } => {
+                eks::update_access_config(self, cluster, fields).await
+            }
+            Identity::EksAccessEntry { cluster, principal } => {
+                eks::update_access_entry(self, cluster, principal, fields, changes)
+                    .await
+                    .map(|()| None)
+            }
+            Identity::EksAddon { cluster, name } => {
+                eks::update_addon(self, cluster, name, fields, &resource.parameters, changes).await
             }
         }
     }
 
     /// Deletes the resource; succeeds if it is already gone. Buckets holding objects are
-    /// emptied first only when `delete_data` is set; otherwise S3 refuses.
-    pub async fn delete(&self, identity: &Identity, delete_data: bool) -> Result<(), AwsError> {
+    /// emptied first only when `delete_data` is set; otherwise S3 refuses. Settings of adopted
+    /// things (the cluster's authentication mode) are never undone.
+    pub async fn delete(
+        &self,
+        identity: &Identity,
+        delete_data: bool,
+    ) -> Result<Option<Pending>, AwsError> {
         match identity {
-            Identity::S3Bucket { name, .. } => s3::delete_bucket(self, name, delete_data).await,
-            Identity::IamRole { name } => iam::delete_role(self, name).await,
-            Identity::IamRolePolicy { role, policy } => {
-                iam::delete_role_policy(self, role, policy).await
+            Identity::S3Bucket { name, .. } => s3::delete_bucket(self, name, delete_data)
+                .await
+                .map(|()| None),
+            Identity::IamRole { name } => iam::delete_role(self, name).await.map(|()| None),
+            Identity::IamRolePolicy { role, policy } => iam::delete_role_policy(self, role, policy)
+                .await
+                .map(|()| None),
+            Identity::EksAccessConfig { .. } => Ok(None),
+            Identity::EksAccessEntry { cluster, principal } => {
+                eks::delete_access_entry(self, cluster, principal)
+                    .await
+                    .map(|()| None)
             }
+            Identity::EksAddon { cluster, name } => eks::delete_addon(self, cluster, name).await,
         }
+    }
+
+    /// Waits for an operation a call left under way; returns warnings worth showing.
+    pub async fn wait(
+        &self,
+        pending: &Pending,
+        progress: &(dyn Fn(String) + Sync),
+    ) -> Result<Vec<String>, AwsError> {
+        eks::wait(self, pending, progress).await
     }
 }
 

@@ -1,7 +1,6 @@
 //! STS: who the caller is, which fixes the account and partition everything is named in.
 
 use super::{Aws, AwsError, ErrorClass, aws_error};
-use crate::model::Environment;
 
 /// The caller's identity as STS reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +34,4 @@ pub async fn caller(aws: &Aws) -> Result<Caller, AwsError> {
         arn,
         partition,
     })
-}
-
-impl Caller {
-    pub fn environment(&self, region: &str) -> Environment {
-        Environment {
-            account: self.account.clone(),
-            partition: self.partition.clone(),
-            region: region.to_string(),
-        }
-    }
 }

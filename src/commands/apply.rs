@@ -17,7 +17,7 @@ use crate::state::lock::StateLock;
 use crate::ui::{ProgressReporter, Style, render_blockers, render_outcome, render_plan};
 
 pub async fn run_apply(global: &Global, args: &ApplyArgs, style: Style) -> anyhow::Result<Exit> {
-    let mut run = Locked::start(global, "apply").await?;
+    let mut run = Locked::start(global, "apply", Mode::Apply).await?;
     let (plan, confirm) = match &args.plan_file {
         Some(path) => (
             load_saved_plan(path, &run.session, &run.connected, &run.state).await?,
@@ -37,7 +37,7 @@ pub async fn run_destroy(
     args: &DestroyArgs,
     style: Style,
 ) -> anyhow::Result<Exit> {
-    let mut run = Locked::start(global, "destroy").await?;
+    let mut run = Locked::start(global, "destroy", Mode::Destroy).await?;
     let plan = run.plan(Mode::Destroy, args.execute.delete_data).await?;
     run.execute(
         global,
@@ -58,11 +58,11 @@ struct Locked {
 }
 
 impl Locked {
-    async fn start(global: &Global, operation: &str) -> anyhow::Result<Locked> {
+    async fn start(global: &Global, operation: &str, mode: Mode) -> anyhow::Result<Locked> {
         let session = Session::open(global)?;
         let lock = session.lock(operation)?;
         let state = session.load_state()?;
-        let connected = session.connect(&state).await?;
+        let connected = session.connect(&state, mode).await?;
         Ok(Locked {
             session,
             _lock: lock,

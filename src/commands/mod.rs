@@ -57,6 +57,22 @@ pub enum CommandError {
     },
     #[error("{failed} change(s) failed")]
     ApplyFailed { failed: usize },
+    #[error("EKS cluster `{cluster}` does not exist in account {account}, region {region}")]
+    ClusterNotFound {
+        cluster: String,
+        account: String,
+        region: String,
+        existing: Vec<String>,
+    },
+    #[error("EKS cluster `{cluster}` is {status}, not ACTIVE; nothing was changed")]
+    ClusterNotReady { cluster: String, status: String },
+    #[error("EKS add-on `{addon}` has no version `{version}` for Kubernetes {kubernetes}")]
+    AddonVersionUnavailable {
+        addon: String,
+        version: String,
+        kubernetes: String,
+        available: Vec<String>,
+    },
     #[error("no resource `{address}` in state")]
     NoSuchAddress { address: String, known: Vec<String> },
 }
@@ -67,6 +83,17 @@ impl CommandError {
             CommandError::WrongAccount { .. } => Some("use credentials of the account named in platform.yaml (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...), or fix `account`".to_string()),
             CommandError::StateAccountMismatch { .. } => Some("use credentials of the state's account, or a different `--state-dir` for a platform in another account".to_string()),
             CommandError::NeedsConfirmation => Some("review the plan, then pass `--yes` (or apply a saved plan: `comfyplat plan --out FILE` then `comfyplat apply FILE`)".to_string()),
+            CommandError::ClusterNotFound { existing, .. } => Some(if existing.is_empty() {
+                "there is no EKS cluster in this account and region: check `region` and `cluster.name` in platform.yaml, and the credentials' account".to_string()
+            } else {
+                format!("clusters there: {}; check `cluster.name` and `region` in platform.yaml", existing.join(", "))
+            }),
+            CommandError::ClusterNotReady { .. } => Some("wait until the cluster is ACTIVE (`aws eks describe-cluster --name ...`), then run comfyplat again".to_string()),
+            CommandError::AddonVersionUnavailable { available, .. } => Some(if available.is_empty() {
+                "pin a `version` under `addons:` in platform.yaml".to_string()
+            } else {
+                format!("available versions: {}; or leave `version` out for the cluster's default", available.join(", "))
+            }),
             CommandError::StalePlan { .. } => Some("run `comfyplat plan --out FILE` again and apply the new plan".to_string()),
             CommandError::ApplyFailed { .. } => Some("fix the cause shown above and run the same command again; everything that completed is recorded in state".to_string()),
             CommandError::NoSuchAddress { address, known } => Some(if known.is_empty() {

@@ -23,13 +23,14 @@ struct JsonPlan<'a> {
 pub async fn run(global: &Global, args: &PlanArgs, style: Style) -> anyhow::Result<Exit> {
     let session = Session::open(global)?;
     let state = session.load_state()?;
-    let connected = session.connect(&state).await?;
+    let mode = if args.destroy {
+        Mode::Destroy
+    } else {
+        Mode::Apply
+    };
+    let connected = session.connect(&state, mode).await?;
     let options = Options {
-        mode: if args.destroy {
-            Mode::Destroy
-        } else {
-            Mode::Apply
-        },
+        mode,
         delete_data: args.delete_data,
     };
     let (_, _, plan) = session.plan(&connected, &state, options).await?;

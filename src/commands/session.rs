@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::adapters::Aws;
+use crate::adapters::eks;
 use crate::adapters::sts::{self, Caller};
 use crate::cli::Global;
+use crate::config::S3_CSI_DRIVER;
 use crate::config::{self, Platform};
-use crate::model::{self, Desired, Environment, Observed};
+use crate::model::{
+    self, AddonFacts, ClusterFacts, Desired, Environment, Observation, Observed, Pending,
+};
 use crate::observe;
-use crate::planner::{self, Options, Plan};
+use crate::planner::{self, Mode, Options, Plan};
 use crate::state::State;
 use crate::state::lock::StateLock;
 
@@ -65,7 +69,11 @@ impl Session {
 
     /// Asks STS who the caller is and refuses any account other than the one named in
     /// platform.yaml or recorded in state.
-    pub async fn connect(&self, state: &State) -> anyhow::Result<Connected> {
+    ///
+    /// Then it reads the adopted cluster (it must exist and be ACTIVE; `destroy` goes on
+    /// without it) and resolves the add-on versions, so that nothing is written when the
+    /// cluster is not there.
+    pub async fn connect(&self, state: &State, mode: Mode) -> anyhow::Result<Connected> {
         let aws = Aws::connect(&self.platform.region).await;
         let caller = sts::caller(&aws).await?;
         if let Some(expected) = &self.platform.account
@@ -88,12 +96,129 @@ impl Session {
             }
             .into());
         }
-        let environment = caller.environment(&self.platform.region);
+        let cluster = self.preflight_cluster(&aws, &caller, state, mode).await?;
+        let addons = match mode {
+            Mode::Apply => self.resolve_addons(&aws, &cluster).await?,
+            Mode::Destroy => Vec::new(),
+        };
+        let environment = Environment {
+            account: caller.account.clone(),
+            partition: caller.partition.clone(),
+            region: self.platform.region.clone(),
+            cluster,
+            addons,
+        };
         Ok(Connected {
             aws,
             caller,
             environment,
         })
+    }
+
+    async fn preflight_cluster(
+        &self,
+        aws: &Aws,
+        caller: &Caller,
+        state: &State,
+        mode: Mode,
+    ) -> anyhow::Result<ClusterFacts> {
+        let name = &self.platform.cluster_name;
+        let Some(cluster) = eks::describe_cluster(aws, name).await? else {
+            if mode == Mode::Destroy {
+                // Gone already: what comfyplat made on it went with it; the rest is destroyed.
+                return Ok(ClusterFacts {
+                    name: name.clone(),
+                    ..ClusterFacts::default()
+                });
+            }
+            return Err(CommandError::ClusterNotFound {
+                cluster: name.clone(),
+                account: caller.account.clone(),
+                region: self.platform.region.clone(),
+                existing: eks::list_clusters(aws).await?,
+            }
+            .into());
+        };
+        let resuming_update = state
+            .resources
+            .values()
+            .any(|entry| matches!(&entry.pending, Some(Pending::ClusterUpdate { cluster, .. }) if cluster == name));
+        match cluster.status.as_str() {
+            "ACTIVE" => Ok(cluster),
+            "UPDATING" if resuming_update || mode == Mode::Destroy => Ok(cluster),
+            _ => Err(CommandError::ClusterNotReady {
+                cluster: name.clone(),
+                status: cluster.status.clone(),
+            }
+            .into()),
+        }
+    }
+
+    /// The version of each add-on: pinned (and available for the cluster's Kubernetes
+    /// version), else the installed one (comfyplat never upgrades on its own), else the
+    /// default for the cluster's Kubernetes version.
+    async fn resolve_addons(
+        &self,
+        aws: &Aws,
+        cluster: &ClusterFacts,
+    ) -> anyhow::Result<Vec<AddonFacts>> {
+        let mut facts = Vec::new();
+        for addon in &self.platform.addons {
+            let installed = match eks::observe_addon(aws, &cluster.name, &addon.name).await? {
+                Observation::Present(live) => live
+                    .fields
+                    .get("version")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                _ => None,
+            };
+            let version = match (&addon.version, installed) {
+                (Some(pinned), installed) => {
+                    if installed.as_deref() != Some(pinned.as_str()) {
+                        let available =
+                            eks::addon_versions(aws, &addon.name, &cluster.version).await?;
+                        if !available.iter().any(|(v, _)| v == pinned) {
+                            return Err(CommandError::AddonVersionUnavailable {
+                                addon: addon.name.clone(),
+                                version: pinned.clone(),
+                                kubernetes: cluster.version.clone(),
+                                available: available.into_iter().map(|(v, _)| v).collect(),
+                            }
+                            .into());
+                        }
+                    }
+                    pinned.clone()
+                }
+                (None, Some(installed)) => installed,
+                (None, None) => {
+                    let available = eks::addon_versions(aws, &addon.name, &cluster.version).await?;
+                    match available
+                        .iter()
+                        .find(|(_, default)| *default)
+                        .or(available.first())
+                    {
+                        Some((version, _)) => version.clone(),
+                        None => {
+                            return Err(CommandError::AddonVersionUnavailable {
+                                addon: addon.name.clone(),
+                                version: "(default)".to_string(),
+                                kubernetes: cluster.version.clone(),
+                                available: Vec::new(),
+                            }
+                            .into());
+                        }
+                    }
+                }
+            };
+            let pod_identity = addon.name != S3_CSI_DRIVER
+                || eks::supports_pod_identity(aws, &addon.name, &version).await?;
+            facts.push(AddonFacts {
+                name: addon.name.clone(),
+                version,
+                pod_identity,
+            });
+        }
+        Ok(facts)
     }
 
     pub fn desired(&self, connected: &Connected) -> Desired {

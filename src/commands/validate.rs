@@ -2,12 +2,12 @@
 
 use super::{Exit, Session};
 use crate::cli::Global;
-use crate::model::{self, Environment, Kind};
+use crate::model::{self, AddonFacts, ClusterFacts, Environment, Kind};
 
 pub fn run(global: &Global) -> anyhow::Result<Exit> {
     let session = Session::open(global)?;
     let platform = &session.platform;
-    // Names are shown with the account as a placeholder; plan resolves it.
+    // The account, cluster and add-on versions are placeholders; plan reads them.
     let environment = Environment {
         account: platform
             .account
@@ -15,6 +15,23 @@ pub fn run(global: &Global) -> anyhow::Result<Exit> {
             .unwrap_or_else(|| "{account}".to_string()),
         partition: "aws".to_string(),
         region: platform.region.clone(),
+        cluster: ClusterFacts {
+            name: platform.cluster_name.clone(),
+            authentication_mode: "CONFIG_MAP".to_string(),
+            ..ClusterFacts::default()
+        },
+        addons: platform
+            .addons
+            .iter()
+            .map(|addon| AddonFacts {
+                name: addon.name.clone(),
+                version: addon
+                    .version
+                    .clone()
+                    .unwrap_or_else(|| "(cluster default)".to_string()),
+                pod_identity: true,
+            })
+            .collect(),
     };
     let desired = model::desired(platform, &environment);
     println!(
@@ -24,7 +41,14 @@ pub fn run(global: &Global) -> anyhow::Result<Exit> {
         platform.region,
         platform.cluster_name
     );
-    for kind in [Kind::S3Bucket, Kind::IamRole, Kind::IamRolePolicy] {
+    for kind in [
+        Kind::S3Bucket,
+        Kind::IamRole,
+        Kind::IamRolePolicy,
+        Kind::EksAccessConfig,
+        Kind::EksAccessEntry,
+        Kind::EksAddon,
+    ] {
         for resource in desired
             .resources
             .iter()

@@ -40,6 +40,58 @@ pub struct Platform {
     pub buckets: Vec<BucketSettings>,
     /// Full ARN of the KMS key for SSE-KMS; `None` means SSE-S3.
     pub kms_key_arn: Option<String>,
+    /// EKS access entries for people and roles.
+    pub access: Vec<AccessGrant>,
+    /// The add-ons, pod identity agent first.
+    pub addons: Vec<AddonSettings>,
+    /// Things comfyplat changed about the input on the way (shown by plan).
+    pub notes: Vec<String>,
+}
+
+/// One principal's access to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessGrant {
+    /// IAM role or user ARN.
+    pub principal: String,
+    pub policy: AccessPolicy,
+    /// `None`: the whole cluster.
+    pub namespaces: Option<Vec<String>>,
+    pub groups: Vec<String>,
+}
+
+/// An EKS access policy: one of the short names, or a full ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessPolicy {
+    /// `AmazonEKSClusterAdminPolicy` and the like; the ARN's partition comes from the account.
+    Managed(String),
+    Arn(String),
+}
+
+impl AccessPolicy {
+    pub fn arn(&self, partition: &str) -> String {
+        match self {
+            AccessPolicy::Managed(name) => {
+                format!("arn:{partition}:eks::aws:cluster-access-policy/{name}")
+            }
+            AccessPolicy::Arn(arn) => arn.clone(),
+        }
+    }
+}
+
+/// The EKS add-ons comfyplat manages.
+pub const POD_IDENTITY_AGENT: &str = "eks-pod-identity-agent";
+pub const S3_CSI_DRIVER: &str = "aws-mountpoint-s3-csi-driver";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonSettings {
+    /// The EKS add-on name, e.g. `aws-mountpoint-s3-csi-driver`.
+    pub name: String,
+    /// Pinned version; `None`: the cluster version's default when installed, then kept.
+    pub version: Option<String>,
+    /// A JSON object, or `None`.
+    pub configuration_values: Option<serde_json::Value>,
+    /// `PRESERVE`, `OVERWRITE` or `NONE`, for updates (creates always overwrite).
+    pub resolve_conflicts: String,
 }
 
 /// What a bucket is for; decides which IAM policies reference it.

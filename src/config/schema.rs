@@ -32,6 +32,50 @@ pub struct PlatformFile {
     /// The S3 buckets of the platform.
     #[serde(default)]
     pub storage: StorageFile,
+    /// Who may use the cluster: EKS access entries and their access policies.
+    #[serde(default)]
+    pub access: Vec<AccessFile>,
+    /// The EKS add-ons comfyplat installs.
+    #[serde(default)]
+    pub addons: AddonsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessFile {
+    /// IAM role or user ARN (an assumed-role session ARN is rewritten to its role).
+    pub principal: Spanned<String>,
+    /// `cluster-admin`, `admin`, `edit`, `view`, or a full access policy ARN.
+    pub policy: Spanned<String>,
+    /// Limit the policy to these namespaces; absent means the whole cluster.
+    #[serde(default)]
+    pub namespaces: Option<Spanned<Vec<String>>>,
+    /// Kubernetes groups for RBAC bindings of your own.
+    #[serde(default)]
+    pub groups: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonsFile {
+    #[serde(default)]
+    pub pod_identity_agent: AddonFile,
+    #[serde(default)]
+    pub s3_csi_driver: AddonFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonFile {
+    /// e.g. `v2.1.0-eksbuild.1`; absent: the cluster version's default at install time.
+    #[serde(default)]
+    pub version: Option<Spanned<String>>,
+    /// The add-on's configuration, as a mapping or a JSON/YAML string.
+    #[serde(default)]
+    pub configuration_values: Option<Spanned<serde_json::Value>>,
+    /// How updates treat fields changed outside EKS: `preserve` (default), `overwrite`, `none`.
+    #[serde(default)]
+    pub resolve_conflicts: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,10 @@ use serde_saphyr::Spanned;
 
 use super::diagnostic::{ConfigError, Diagnostic};
 use super::schema::{BucketFile, PlatformFile};
-use super::{BucketPurpose, BucketSettings, OWNER_TAG, Platform, SCHEMA_VERSION, expand_name};
+use super::{
+    AccessGrant, AccessPolicy, AddonSettings, BucketPurpose, BucketSettings, OWNER_TAG,
+    POD_IDENTITY_AGENT, Platform, S3_CSI_DRIVER, SCHEMA_VERSION, expand_name,
+};
 
 /// Most tags an S3 bucket or IAM role can carry, less the ownership tag.
 const MAX_USER_TAGS: usize = 49;
@@ -267,6 +270,185 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         );
     }
 
+    let mut notes = Vec::new();
+    let mut access = Vec::new();
+    let mut principals = BTreeSet::new();
+    for grant in &file.access {
+        let (line, column) = at(&grant.principal);
+        let principal = match principal_arn(&grant.principal.value) {
+            Ok((arn, rewritten)) => {
+                if rewritten {
+                    notes.push(format!(
+                        "access: `{}` is an assumed-role session; using its role `{arn}` (a role with a path needs its full ARN)",
+                        grant.principal.value
+                    ));
+                }
+                arn
+            }
+            Err(why) => {
+                report(
+                    line,
+                    column,
+                    format!("invalid `principal` `{}`: {why}", grant.principal.value),
+                    "give an IAM role or user ARN, e.g. `arn:aws:iam::123456789012:role/Artists`",
+                );
+                continue;
+            }
+        };
+        if !principals.insert(principal.clone()) {
+            report(
+                line,
+                column,
+                format!("principal `{principal}` is listed twice"),
+                "list each principal once",
+            );
+        }
+        let policy = match access_policy(&grant.policy.value) {
+            Some(policy) => policy,
+            None => {
+                let (line, column) = at(&grant.policy);
+                let suggestion = super::did_you_mean(
+                    &grant.policy.value,
+                    POLICY_NAMES.iter().map(|(short, _)| *short),
+                )
+                .map(|near| format!("did you mean `{near}`? "))
+                .unwrap_or_default();
+                report(
+                    line,
+                    column,
+                    format!("unknown access policy `{}`", grant.policy.value),
+                    &format!(
+                        "{suggestion}use `cluster-admin`, `admin`, `edit`, `view`, or a full ARN `arn:aws:eks::aws:cluster-access-policy/...`"
+                    ),
+                );
+                continue;
+            }
+        };
+        let namespaces = match &grant.namespaces {
+            Some(list) => {
+                let (line, column) = (
+                    list.referenced.line() as usize,
+                    list.referenced.column() as usize,
+                );
+                if list.value.is_empty() {
+                    report(
+                        line,
+                        column,
+                        "`namespaces` is empty".to_string(),
+                        "list at least one namespace, or leave `namespaces` out for the whole cluster",
+                    );
+                }
+                if let Some(bad) = list.value.iter().find(|n| !is_namespace_pattern(n)) {
+                    report(
+                        line,
+                        column,
+                        format!("`{bad}` is not a Kubernetes namespace name"),
+                        "namespaces have 1 to 63 lowercase letters, digits and hyphens (a trailing `*` matches a prefix)",
+                    );
+                }
+                let mut sorted = list.value.clone();
+                sorted.sort();
+                sorted.dedup();
+                Some(sorted)
+            }
+            None => None,
+        };
+        let groups = match &grant.groups {
+            Some(list) => {
+                let (line, column) = (
+                    list.referenced.line() as usize,
+                    list.referenced.column() as usize,
+                );
+                if let Some(bad) = list
+                    .value
+                    .iter()
+                    .find(|g| g.is_empty() || g.starts_with("system:"))
+                {
+                    report(
+                        line,
+                        column,
+                        format!("invalid Kubernetes group `{bad}`"),
+                        "EKS refuses empty groups and groups starting with `system:`; use an access policy for built-in permissions",
+                    );
+                }
+                let mut sorted = list.value.clone();
+                sorted.sort();
+                sorted.dedup();
+                sorted
+            }
+            None => Vec::new(),
+        };
+        access.push(AccessGrant {
+            principal,
+            policy,
+            namespaces,
+            groups,
+        });
+    }
+
+    let mut addons = Vec::new();
+    for (name, addon) in [
+        (POD_IDENTITY_AGENT, &file.addons.pod_identity_agent),
+        (S3_CSI_DRIVER, &file.addons.s3_csi_driver),
+    ] {
+        if let Some(version) = &addon.version
+            && !is_addon_version(&version.value)
+        {
+            let (line, column) = at(version);
+            report(
+                line,
+                column,
+                format!("`{}` is not an EKS add-on version", version.value),
+                "add-on versions look like `v2.1.0-eksbuild.1`; leave `version` out for the cluster's default",
+            );
+        }
+        let configuration_values = match &addon.configuration_values {
+            None => None,
+            Some(spanned) => {
+                let (line, column) = (
+                    spanned.referenced.line() as usize,
+                    spanned.referenced.column() as usize,
+                );
+                match configuration_object(&spanned.value) {
+                    Ok(value) => Some(value),
+                    Err(why) => {
+                        report(
+                            line,
+                            column,
+                            format!("invalid `configuration_values` for `{name}`: {why}"),
+                            "give a mapping, or a string holding a JSON or YAML object",
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let resolve_conflicts = match &addon.resolve_conflicts {
+            None => "PRESERVE".to_string(),
+            Some(spanned) => match spanned.value.to_ascii_lowercase().as_str() {
+                "preserve" => "PRESERVE".to_string(),
+                "overwrite" => "OVERWRITE".to_string(),
+                "none" => "NONE".to_string(),
+                _ => {
+                    let (line, column) = at(spanned);
+                    report(
+                        line,
+                        column,
+                        format!("unknown `resolve_conflicts` value `{}`", spanned.value),
+                        "use `preserve` (keep changes made outside EKS), `overwrite` or `none`",
+                    );
+                    "PRESERVE".to_string()
+                }
+            },
+        };
+        addons.push(AddonSettings {
+            name: name.to_string(),
+            version: addon.version.as_ref().map(|v| v.value.clone()),
+            configuration_values,
+            resolve_conflicts,
+        });
+    }
+
     if !problems.is_empty() {
         problems.sort_by_key(|d| (d.line, d.column));
         return Err(ConfigError::invalid(path, text, problems));
@@ -281,7 +463,102 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         tags,
         buckets: buckets.into_iter().map(|(bucket, _)| bucket).collect(),
         kms_key_arn: file.storage.kms_key_arn.map(|k| k.value),
+        access,
+        addons,
+        notes,
     })
+}
+
+/// Short names of the EKS access policies and the policy they stand for.
+const POLICY_NAMES: &[(&str, &str)] = &[
+    ("cluster-admin", "AmazonEKSClusterAdminPolicy"),
+    ("admin", "AmazonEKSAdminPolicy"),
+    ("edit", "AmazonEKSEditPolicy"),
+    ("view", "AmazonEKSViewPolicy"),
+];
+
+fn access_policy(text: &str) -> Option<AccessPolicy> {
+    if let Some((_, name)) = POLICY_NAMES.iter().find(|(short, _)| *short == text) {
+        return Some(AccessPolicy::Managed(name.to_string()));
+    }
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    (parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "eks"
+        && parts[5].starts_with("cluster-access-policy/")
+        && parts[5].len() > "cluster-access-policy/".len())
+    .then(|| AccessPolicy::Arn(text.to_string()))
+}
+
+/// A principal's IAM ARN, and whether it was rewritten from an assumed-role session ARN.
+fn principal_arn(text: &str) -> Result<(String, bool), String> {
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") {
+        return Err("it is not an ARN".to_string());
+    }
+    let (partition, service, account, resource) = (parts[1], parts[2], parts[4], parts[5]);
+    if !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!("`{account}` is not an account id"));
+    }
+    match service {
+        "iam"
+            if (resource.starts_with("role/") || resource.starts_with("user/"))
+                && !resource.ends_with('/') =>
+        {
+            Ok((text.to_string(), false))
+        }
+        "sts" => match resource
+            .strip_prefix("assumed-role/")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            Some((role, _session)) if !role.is_empty() => {
+                Ok((format!("arn:{partition}:iam::{account}:role/{role}"), true))
+            }
+            _ => Err("only assumed-role session ARNs can stand for a role".to_string()),
+        },
+        _ => Err("only IAM roles and users can have access entries".to_string()),
+    }
+}
+
+fn is_namespace_pattern(name: &str) -> bool {
+    let base = name.strip_suffix('*').unwrap_or(name);
+    (1..=63).contains(&name.len())
+        && (base.is_empty() && name == "*" || !base.is_empty())
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !base.starts_with('-')
+}
+
+fn is_addon_version(version: &str) -> bool {
+    let Some(rest) = version.strip_prefix('v') else {
+        return false;
+    };
+    let Some((semver, build)) = rest.split_once("-eksbuild.") else {
+        return false;
+    };
+    semver.split('.').count() == 3
+        && semver
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && !build.is_empty()
+        && build.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Add-on configuration as a JSON object: a mapping as is, a string parsed as JSON or YAML.
+fn configuration_object(value: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let parsed = match value {
+        serde_json::Value::String(text) => serde_json::from_str(text)
+            .or_else(|_| serde_saphyr::from_str::<serde_json::Value>(text))
+            .map_err(|_| "the string is neither JSON nor YAML".to_string())?,
+        other => other.clone(),
+    };
+    if parsed.is_object() {
+        Ok(parsed)
+    } else {
+        Err("it must be an object (key: value pairs)".to_string())
+    }
 }
 
 impl PlatformFile {
@@ -476,6 +753,48 @@ mod tests {
         assert!(check_placeholders("a-{acount}").is_err());
         assert!(check_placeholders("a-{account").is_err());
         assert!(check_placeholders("a-account}").is_err());
+    }
+
+    #[test]
+    fn principals_are_role_or_user_arns_and_sessions_become_their_role() {
+        assert_eq!(
+            principal_arn("arn:aws:sts::123456789012:assumed-role/Artists/alice"),
+            Ok(("arn:aws:iam::123456789012:role/Artists".to_string(), true))
+        );
+        assert_eq!(
+            principal_arn("arn:aws:iam::123456789012:user/bob"),
+            Ok(("arn:aws:iam::123456789012:user/bob".to_string(), false))
+        );
+        assert!(principal_arn("arn:aws:iam::123456789012:group/artists").is_err());
+        assert!(principal_arn("arn:aws:iam::1234:role/x").is_err());
+        assert!(principal_arn("Artists").is_err());
+    }
+
+    #[test]
+    fn access_policies_and_addon_versions_are_recognised() {
+        assert_eq!(
+            access_policy("view"),
+            Some(AccessPolicy::Managed("AmazonEKSViewPolicy".to_string()))
+        );
+        assert!(
+            access_policy("arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy")
+                .is_some()
+        );
+        assert!(access_policy("viewer").is_none());
+        assert!(is_addon_version("v2.1.0-eksbuild.1"));
+        assert!(!is_addon_version("2.1.0"));
+        assert!(!is_addon_version("v2.1-eksbuild.1"));
+        assert!(is_namespace_pattern("comfyui") && is_namespace_pattern("dev-*"));
+        assert!(!is_namespace_pattern("Dev") && !is_namespace_pattern(""));
+    }
+
+    #[test]
+    fn configuration_values_must_be_objects() {
+        assert!(configuration_object(&serde_json::json!({"a": 1})).is_ok());
+        assert!(configuration_object(&serde_json::json!("{\"a\": 1}")).is_ok());
+        assert!(configuration_object(&serde_json::json!("a: 1")).is_ok());
+        assert!(configuration_object(&serde_json::json!("- 1")).is_err());
+        assert!(configuration_object(&serde_json::json!(3)).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use crate::adapters::{Aws, AwsError};
-use crate::model::Address;
+use crate::model::{Address, Pending};
 use crate::planner::{Action, Change, Plan};
 use crate::state::{State, StateError};
 
@@ -56,6 +56,16 @@ pub enum Event {
     },
     Kept {
         address: Address,
+    },
+    /// A long operation's current status (e.g. an add-on `CREATING`).
+    Progress {
+        address: Address,
+        status: String,
+    },
+    /// Done, but with something the user should know.
+    Warning {
+        address: Address,
+        message: String,
     },
 }
 
@@ -249,31 +259,62 @@ impl Executor<'_> {
             action: change.action,
         });
         match (change.action, &change.resource) {
-            (Action::Create, Some(resource)) => {
-                self.persist(|state| state.mark_creating(resource))?;
-                self.retrying(change, || self.aws.create(resource)).await?;
-                self.persist(|state| state.record_applied(resource))?;
-            }
-            (Action::Update, Some(resource)) => {
-                self.retrying(change, || self.aws.update(resource, &change.fields))
-                    .await?;
+            (Action::Create | Action::Update, Some(resource)) => {
+                match &change.pending {
+                    // An earlier apply started this and was interrupted: only wait.
+                    Some(pending) => self.await_pending(change, pending).await?,
+                    None => {
+                        let pending = if change.action == Action::Create {
+                            self.persist(|state| state.mark_creating(resource))?;
+                            self.retrying(change, || self.aws.create(resource)).await?
+                        } else {
+                            self.retrying(change, || self.aws.update(resource, &change.fields))
+                                .await?
+                        };
+                        if let Some(pending) = pending {
+                            self.persist(|state| {
+                                state.set_pending(&change.address, Some(pending.clone()))
+                            })?;
+                            self.await_pending(change, &pending).await?;
+                        }
+                    }
+                }
                 self.persist(|state| state.record_applied(resource))?;
             }
             (Action::Adopt, Some(resource)) => {
                 self.persist(|state| state.record_applied(resource))?;
             }
             (Action::Replace, Some(resource)) => {
-                if let Some(previous) = &change.previous {
-                    self.retrying(change, || self.aws.delete(previous, delete_data))
-                        .await?;
+                if let Some(previous) = &change.previous
+                    && let Some(pending) = self
+                        .retrying(change, || self.aws.delete(previous, delete_data))
+                        .await?
+                {
+                    self.await_pending(change, &pending).await?;
                 }
                 self.persist(|state| state.mark_creating(resource))?;
-                self.retrying(change, || self.aws.create(resource)).await?;
+                if let Some(pending) = self.retrying(change, || self.aws.create(resource)).await? {
+                    self.persist(|state| {
+                        state.set_pending(&change.address, Some(pending.clone()))
+                    })?;
+                    self.await_pending(change, &pending).await?;
+                }
                 self.persist(|state| state.record_applied(resource))?;
             }
             (Action::Delete, _) => {
-                self.retrying(change, || self.aws.delete(&change.identity, delete_data))
-                    .await?;
+                let pending = match &change.pending {
+                    Some(pending) => Some(pending.clone()),
+                    None => {
+                        self.retrying(change, || self.aws.delete(&change.identity, delete_data))
+                            .await?
+                    }
+                };
+                if let Some(pending) = pending {
+                    self.persist(|state| {
+                        state.set_pending(&change.address, Some(pending.clone()))
+                    })?;
+                    self.await_pending(change, &pending).await?;
+                }
                 self.persist(|state| {
                     state.resources.remove(&change.address);
                 })?;
@@ -309,15 +350,35 @@ impl Executor<'_> {
         state.save(self.state_path).map_err(Failure::State)
     }
 
-    async fn retrying<F, Fut>(&self, change: &Change, mut step: F) -> Result<(), Failure>
+    /// Waits for an operation under way, reporting its status and any warning.
+    async fn await_pending(&self, change: &Change, pending: &Pending) -> Result<(), Failure> {
+        let progress = |status: String| {
+            self.reporter.event(Event::Progress {
+                address: change.address.clone(),
+                status,
+            })
+        };
+        let warnings = self
+            .retrying(change, || self.aws.wait(pending, &progress))
+            .await?;
+        for message in warnings {
+            self.reporter.event(Event::Warning {
+                address: change.address.clone(),
+                message,
+            });
+        }
+        Ok(())
+    }
+
+    async fn retrying<T, F, Fut>(&self, change: &Change, mut step: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), AwsError>>,
+        Fut: Future<Output = Result<T, AwsError>>,
     {
         let mut attempt = 1;
         loop {
             match step().await {
-                Ok(()) => return Ok(()),
+                Ok(value) => return Ok(value),
                 Err(error) if error.is_transient() && attempt < STEP_ATTEMPTS => {
                     let base = FIRST_BACKOFF * 2u32.pow(attempt - 1);
                     let delay = base.mul_f64(0.5 + fastrand::f64());

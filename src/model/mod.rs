@@ -15,7 +15,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use desired::{
-    CSI_POLICY, CSI_ROLE, Environment, NODE_POLICY, bucket_address, csi_role_name, desired,
+    ACCESS_CONFIG, AddonFacts, CSI_POLICY, CSI_ROLE, CSI_SERVICE_ACCOUNT, ClusterFacts,
+    Environment, NODE_ACCESS_ENTRY, NODE_POLICY, access_entry_address, addon_address,
+    bucket_address, csi_role_name, desired,
 };
 pub use observed::{Live, Observation, Observed, Owner};
 
@@ -46,6 +48,9 @@ pub enum Kind {
     S3Bucket,
     IamRole,
     IamRolePolicy,
+    EksAccessConfig,
+    EksAccessEntry,
+    EksAddon,
 }
 
 impl Kind {
@@ -54,7 +59,23 @@ impl Kind {
             Kind::S3Bucket => "S3 bucket",
             Kind::IamRole => "IAM role",
             Kind::IamRolePolicy => "IAM inline policy",
+            Kind::EksAccessConfig => "EKS access configuration of cluster",
+            Kind::EksAccessEntry => "EKS access entry",
+            Kind::EksAddon => "EKS add-on",
         }
+    }
+
+    /// Fields that can change only one way: the plan marks them irreversible.
+    pub fn one_way_fields(self) -> &'static [&'static str] {
+        match self {
+            Kind::EksAccessConfig => &["authentication_mode"],
+            _ => &[],
+        }
+    }
+
+    /// Kinds that are settings of something adopted: never deleted, only forgotten.
+    pub fn is_setting(self) -> bool {
+        matches!(self, Kind::EksAccessConfig)
     }
 }
 
@@ -65,6 +86,9 @@ pub enum Identity {
     S3Bucket { name: String, region: String },
     IamRole { name: String },
     IamRolePolicy { role: String, policy: String },
+    EksAccessConfig { cluster: String },
+    EksAccessEntry { cluster: String, principal: String },
+    EksAddon { cluster: String, name: String },
 }
 
 impl Identity {
@@ -73,6 +97,9 @@ impl Identity {
             Identity::S3Bucket { .. } => Kind::S3Bucket,
             Identity::IamRole { .. } => Kind::IamRole,
             Identity::IamRolePolicy { .. } => Kind::IamRolePolicy,
+            Identity::EksAccessConfig { .. } => Kind::EksAccessConfig,
+            Identity::EksAccessEntry { .. } => Kind::EksAccessEntry,
+            Identity::EksAddon { .. } => Kind::EksAddon,
         }
     }
 
@@ -88,6 +115,11 @@ impl fmt::Display for Identity {
             Identity::S3Bucket { name, region } => write!(f, "{name} ({region})"),
             Identity::IamRole { name } => f.write_str(name),
             Identity::IamRolePolicy { role, policy } => write!(f, "{policy} on role {role}"),
+            Identity::EksAccessConfig { cluster } => f.write_str(cluster),
+            Identity::EksAccessEntry { cluster, principal } => {
+                write!(f, "{principal} on cluster {cluster}")
+            }
+            Identity::EksAddon { cluster, name } => write!(f, "{name} on cluster {cluster}"),
         }
     }
 }
@@ -100,6 +132,35 @@ pub struct Resource {
     pub fields: Fields,
     /// Resources that must exist (and be up to date) before this one.
     pub depends_on: Vec<Address>,
+    /// Call parameters that are not observable fields (e.g. an add-on's conflict policy).
+    #[serde(default, skip_serializing_if = "Fields::is_empty")]
+    pub parameters: Fields,
+    /// When something not owned by comfyplat already exists in its place, leave it alone
+    /// instead of refusing (e.g. the node role's access entry).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub yield_to_existing: bool,
+}
+
+/// An operation the cloud carries on after the call that started it returned. Kept in state
+/// while it runs, so that an interrupted apply waits for it instead of starting it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pending {
+    /// `UpdateClusterConfig`, followed with `DescribeUpdate`.
+    ClusterUpdate { cluster: String, update_id: String },
+    /// An add-on becoming ACTIVE, or going away.
+    Addon {
+        cluster: String,
+        name: String,
+        goal: AddonGoal,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddonGoal {
+    Active,
+    Deleted,
 }
 
 /// Something comfyplat builds on but never creates, changes or deletes.
@@ -116,6 +177,8 @@ pub struct Desired {
     pub platform: String,
     pub resources: Vec<Resource>,
     pub adopted: Vec<Adopted>,
+    /// Decisions worth telling the user (e.g. IRSA instead of Pod Identity).
+    pub notes: Vec<String>,
 }
 
 impl Desired {

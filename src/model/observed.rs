@@ -26,6 +26,9 @@ pub struct Live {
     /// For buckets: whether any object (or object version) is stored.
     #[serde(default)]
     pub holds_objects: Option<bool>,
+    /// The service's own status word where it has one (an add-on's `ACTIVE`, `CREATE_FAILED`).
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 impl Live {
@@ -46,6 +49,7 @@ impl Live {
             fields,
             owner: Owner::Tag(owner),
             holds_objects,
+            status: None,
         }
     }
 }

@@ -39,6 +39,31 @@ pub fn pod_identity_trust_policy(account: &str) -> Value {
     }))
 }
 
+/// Trust policy for a role assumed through IAM Roles for Service Accounts: the cluster's OIDC
+/// provider, for exactly one service account.
+pub fn irsa_trust_policy(
+    partition: &str,
+    account: &str,
+    issuer: &str,
+    namespace: &str,
+    service_account: &str,
+) -> Value {
+    let host_path = issuer.trim_start_matches("https://");
+    normalize(&json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "EksServiceAccount",
+            "Effect": "Allow",
+            "Principal": {"Federated": format!("arn:{partition}:iam::{account}:oidc-provider/{host_path}")},
+            "Action": ["sts:AssumeRoleWithWebIdentity"],
+            "Condition": {"StringEquals": {
+                format!("{host_path}:sub"): format!("system:serviceaccount:{namespace}:{service_account}"),
+                format!("{host_path}:aud"): "sts.amazonaws.com"
+            }}
+        }]
+    }))
+}
+
 /// What a workload may do with the objects of its buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

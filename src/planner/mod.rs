@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{
     Address, Adopted, Desired, Environment, Fields, Identity, Observation, Observed, Owner,
-    Resource,
+    Pending, Resource,
 };
 use crate::state::{State, Status};
 
@@ -77,6 +77,12 @@ pub enum Reason {
     AlreadyGone,
     /// It holds objects and `--delete-data` was not given.
     HoldsData,
+    /// An earlier apply started it and was interrupted; comfyplat waits for it.
+    InProgress,
+    /// It failed earlier (e.g. an add-on in `CREATE_FAILED`); trying again.
+    FailedEarlier,
+    /// A setting of something adopted: comfyplat never undoes it.
+    LeftAsIs,
 }
 
 /// One field's change: `before` is the live value, `after` the desired one (absent = unset).
@@ -85,6 +91,9 @@ pub struct FieldChange {
     pub path: String,
     pub before: Option<Value>,
     pub after: Option<Value>,
+    /// It can never be changed back (e.g. an EKS cluster's authentication mode).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub irreversible: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +112,9 @@ pub struct Change {
     /// Changes that must finish first.
     #[serde(default)]
     pub after: Vec<Address>,
+    /// An operation an earlier apply started: wait for it instead of starting another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
 }
 
 /// A resource whose live fields differ from what comfyplat last applied.
@@ -137,6 +149,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub drift: Vec<Drift>,
     pub blockers: Vec<Blocker>,
+    /// Decisions and facts worth telling (e.g. IRSA instead of Pod Identity).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// What every observed identity looked like, to refuse a stale saved plan.
     pub fingerprints: Vec<(Identity, String)>,
 }
@@ -195,6 +210,7 @@ pub fn diff_fields(from: &Fields, to: &Fields) -> Vec<FieldChange> {
                 path: path.clone(),
                 before: before.cloned(),
                 after: after.cloned(),
+                irreversible: false,
             })
         })
         .collect()
@@ -216,6 +232,7 @@ pub fn plan(
         changes: Vec::new(),
         drift: Vec::new(),
         blockers: Vec::new(),
+        notes: desired.notes.clone(),
     };
     planner.check_adopted();
     let mut handled = BTreeSet::new();
@@ -234,7 +251,8 @@ pub fn plan(
     if options.mode == Mode::Destroy {
         // Owned resources that state lost track of (e.g. state deleted) are destroyed too.
         for resource in &desired.resources {
-            if handled.contains(&resource.address) {
+            // Settings of adopted things are never undone, so there is nothing to find.
+            if handled.contains(&resource.address) || resource.identity.kind().is_setting() {
                 continue;
             }
             if let Some(Observation::Present(live)) = observed.resources.get(&resource.identity)
@@ -264,6 +282,7 @@ pub fn plan(
         changes,
         drift: planner.drift,
         blockers: planner.blockers,
+        notes: planner.notes,
         fingerprints,
     }
 }
@@ -277,6 +296,7 @@ struct Planner<'a> {
     changes: Vec<Change>,
     drift: Vec<Drift>,
     blockers: Vec<Blocker>,
+    notes: Vec<String>,
 }
 
 impl Planner<'_> {
@@ -317,6 +337,26 @@ impl Planner<'_> {
 
     fn plan_wanted(&mut self, resource: &Resource) {
         let entry = self.state.resources.get(&resource.address);
+        if let Some(entry) = entry
+            && let Some(pending) = &entry.pending
+            && entry.identity == resource.identity
+        {
+            let live = match self.observation(&resource.identity) {
+                Observation::Present(live) => live.fields.clone(),
+                _ => Fields::new(),
+            };
+            let action = if entry.status == Status::Creating {
+                Action::Create
+            } else {
+                Action::Update
+            };
+            let fields = diff_fields(&live, &resource.fields);
+            self.push(resource, action, vec![Reason::InProgress], fields, None);
+            if let Some(change) = self.changes.last_mut() {
+                change.pending = Some(pending.clone());
+            }
+            return;
+        }
         if let Some(entry) = entry
             && entry.identity != resource.identity
             && matches!(self.observation(&entry.identity), Observation::Present(_))
@@ -359,12 +399,27 @@ impl Planner<'_> {
             Observation::Present(live) => {
                 let in_state = entry.is_some_and(|e| e.identity == resource.identity);
                 if !in_state && !self.is_owned(&live.owner) {
-                    self.blockers.push(self.not_owned(resource, &live.owner));
+                    if resource.yield_to_existing {
+                        self.notes.push(format!(
+                            "{}: {} `{}` exists and was not created by comfyplat; it is left as it is",
+                            resource.address,
+                            resource.identity.kind().noun(),
+                            resource.identity
+                        ));
+                    } else {
+                        self.blockers.push(self.not_owned(resource, &live.owner));
+                    }
                     return;
                 }
+                let failed = live
+                    .status
+                    .as_deref()
+                    .is_some_and(|s| s.ends_with("_FAILED"));
                 let fields = diff_fields(&live.fields, &resource.fields);
                 let mut reasons = Vec::new();
                 match entry.filter(|_| in_state) {
+                    // A setting or a comfyplat-named policy: nothing to adopt, just not recorded yet.
+                    None if live.owner == Owner::Name => reasons.push(Reason::NotInState),
                     None => reasons.push(Reason::FoundOwned),
                     Some(entry) if entry.status == Status::Creating => {
                         reasons.push(Reason::IncompleteCreate)
@@ -394,7 +449,10 @@ impl Planner<'_> {
                         }
                     }
                 }
-                if !fields.is_empty() {
+                if failed {
+                    reasons.push(Reason::FailedEarlier);
+                }
+                if !fields.is_empty() || failed {
                     self.push(resource, Action::Update, reasons, fields, None);
                 } else if !in_state || entry.is_some_and(|e| e.status == Status::Creating) {
                     self.push(resource, Action::Adopt, reasons, fields, None);
@@ -459,7 +517,11 @@ impl Planner<'_> {
             Mode::Apply => Reason::NotInConfig,
             Mode::Destroy => Reason::Destroying,
         };
+        let entry = self.state.resources.get(address);
+        let pending = entry.and_then(|e| e.pending.clone());
         let (action, reasons) = match self.observation(identity) {
+            _ if identity.kind().is_setting() => (Action::Forget, vec![why, Reason::LeftAsIs]),
+            _ if pending.is_some() => (Action::Delete, vec![why, Reason::InProgress]),
             Observation::Absent => (Action::Forget, vec![Reason::AlreadyGone]),
             Observation::Unavailable { reason } => {
                 self.blockers.push(Blocker {
@@ -500,6 +562,7 @@ impl Planner<'_> {
             fields: Vec::new(),
             resource: None,
             after: Vec::new(),
+            pending: pending.filter(|_| action == Action::Delete),
         });
     }
 
@@ -511,6 +574,14 @@ impl Planner<'_> {
         fields: Vec<FieldChange>,
         previous: Option<Identity>,
     ) {
+        let one_way = resource.identity.kind().one_way_fields();
+        let fields = fields
+            .into_iter()
+            .map(|mut field| {
+                field.irreversible = one_way.contains(&field.path.as_str());
+                field
+            })
+            .collect();
         self.changes.push(Change {
             address: resource.address.clone(),
             action,
@@ -520,6 +591,7 @@ impl Planner<'_> {
             fields,
             resource: Some(resource.clone()),
             after: Vec::new(),
+            pending: None,
         });
     }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::config;
-use crate::model::{self, Live, Observation, Observed, Owner};
+use crate::model::{self, AddonFacts, ClusterFacts, Live, Observation, Observed, Owner};
 use crate::state::State;
 
 const YAML: &str = "version: 1
@@ -30,6 +30,26 @@ fn environment() -> Environment {
         account: "111122223333".to_string(),
         partition: "aws".to_string(),
         region: "us-west-2".to_string(),
+        cluster: ClusterFacts {
+            name: "comfyui".to_string(),
+            version: "1.33".to_string(),
+            status: "ACTIVE".to_string(),
+            oidc_issuer: Some("https://oidc.eks.us-west-2.amazonaws.com/id/ABC".to_string()),
+            authentication_mode: "CONFIG_MAP".to_string(),
+            ..ClusterFacts::default()
+        },
+        addons: vec![
+            AddonFacts {
+                name: "eks-pod-identity-agent".to_string(),
+                version: "v1.3.4-eksbuild.1".to_string(),
+                pod_identity: true,
+            },
+            AddonFacts {
+                name: "aws-mountpoint-s3-csi-driver".to_string(),
+                version: "v2.1.0-eksbuild.1".to_string(),
+                pod_identity: true,
+            },
+        ],
     }
 }
 
@@ -62,7 +82,7 @@ fn applied(desired: &Desired) -> (State, Observed) {
     for resource in &desired.resources {
         state.record_applied(resource);
         let owner = match resource.identity {
-            Identity::IamRolePolicy { .. } => Owner::Name,
+            Identity::IamRolePolicy { .. } | Identity::EksAccessConfig { .. } => Owner::Name,
             _ => Owner::Tag(Some("studio".to_string())),
         };
         observed.resources.insert(
@@ -71,6 +91,7 @@ fn applied(desired: &Desired) -> (State, Observed) {
                 fields: resource.fields.clone(),
                 owner,
                 holds_objects: resource.identity.holds_data().then_some(false),
+                status: None,
             }),
         );
     }
@@ -117,7 +138,7 @@ fn an_empty_world_is_created_in_dependency_order() {
     assert_eq!(
         plan.summary(),
         Summary {
-            add: 6,
+            add: 10,
             ..Summary::default()
         }
     );
@@ -184,6 +205,7 @@ fn a_changed_setting_is_one_update_of_one_field() {
             path: "lifecycle.expiration_days".to_string(),
             before: Some(json!(30)),
             after: Some(json!(7)),
+            irreversible: false,
         }]
     );
     assert!(plan.drift.is_empty());
@@ -256,7 +278,7 @@ fn owned_resources_missing_from_state_are_adopted_and_foreign_ones_block() {
         .filter(|c| c.action == Action::Adopt)
         .map(|c| c.address.to_string())
         .collect();
-    assert_eq!(adopted.len(), 4, "{adopted:?}");
+    assert_eq!(adopted.len(), 8, "{adopted:?}");
     assert_eq!(plan.blockers.len(), 2);
     assert!(
         plan.blockers[0]
@@ -337,10 +359,20 @@ fn removing_a_bucket_with_data_blocks_apply_and_is_kept_by_destroy() {
     assert_eq!(
         destroy.summary(),
         Summary {
-            destroy: 5,
+            destroy: 8,
+            forget: 1,
             keep: 1,
             ..Summary::default()
         }
+    );
+    let config = destroy
+        .changes
+        .iter()
+        .find(|c| c.address.0 == "eks.access_config")
+        .expect("access config");
+    assert_eq!(
+        (config.action, config.reasons.clone()),
+        (Action::Forget, vec![Reason::Destroying, Reason::LeftAsIs])
     );
 }
 
@@ -357,7 +389,10 @@ fn destroy_deletes_dependents_first() {
     let role = &plan.changes[position("iam.role.s3_csi_driver")];
     assert_eq!(
         role.after,
-        vec![Address::new("iam.role_policy.s3_csi_driver")]
+        vec![
+            Address::new("eks.addon.aws-mountpoint-s3-csi-driver"),
+            Address::new("iam.role_policy.s3_csi_driver")
+        ]
     );
 }
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Address, Fields, Identity, Resource};
+use crate::model::{Address, Fields, Identity, Pending, Resource};
 
 pub const STATE_VERSION: u32 = 1;
 
@@ -85,6 +85,9 @@ pub struct Entry {
     pub fields: Fields,
     #[serde(default)]
     pub depends_on: Vec<Address>,
+    /// An operation started and not yet seen to finish (e.g. an add-on being created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
     /// RFC 3339 time of the last change.
     pub updated_at: String,
 }
@@ -195,6 +198,14 @@ impl State {
         self.insert(resource, Status::Applied, resource.fields.clone());
     }
 
+    /// Records (or clears) the operation under way for `address`.
+    pub fn set_pending(&mut self, address: &Address, pending: Option<Pending>) {
+        if let Some(entry) = self.resources.get_mut(address) {
+            entry.pending = pending;
+            entry.updated_at = now();
+        }
+    }
+
     fn insert(&mut self, resource: &Resource, status: Status, fields: Fields) {
         self.resources.insert(
             resource.address.clone(),
@@ -203,6 +214,7 @@ impl State {
                 status,
                 fields,
                 depends_on: resource.depends_on.clone(),
+                pending: None,
                 updated_at: now(),
             },
         );
@@ -231,6 +243,8 @@ mod tests {
             },
             fields: Fields::new(),
             depends_on: Vec::new(),
+            parameters: Fields::new(),
+            yield_to_existing: false,
         });
         state.save(&path).expect("save");
         state.save(&path).expect("save again");

@@ -62,6 +62,13 @@ pub fn reason_text(reason: &Reason) -> String {
         Reason::HoldsData => {
             "it holds objects; pass --delete-data to delete it with its objects".to_string()
         }
+        Reason::InProgress => {
+            "an earlier apply started this and was interrupted; waiting for it".to_string()
+        }
+        Reason::FailedEarlier => "it failed earlier; trying again".to_string(),
+        Reason::LeftAsIs => {
+            "a setting of the adopted cluster: comfyplat never undoes it".to_string()
+        }
     }
 }
 
@@ -99,6 +106,13 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             for field in &drift.fields {
                 render_field(&mut out, field, style);
             }
+        }
+    }
+
+    if !plan.notes.is_empty() {
+        let _ = writeln!(out);
+        for note in &plan.notes {
+            let _ = writeln!(out, "{} {note}", style.cyan("note:"));
         }
     }
 
@@ -219,11 +233,16 @@ fn render_field(out: &mut String, field: &FieldChange, style: Style) {
         (Some(before), Some(after)) => {
             let _ = writeln!(
                 out,
-                "{indent}{} {}: {} -> {}",
+                "{indent}{} {}: {} -> {}{}",
                 style.yellow("~"),
                 field.path,
                 inline(before, indent),
-                inline(after, indent)
+                inline(after, indent),
+                if field.irreversible {
+                    style.red("  # irreversible: it can never be changed back")
+                } else {
+                    String::new()
+                }
             );
         }
         (None, None) => {}

@@ -169,6 +169,19 @@ impl Reporter for ProgressReporter {
                     style.yellow("skipped:")
                 ));
             }
+            Event::Progress { address, status } => match &self.bars {
+                Some(bars) => {
+                    let running = bars.running.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(bar) = running.get(&address) {
+                        bar.set_message(format!("{address}: {status}"));
+                    }
+                }
+                None if !self.quiet => self.line(format!("{address}: {status}")),
+                None => {}
+            },
+            Event::Warning { address, message } => {
+                self.line(format!("{} {address}: {message}", style.yellow("warning:")));
+            }
             Event::Kept { address } => {
                 self.take_bar(&address);
                 if !self.quiet {

@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
     moto_patches.apply()
 
+    import eks_extension
+
+    eks_extension.install()
+
     stop = threading.Event()
 
     def on_signal(signum, _frame):

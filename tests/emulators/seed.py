@@ -31,6 +31,7 @@ UNOWNED_BUCKET = f"platform-team-datasets-{ACCOUNT_ID}"
 UNOWNED_OBJECT_KEY = "README.txt"
 UNOWNED_OBJECT_BODY = b"Datasets of the platform team. Not managed by comfyplat.\n"
 KUBERNETES_VERSION = "1.33"
+CLUSTER_AUTHENTICATION_MODE = "CONFIG_MAP"
 
 
 def _trust(service: str) -> str:
@@ -113,8 +114,18 @@ def seed_sandbox(endpoint: str, region: str) -> dict:
         version=KUBERNETES_VERSION,
         roleArn=cluster_role_arn,
         resourcesVpcConfig={"subnetIds": subnet_ids, "securityGroupIds": [sg_id]},
+        # What a cluster created through the API/CloudFormation has: the aws-auth ConfigMap
+        # only, no access entries yet (eks_extension emulates accessConfig).
+        accessConfig={
+            "authenticationMode": CLUSTER_AUTHENTICATION_MODE,
+            "bootstrapClusterCreatorAdminPermissions": True,
+        },
         tags={"owner": "platform-team"},
     )["cluster"]
+    cluster = eks.describe_cluster(name=CLUSTER_NAME)["cluster"]
+    oidc_issuer = cluster["identity"]["oidc"]["issuer"]
+    if cluster["accessConfig"]["authenticationMode"] != CLUSTER_AUTHENTICATION_MODE:
+        raise RuntimeError("the EKS extension is not installed (no accessConfig)")
 
     # --- Karpenter node role (pre-existing, partly unowned) ------------------
     node_role_arn = iam.create_role(
@@ -168,6 +179,8 @@ def seed_sandbox(endpoint: str, region: str) -> dict:
         "cluster_name": CLUSTER_NAME,
         "cluster_arn": cluster["arn"],
         "cluster_version": cluster.get("version"),
+        "cluster_oidc_issuer": oidc_issuer,
+        "cluster_authentication_mode": cluster["accessConfig"]["authenticationMode"],
         "cluster_role_arn": cluster_role_arn,
         "node_role_name": NODE_ROLE_NAME,
         "node_role_arn": node_role_arn,
