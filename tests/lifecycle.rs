@@ -48,11 +48,11 @@ fn fresh_apply_creates_everything_then_plan_is_empty_and_reapply_writes_nothing(
     let run = apply(&workspace, &proxy.endpoint);
     assert!(
         run.stdout
-            .contains("Plan: 9 to add, 1 to change, 0 to destroy."),
+            .contains("Plan: 11 to add, 1 to change, 0 to destroy."),
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("Complete: 10 done."), "{}", run.stderr);
+    assert!(run.stderr.contains("Complete: 12 done."), "{}", run.stderr);
 
     // Every setting, read back through the S3 API.
     for purpose in ["models", "outputs", "inputs"] {
@@ -689,7 +689,7 @@ fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
     let run = workspace
         .run(&proxy.endpoint, &["apply", plan_path])
         .expect(0);
-    assert!(run.stderr.contains("Complete: 10 done."), "{}", run.stderr);
+    assert!(run.stderr.contains("Complete: 12 done."), "{}", run.stderr);
 
     // A plan made, then the world moves: the plan is refused without a write.
     workspace.write(&sandbox_yaml().replace("expire_after_days: 30", "expire_after_days: 14"));

@@ -83,7 +83,7 @@ fn an_apply_killed_mid_way_is_finished_by_the_next_without_duplicates() {
         child.kill().expect("kill apply");
         child.wait().expect("reap apply");
         assert!(
-            applied_count(&workspace) < 10,
+            applied_count(&workspace) < 12,
             "killed too late to prove anything"
         );
     }
@@ -98,7 +98,7 @@ fn an_apply_killed_mid_way_is_finished_by_the_next_without_duplicates() {
     let (buckets, roles) = owned(&reader);
     assert_eq!(buckets.len(), 3, "{buckets:?}");
     assert_eq!(roles, vec![CSI_ROLE.to_string()]);
-    assert_eq!(applied_count(&workspace), 10);
+    assert_eq!(applied_count(&workspace), 12);
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn a_second_apply_stops_at_once_naming_the_holder_of_the_lock() {
         "the first apply must finish undisturbed"
     );
     let state = workspace.state();
-    assert_eq!(state["resources"].as_object().map(|r| r.len()), Some(10));
+    assert_eq!(state["resources"].as_object().map(|r| r.len()), Some(12));
     workspace
         .run(&emulator.endpoint, &["plan", "--detailed-exitcode"])
         .expect(0);
@@ -286,7 +286,7 @@ fn a_failing_resource_skips_its_dependents_while_independent_branches_complete()
     );
     assert!(
         run.stderr
-            .contains("Incomplete: 8 done, 1 failed, 1 skipped."),
+            .contains("Incomplete: 10 done, 1 failed, 1 skipped."),
         "{}",
         run.stderr
     );
@@ -302,7 +302,7 @@ fn a_failing_resource_skips_its_dependents_while_independent_branches_complete()
         .run(&emulator.endpoint, &["state", "list"])
         .expect(0)
         .stdout;
-    assert_eq!(listed.lines().count(), 9, "{listed}");
+    assert_eq!(listed.lines().count(), 11, "{listed}");
     assert!(listed.contains("s3.bucket.models\tS3 bucket\tcomfyui-models-123456789012-us-west-2 (us-west-2)\tcreating"), "{listed}");
     assert!(
         !listed.contains("iam.role_policy.node_models_read"),

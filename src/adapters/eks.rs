@@ -642,7 +642,10 @@ pub async fn observe_addon(aws: &Aws, cluster: &str, name: &str) -> Result<Obser
             .ok()
             .or_else(|| serde_saphyr::from_str::<Value>(values).ok())
             .unwrap_or_else(|| json!(values));
-        fields.insert("configuration_values".to_string(), parsed);
+        // `{}` is how a configuration is cleared: the same as none.
+        if parsed != json!({}) {
+            fields.insert("configuration_values".to_string(), parsed);
+        }
     }
     if let Some(role) = addon.service_account_role_arn() {
         fields.insert("service_account_role_arn".to_string(), json!(role));

@@ -272,9 +272,7 @@ impl Executor<'_> {
                                 .await?
                         };
                         if let Some(pending) = pending {
-                            self.persist(|state| {
-                                state.set_pending(&change.address, Some(pending.clone()))
-                            })?;
+                            self.persist(|state| state.record_pending(resource, pending.clone()))?;
                             self.await_pending(change, &pending).await?;
                         }
                     }
@@ -294,9 +292,7 @@ impl Executor<'_> {
                 }
                 self.persist(|state| state.mark_creating(resource))?;
                 if let Some(pending) = self.retrying(change, || self.aws.create(resource)).await? {
-                    self.persist(|state| {
-                        state.set_pending(&change.address, Some(pending.clone()))
-                    })?;
+                    self.persist(|state| state.record_pending(resource, pending.clone()))?;
                     self.await_pending(change, &pending).await?;
                 }
                 self.persist(|state| state.record_applied(resource))?;
@@ -358,9 +354,19 @@ impl Executor<'_> {
                 status,
             })
         };
-        let warnings = self
+        let warnings = match self
             .retrying(change, || self.aws.wait(pending, &progress))
-            .await?;
+            .await
+        {
+            Ok(warnings) => warnings,
+            Err(failure) => {
+                // It ended, badly: the next apply must try again, not wait again.
+                if matches!(&failure, Failure::Aws(error) if !error.is_transient()) {
+                    self.persist(|state| state.set_pending(&change.address, None))?;
+                }
+                return Err(failure);
+            }
+        };
         for message in warnings {
             self.reporter.event(Event::Warning {
                 address: change.address.clone(),

@@ -206,6 +206,15 @@ impl State {
         }
     }
 
+    /// Records the operation under way for `resource`; a resource not in state yet is
+    /// recorded as being created, so that the next apply knows it and waits.
+    pub fn record_pending(&mut self, resource: &Resource, pending: Pending) {
+        if !self.resources.contains_key(&resource.address) {
+            self.mark_creating(resource);
+        }
+        self.set_pending(&resource.address, Some(pending));
+    }
+
     fn insert(&mut self, resource: &Resource, status: Status, fields: Fields) {
         self.resources.insert(
             resource.address.clone(),

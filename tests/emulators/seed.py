@@ -32,6 +32,8 @@ UNOWNED_OBJECT_KEY = "README.txt"
 UNOWNED_OBJECT_BODY = b"Datasets of the platform team. Not managed by comfyplat.\n"
 KUBERNETES_VERSION = "1.33"
 CLUSTER_AUTHENTICATION_MODE = "CONFIG_MAP"
+# IAM roles people use; examples/sandbox.yaml gives them access entries.
+PEOPLE_ROLES = ("comfyui-admins", "comfyui-artists", "platform-team-ops")
 
 
 def _trust(service: str) -> str:
@@ -160,6 +162,26 @@ def seed_sandbox(endpoint: str, region: str) -> dict:
         ),
     )
 
+    # --- people who sign in to the cluster (their IAM roles exist already) ----
+    people = {}
+    for name in PEOPLE_ROLES:
+        people[name] = iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            Description="people of the studio, created by the platform team",
+        )["Role"]["Arn"]
+
     # --- unowned bucket ------------------------------------------------------
     create_args = {"Bucket": UNOWNED_BUCKET}
     if region != "us-east-1":
@@ -186,6 +208,7 @@ def seed_sandbox(endpoint: str, region: str) -> dict:
         "node_role_arn": node_role_arn,
         "node_role_managed_policies": attached,
         "node_role_inline_policy": NODE_ROLE_INLINE_POLICY,
+        "people_roles": people,
         "unowned_bucket": UNOWNED_BUCKET,
         "unowned_object_key": UNOWNED_OBJECT_KEY,
     }

@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import re
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -869,9 +869,9 @@ def test_error_wire_shape(emu):
 def test_aws_cli(eks, iam, emu):
     """The CLI (its own botocore) parses what the extension serves. Set-up goes through boto3;
     the CLI reads run concurrently to keep the test quick."""
-    aws = shutil.which("aws")
-    if aws is None:
-        pytest.skip("aws CLI not on PATH")
+    # The pinned CLI of the emulator's virtualenv (requirements.txt), never a skip.
+    aws = os.path.join(os.path.dirname(sys.executable), "aws")
+    assert os.access(aws, os.X_OK), f"the aws CLI is missing from the virtualenv: {aws}"
     env = {
         **CLEAN_ENV,
         "AWS_ENDPOINT_URL": emu["endpoint"],

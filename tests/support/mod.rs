@@ -317,6 +317,7 @@ pub struct Reader {
     pub runtime: tokio::runtime::Runtime,
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
+    pub eks: aws_sdk_eks::Client,
 }
 
 impl Reader {
@@ -343,6 +344,7 @@ impl Reader {
             runtime,
             s3,
             iam: aws_sdk_iam::Client::new(&config),
+            eks: aws_sdk_eks::Client::new(&config),
         }
     }
 
@@ -423,4 +425,37 @@ pub fn write_file(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
     let mut file = std::fs::File::create(&path).expect("create file");
     file.write_all(text).expect("write file");
     path
+}
+
+pub const CLUSTER: &str = "comfyui-sandbox";
+
+/// Runs the pinned `aws` CLI of the emulator's virtualenv (an independent client) against
+/// `endpoint` and parses its JSON output.
+pub fn aws_cli(endpoint: &str, args: &[&str]) -> serde_json::Value {
+    let aws = python().with_file_name("aws");
+    let output = Command::new(&aws)
+        .args(args)
+        .args(["--output", "json"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_PAGER", "")
+        .output()
+        .expect("run the aws CLI");
+    assert!(
+        output.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the aws CLI prints JSON")
+}
+
+/// ARN of a role in the emulator's account.
+pub fn role_arn(name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{name}")
 }
