@@ -264,6 +264,61 @@ fn corpus() -> Vec<Case> {
             "more than one YAML document",
             Some("remove the extra `---`"),
         ),
+        case(
+            "unknown-access-policy",
+            &format!(
+                "{GOOD}access:\n  - principal: arn:aws:iam::123456789012:role/Artists\n    policy: veiw\n"
+            ),
+            "10:13",
+            "unknown access policy `veiw`",
+            Some("did you mean `view`?"),
+        ),
+        case(
+            "principal-not-an-arn",
+            &format!("{GOOD}access:\n  - principal: Artists\n    policy: view\n"),
+            "9:16",
+            "invalid `principal` `Artists`: it is not an ARN",
+            Some("IAM role or user ARN"),
+        ),
+        case(
+            "principal-group",
+            &format!(
+                "{GOOD}access:\n  - principal: arn:aws:iam::123456789012:group/artists\n    policy: view\n"
+            ),
+            "9:16",
+            "only IAM roles and users can have access entries",
+            None,
+        ),
+        case(
+            "system-group",
+            &format!(
+                "{GOOD}access:\n  - principal: arn:aws:iam::123456789012:role/Artists\n    policy: view\n    groups: [system:masters]\n"
+            ),
+            "11:13",
+            "invalid Kubernetes group `system:masters`",
+            Some("use an access policy"),
+        ),
+        case(
+            "bad-addon-version",
+            &format!("{GOOD}addons:\n  s3_csi_driver:\n    version: 2.1.0\n"),
+            "10:14",
+            "`2.1.0` is not an EKS add-on version",
+            Some("v2.1.0-eksbuild.1"),
+        ),
+        case(
+            "addon-configuration-not-an-object",
+            &format!("{GOOD}addons:\n  s3_csi_driver:\n    configuration_values: \"[1, 2]\"\n"),
+            "10:27",
+            "invalid `configuration_values` for `aws-mountpoint-s3-csi-driver`",
+            Some("a mapping"),
+        ),
+        case(
+            "unknown-addon",
+            &format!("{GOOD}addons:\n  vpc_cni: {{}}\n"),
+            "9:3",
+            "unknown field `vpc_cni`",
+            None,
+        ),
     ]
 }
 

@@ -549,6 +549,78 @@ fn a_driver_without_pod_identity_falls_back_to_irsa() {
     workspace
         .run(endpoint, &["plan", "--detailed-exitcode"])
         .expect(0);
+
+    // comfyplat created the cluster's OIDC provider, so destroy removes it.
+    let provider_arn = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}");
+    let provider = reader
+        .block_on(
+            reader
+                .iam
+                .get_open_id_connect_provider()
+                .open_id_connect_provider_arn(&provider_arn)
+                .send(),
+        )
+        .expect("the OIDC provider exists");
+    assert_eq!(provider.client_id_list(), ["sts.amazonaws.com"]);
+    assert!(
+        provider
+            .tags()
+            .iter()
+            .any(|t| t.key() == "comfyplat:platform" && t.value() == "sandbox")
+    );
+    workspace
+        .run(endpoint, &["destroy", "--yes", "--delete-data"])
+        .expect(0);
+    assert!(
+        reader
+            .block_on(
+                reader
+                    .iam
+                    .get_open_id_connect_provider()
+                    .open_id_connect_provider_arn(&provider_arn)
+                    .send()
+            )
+            .is_err()
+    );
+
+    // One that someone else made is used as it is and survives destroy.
+    reader
+        .block_on(
+            reader
+                .iam
+                .create_open_id_connect_provider()
+                .url(format!("https://{issuer}"))
+                .client_id_list("sts.amazonaws.com")
+                .send(),
+        )
+        .expect("create a provider outside comfyplat");
+    let run = workspace.run(endpoint, &["apply", "--yes"]).expect(0);
+    assert!(
+        run.stdout
+            .contains("iam.oidc_provider.cluster: IAM OIDC provider"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("was not created by comfyplat; it is left as it is"),
+        "{}",
+        run.stdout
+    );
+    workspace
+        .run(endpoint, &["destroy", "--yes", "--delete-data"])
+        .expect(0);
+    assert!(
+        reader
+            .block_on(
+                reader
+                    .iam
+                    .get_open_id_connect_provider()
+                    .open_id_connect_provider_arn(&provider_arn)
+                    .send()
+            )
+            .is_ok()
+    );
 }
 
 #[test]
@@ -609,5 +681,54 @@ fn an_interrupted_authentication_mode_update_is_waited_for_not_repeated() {
     );
     workspace
         .run(&proxy.endpoint, &["plan", "--detailed-exitcode"])
+        .expect(0);
+}
+
+#[test]
+fn a_degraded_addon_without_nodes_is_a_warning_and_configuration_values_pass_through() {
+    let emulator = Emulator::start();
+    let reader = Reader::new(&emulator.endpoint);
+    let endpoint = &emulator.endpoint;
+    let cluster_arn = aws_cli(endpoint, &["eks", "describe-cluster", "--name", CLUSTER])["cluster"]
+        ["arn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    reader
+        .block_on(
+            reader
+                .eks
+                .tag_resource()
+                .resource_arn(&cluster_arn)
+                .tags(format!("emulator.comfyplat.io/addon-{DRIVER}"), "DEGRADED")
+                .send(),
+        )
+        .expect("tag the cluster");
+    let yaml = sandbox_yaml().replace(
+        "    version: v2.1.0-eksbuild.1\n",
+        "    version: v2.1.0-eksbuild.1\n    configuration_values:\n      node:\n        tolerateAllTaints: true\n",
+    );
+    let workspace = Workspace::new(&yaml);
+
+    let run = workspace.run(endpoint, &["apply", "--yes"]).expect(0);
+    assert!(
+        run.stderr.contains(
+            "warning: eks.addon.aws-mountpoint-s3-csi-driver: add-on `aws-mountpoint-s3-csi-driver` is DEGRADED (InsufficientNumberOfReplicas:"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Complete: 12 done."), "{}", run.stderr);
+    let driver = addon(endpoint, DRIVER);
+    assert_eq!(driver["status"], "DEGRADED");
+    let values: Value = serde_json::from_str(
+        driver["configurationValues"]
+            .as_str()
+            .expect("configuration"),
+    )
+    .expect("JSON");
+    assert_eq!(values, json!({"node": {"tolerateAllTaints": true}}));
+    workspace
+        .run(endpoint, &["plan", "--detailed-exitcode"])
         .expect(0);
 }

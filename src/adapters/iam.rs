@@ -359,3 +359,157 @@ pub async fn delete_role_policy(aws: &Aws, role: &str, policy_name: &str) -> Res
         }
     }
 }
+
+// ---- OIDC providers (IRSA) ------------------------------------------------------------
+
+pub async fn observe_oidc_provider(aws: &Aws, arn: &str) -> Result<Observation, AwsError> {
+    let operation = format!("failed to read IAM OIDC provider `{arn}`");
+    let output = match aws
+        .iam
+        .get_open_id_connect_provider()
+        .open_id_connect_provider_arn(arn)
+        .send()
+        .await
+    {
+        Ok(output) => output,
+        Err(error) => {
+            let error = aws_error(&operation, error);
+            return if error.class == ErrorClass::NotFound {
+                Ok(Observation::Absent)
+            } else {
+                Err(error)
+            };
+        }
+    };
+    let mut client_ids = output.client_id_list().to_vec();
+    client_ids.sort();
+    let fields = Fields::from([("client_ids".to_string(), Value::from(client_ids))]);
+    let tags = output
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    Ok(Observation::Present(Live::tagged(fields, tags, None)))
+}
+
+fn client_ids(fields: &Fields) -> Vec<String> {
+    fields
+        .get("client_ids")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn create_oidc_provider(
+    aws: &Aws,
+    arn: &str,
+    url: &str,
+    fields: &Fields,
+) -> Result<(), AwsError> {
+    let operation = format!("failed to create IAM OIDC provider `https://{url}`");
+    let result = aws
+        .iam
+        .create_open_id_connect_provider()
+        .url(format!("https://{url}"))
+        .set_client_id_list(Some(client_ids(fields)))
+        .set_tags(Some(role_tags(fields, &operation)?))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let error = aws_error(&operation, error);
+            // Already there: an earlier attempt got through although its answer was lost.
+            if has_code(&error, "EntityAlreadyExists") {
+                update_oidc_provider(aws, arn, fields, &[]).await
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+pub async fn update_oidc_provider(
+    aws: &Aws,
+    arn: &str,
+    fields: &Fields,
+    changes: &[FieldChange],
+) -> Result<(), AwsError> {
+    let operation = format!("failed to update IAM OIDC provider `{arn}`");
+    let live = match observe_oidc_provider(aws, arn).await? {
+        Observation::Present(live) => live,
+        _ => {
+            return Err(AwsError::new(
+                &operation,
+                ErrorClass::NotFound,
+                "it no longer exists",
+            ));
+        }
+    };
+    let (wanted, have) = (client_ids(fields), client_ids(&live.fields));
+    for id in wanted.iter().filter(|id| !have.contains(id)) {
+        aws.iam
+            .add_client_id_to_open_id_connect_provider()
+            .open_id_connect_provider_arn(arn)
+            .client_id(id)
+            .send()
+            .await
+            .map_err(|e| aws_error(&operation, e))?;
+    }
+    for id in have.iter().filter(|id| !wanted.contains(id)) {
+        aws.iam
+            .remove_client_id_from_open_id_connect_provider()
+            .open_id_connect_provider_arn(arn)
+            .client_id(id)
+            .send()
+            .await
+            .map_err(|e| aws_error(&operation, e))?;
+    }
+    if changes.is_empty() || changes.iter().any(|c| field_group(&c.path) == "tags") {
+        let removed: Vec<String> = tags_of(&live.fields)
+            .into_keys()
+            .filter(|k| !tags_of(fields).contains_key(k))
+            .collect();
+        if !removed.is_empty() {
+            aws.iam
+                .untag_open_id_connect_provider()
+                .open_id_connect_provider_arn(arn)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| aws_error(&operation, e))?;
+        }
+        aws.iam
+            .tag_open_id_connect_provider()
+            .open_id_connect_provider_arn(arn)
+            .set_tags(Some(role_tags(fields, &operation)?))
+            .send()
+            .await
+            .map_err(|e| aws_error(&operation, e))?;
+    }
+    Ok(())
+}
+
+pub async fn delete_oidc_provider(aws: &Aws, arn: &str) -> Result<(), AwsError> {
+    match aws
+        .iam
+        .delete_open_id_connect_provider()
+        .open_id_connect_provider_arn(arn)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let error = aws_error(format!("failed to delete IAM OIDC provider `{arn}`"), error);
+            if error.class == ErrorClass::NotFound {
+                Ok(())
+            } else {
+                Err(error)
+            }
+        }
+    }
+}

@@ -263,6 +263,7 @@ impl Aws {
                 eks::observe_access_entry(self, cluster, principal).await
             }
             Identity::EksAddon { cluster, name } => eks::observe_addon(self, cluster, name).await,
+            Identity::IamOidcProvider { arn, .. } => iam::observe_oidc_provider(self, arn).await,
         }
     }
 
@@ -298,6 +299,11 @@ impl Aws {
             Identity::EksAddon { cluster, name } => {
                 eks::create_addon(self, cluster, name, fields).await
             }
+            Identity::IamOidcProvider { arn, url } => {
+                iam::create_oidc_provider(self, arn, url, fields)
+                    .await
+                    .map(|()| None)
+            }
         }
     }
 
@@ -331,6 +337,11 @@ impl Aws {
             Identity::EksAddon { cluster, name } => {
                 eks::update_addon(self, cluster, name, fields, &resource.parameters, changes).await
             }
+            Identity::IamOidcProvider { arn, .. } => {
+                iam::update_oidc_provider(self, arn, fields, changes)
+                    .await
+                    .map(|()| None)
+            }
         }
     }
 
@@ -357,6 +368,9 @@ impl Aws {
                     .map(|()| None)
             }
             Identity::EksAddon { cluster, name } => eks::delete_addon(self, cluster, name).await,
+            Identity::IamOidcProvider { arn, .. } => {
+                iam::delete_oidc_provider(self, arn).await.map(|()| None)
+            }
         }
     }
 

@@ -48,6 +48,7 @@ pub fn run(global: &Global) -> anyhow::Result<Exit> {
         Kind::EksAccessConfig,
         Kind::EksAccessEntry,
         Kind::EksAddon,
+        Kind::IamOidcProvider,
     ] {
         for resource in desired
             .resources

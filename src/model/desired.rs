@@ -54,6 +54,7 @@ impl Environment {
 }
 
 pub const ACCESS_CONFIG: &str = "eks.access_config";
+pub const OIDC_PROVIDER: &str = "iam.oidc_provider.cluster";
 pub const NODE_ACCESS_ENTRY: &str = "eks.access_entry.karpenter_node";
 /// The service account the Mountpoint S3 CSI driver runs as.
 pub const CSI_SERVICE_ACCOUNT: &str = "s3-csi-driver-sa";
@@ -185,6 +186,28 @@ pub fn desired(platform: &Platform, environment: &Environment) -> Desired {
         }
         _ => policy::pod_identity_trust_policy(&environment.account),
     };
+    let mut role_depends_on = Vec::new();
+    if let (Some(issuer), false) = (&environment.cluster.oidc_issuer, pod_identity) {
+        // IRSA needs the cluster's OIDC provider in IAM; an existing one is used as it is.
+        let url = issuer.trim_start_matches("https://").to_string();
+        let mut fields = Fields::from([("client_ids".to_string(), json!(["sts.amazonaws.com"]))]);
+        insert_tags(&mut fields, &tags);
+        resources.push(Resource {
+            address: Address::new(OIDC_PROVIDER),
+            identity: Identity::IamOidcProvider {
+                arn: format!(
+                    "arn:{}:iam::{}:oidc-provider/{url}",
+                    environment.partition, environment.account
+                ),
+                url,
+            },
+            fields,
+            depends_on: Vec::new(),
+            parameters: Fields::new(),
+            yield_to_existing: true,
+        });
+        role_depends_on.push(Address::new(OIDC_PROVIDER));
+    }
     let mut role_fields = Fields::new();
     role_fields.insert("trust_policy".to_string(), trust);
     role_fields.insert(
@@ -201,7 +224,7 @@ pub fn desired(platform: &Platform, environment: &Environment) -> Desired {
             name: role_name.clone(),
         },
         fields: role_fields,
-        depends_on: Vec::new(),
+        depends_on: role_depends_on,
         parameters: Fields::new(),
         yield_to_existing: false,
     });

@@ -51,6 +51,7 @@ pub enum Kind {
     EksAccessConfig,
     EksAccessEntry,
     EksAddon,
+    IamOidcProvider,
 }
 
 impl Kind {
@@ -62,6 +63,7 @@ impl Kind {
             Kind::EksAccessConfig => "EKS access configuration of cluster",
             Kind::EksAccessEntry => "EKS access entry",
             Kind::EksAddon => "EKS add-on",
+            Kind::IamOidcProvider => "IAM OIDC provider",
         }
     }
 
@@ -83,12 +85,33 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Identity {
-    S3Bucket { name: String, region: String },
-    IamRole { name: String },
-    IamRolePolicy { role: String, policy: String },
-    EksAccessConfig { cluster: String },
-    EksAccessEntry { cluster: String, principal: String },
-    EksAddon { cluster: String, name: String },
+    S3Bucket {
+        name: String,
+        region: String,
+    },
+    IamRole {
+        name: String,
+    },
+    IamRolePolicy {
+        role: String,
+        policy: String,
+    },
+    EksAccessConfig {
+        cluster: String,
+    },
+    EksAccessEntry {
+        cluster: String,
+        principal: String,
+    },
+    EksAddon {
+        cluster: String,
+        name: String,
+    },
+    /// `url` is the issuer without `https://`.
+    IamOidcProvider {
+        arn: String,
+        url: String,
+    },
 }
 
 impl Identity {
@@ -100,6 +123,7 @@ impl Identity {
             Identity::EksAccessConfig { .. } => Kind::EksAccessConfig,
             Identity::EksAccessEntry { .. } => Kind::EksAccessEntry,
             Identity::EksAddon { .. } => Kind::EksAddon,
+            Identity::IamOidcProvider { .. } => Kind::IamOidcProvider,
         }
     }
 
@@ -120,6 +144,7 @@ impl fmt::Display for Identity {
                 write!(f, "{principal} on cluster {cluster}")
             }
             Identity::EksAddon { cluster, name } => write!(f, "{name} on cluster {cluster}"),
+            Identity::IamOidcProvider { url, .. } => write!(f, "https://{url}"),
         }
     }
 }
