@@ -23,7 +23,7 @@ use super::{Aws, AwsError, ErrorClass, aws_error};
 use crate::model::{
     AddonGoal, ClusterFacts, Fields, Live, Observation, Owner, Pending, field_group, tags_of,
 };
-use crate::planner::FieldChange;
+use crate::planner::{FieldChange, removed_tags};
 
 /// How long an add-on or cluster update may take before comfyplat gives up waiting.
 const WAIT_LIMIT: Duration = Duration::from_secs(30 * 60);
@@ -553,11 +553,7 @@ async fn retag(
     changes: &[FieldChange],
     operation: &str,
 ) -> Result<(), AwsError> {
-    let removed: Vec<String> = changes
-        .iter()
-        .filter(|c| c.after.is_none())
-        .filter_map(|c| c.path.strip_prefix("tags.").map(str::to_string))
-        .collect();
+    let removed = removed_tags(changes);
     if !removed.is_empty() {
         aws.eks
             .untag_resource()

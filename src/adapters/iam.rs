@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Aws, AwsError, ErrorClass, aws_error, parse_policy_document};
 use crate::config::OWNER_TAG;
 use crate::model::{Fields, Live, Observation, Owner, field_group, policy, tags_of};
-use crate::planner::FieldChange;
+use crate::planner::{FieldChange, removed_tags};
 
 fn has_code(error: &AwsError, code: &str) -> bool {
     error.code.as_deref() == Some(code)
@@ -190,11 +190,7 @@ pub async fn update_role(
     }
     if touches("tags") {
         let operation = format!("failed to tag IAM role `{name}`");
-        let removed: Vec<String> = changes
-            .iter()
-            .filter(|c| c.after.is_none())
-            .filter_map(|c| c.path.strip_prefix("tags.").map(str::to_string))
-            .collect();
+        let removed = removed_tags(changes);
         if !removed.is_empty() {
             aws.iam
                 .untag_role()

@@ -198,6 +198,15 @@ pub fn fingerprint(observation: &Observation) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The tag keys a change removes (`tags.<key>` fields that end up unset).
+pub fn removed_tags(changes: &[FieldChange]) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| c.after.is_none())
+        .filter_map(|c| c.path.strip_prefix("tags.").map(str::to_string))
+        .collect()
+}
+
 /// Field-by-field difference from `from` to `to`, in path order.
 pub fn diff_fields(from: &Fields, to: &Fields) -> Vec<FieldChange> {
     let paths: BTreeSet<&String> = from.keys().chain(to.keys()).collect();
