@@ -387,7 +387,9 @@ fn eks_resources(
         if let Some(values) = &settings.configuration_values {
             fields.insert("configuration_values".to_string(), values.clone());
         }
+        // EKS runs one cluster update at a time: add-ons wait for the authentication mode.
         let mut depends_on = previous.clone();
+        depends_on.push(Address::new(ACCESS_CONFIG));
         if settings.name == S3_CSI_DRIVER {
             if pod_identity {
                 fields.insert(
