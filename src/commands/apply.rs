@@ -6,11 +6,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures::stream::{self, StreamExt, TryStreamExt};
+
 use super::plan::stdout_style;
 use super::session::Connected;
 use super::{CommandError, EXIT_INTERRUPTED, Exit, Session};
+use crate::adapters::AwsError;
 use crate::cli::{ApplyArgs, DestroyArgs, Global};
 use crate::executor::{ChangeResult, Executor};
+use crate::observe::OBSERVE_CONCURRENCY;
 use crate::planner::{self, Mode, Options, PLAN_FORMAT_VERSION, Plan};
 use crate::state::State;
 use crate::state::lock::StateLock;
@@ -226,13 +230,18 @@ async fn load_saved_plan(
             plan.state_serial, state.serial
         ));
     }
-    let mut moved = Vec::new();
-    for (identity, fingerprint) in &plan.fingerprints {
-        let observation = connected.aws.observe(identity).await?;
-        if &planner::fingerprint(&observation) != fingerprint {
-            moved.push(format!("{} `{identity}`", identity.kind().noun()));
-        }
-    }
+    let moved: Vec<String> = stream::iter(&plan.fingerprints)
+        .map(|(identity, fingerprint)| async move {
+            let observation = connected.aws.observe(identity).await?;
+            Ok::<_, AwsError>(
+                (&planner::fingerprint(&observation) != fingerprint)
+                    .then(|| format!("{} `{identity}`", identity.kind().noun())),
+            )
+        })
+        .buffered(OBSERVE_CONCURRENCY)
+        .try_filter_map(|moved| async move { Ok(moved) })
+        .try_collect()
+        .await?;
     if !moved.is_empty() {
         return stale(format!(
             "changed since the plan was made: {}",
