@@ -96,9 +96,10 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
         for drift in &plan.drift {
             let _ = writeln!(
                 out,
-                "\n  {} {}",
+                "\n  {}: {} {}",
                 style.bold(&drift.address.to_string()),
-                style.dim(&format!("({})", drift.identity))
+                drift.identity.kind().noun(),
+                drift.identity
             );
             if drift.gone {
                 let _ = writeln!(out, "      {} deleted", style.red("-"));
