@@ -1,0 +1,2057 @@
+#!/usr/bin/env python3
+"""A small Kubernetes API server for comfyplat's tests (stdlib only, JSON only, in memory).
+
+    python kube_server.py --port 0 --ready-file PATH [--region us-west-2] [--tls] [--verbose]
+
+Listens on 127.0.0.1 only (port 0 = pick a free port), threaded HTTP/1.1. When serving, writes
+atomically
+    {"port": N, "pid": PID, "endpoint": "http://127.0.0.1:N"}
+to the ready file; runs until SIGTERM/SIGINT, then stops and exits 0.
+--tls serves HTTPS instead: a fresh CA and a server certificate for IP 127.0.0.1/localhost
+(CA:FALSE leaf signed by the CA, so rustls accepts it) are made with the `openssl` CLI in a
+temp dir (removed on exit), and the ready file gets "endpoint": "https://127.0.0.1:N",
+"ca_file" (PEM path) and "ca_data" (base64 PEM, the format of EKS certificateAuthority.data).
+kubectl never sends bearer tokens over plain http (kubernetes/kubectl#744), so kubectl needs
+--tls; other clients may use either.
+
+Implemented
+-----------
+Auth
+  * Every API request needs `Authorization: Bearer k8s-aws-v1.<base64url, no padding>`
+    whose decoded value is an `https://sts.<region>.amazonaws.com/?...` (or global
+    `sts.amazonaws.com`) presigned GetCallerIdentity URL: query must carry
+    Action=GetCallerIdentity, Version=2011-06-15, X-Amz-Algorithm, X-Amz-Credential,
+    X-Amz-Signature, X-Amz-Expires (integer 1..900) and X-Amz-SignedHeaders containing
+    `x-k8s-aws-id`. The signature is not verified, expiry is not enforced. Anything else:
+    401 Status reason Unauthorized. `make_token()` builds a well-formed token.
+Discovery (plain JSON; aggregated-discovery Accept headers are ignored, clients fall back)
+  * /version, /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version}; APIResourceList
+    entries carry name, singularName, namespaced, kind, verbs, shortNames, categories and
+    subresources (deployments/scale with autoscaling/v1 Scale, */status).
+  * /openapi/v3 (root + one document per group/version) holds only a PATCH operation per kind
+    declaring the fieldValidation parameter (no schemas), and /openapi/v2 is an empty protobuf
+    document: just enough for kubectl's validation step to pass (kubectl then sends
+    fieldValidation=Strict, which is ignored).
+Kinds
+  * v1 Namespace, ServiceAccount, Service, ConfigMap, Secret, PersistentVolume (cluster),
+    PersistentVolumeClaim; apps/v1 Deployment (+scale, +status); networking.k8s.io/v1
+    Ingress, IngressClass (cluster), NetworkPolicy; storage.k8s.io/v1 CSIDriver (cluster);
+    apiextensions.k8s.io/v1 CustomResourceDefinition (cluster).
+  * CRDs: creating one serves every `served` version of its group/plural (scope from
+    spec.scope, status subresource when declared), shows it in discovery, and sets
+    status.conditions NamesAccepted/Established=True, acceptedNames, storedVersions.
+    `default:` values of the storage version's openAPIV3Schema are applied (properties and
+    items only). No schema validation, no pruning, no conversion (objects are stored once
+    per group/plural; apiVersion is rewritten to the version asked for). Deleting a CRD
+    stops serving it (404) and drops its objects at once.
+CRUD
+  * GET one; list (labelSelector: =, ==, !=, exists, !key, in, notin; fieldSelector:
+    metadata.name / metadata.namespace with = or !=) per namespace or across namespaces
+    (e.g. /apis/apps/v1/deployments); `limit` is ignored (no `continue` ever returned).
+  * watch=true on list paths: chunked JSON lines {"type": ADDED|MODIFIED|DELETED|BOOKMARK,
+    "object"}; resourceVersion (events after it; "" / "0" = current objects first),
+    sendInitialEvents=true (initial ADDED + BOOKMARK with k8s.io/initial-events-end),
+    timeoutSeconds (default 600); an ERROR event (410 Expired) for a resourceVersion from before
+    the last reset. Each 0.1 s poll of a watch counts as a read (see Controllers).
+  * POST (generateName supported; 409 AlreadyExists; 404 if the namespace is missing; 403 if
+    it is terminating), PUT (409 Conflict on a stale metadata.resourceVersion; 404 when
+    missing), DELETE (body DeleteOptions or query: preconditions uid/resourceVersion,
+    propagationPolicy/gracePeriodSeconds accepted and ignored; with finalizers the object
+    gets deletionTimestamp and stays until its finalizers are empty, answer 202 with the object
+    (200 with the object when it is gone at once); deleting a Namespace deletes its objects and
+    the Namespace goes when empty), DELETE on a collection
+    (deletecollection, honours selectors). `dryRun=All` on every write: computed and
+    returned, nothing stored, resourceVersion not bumped.
+  * Every object: uid, creationTimestamp, resourceVersion (one global counter, bumped only
+    when something changed: no-op writes return the object unchanged), generation (bumped
+    when anything outside metadata/status changes, or on deletion). Main-resource writes of
+    kinds with a status subresource ignore `status`; /status writes change only status.
+  * Defaults: ports[].protocol TCP, Deployment spec.replicas 1, Service type ClusterIP +
+    clusterIP(s), Namespace spec.finalizers/status.phase, Secret stringData -> data.
+  * Validation (422 Invalid): metadata.name required and DNS-1123 (label for namespaces),
+    Deployment spec.selector present and matching the template labels, CRD name ==
+    <plural>.<group>, scope Namespaced|Cluster, at least one version. 400 BadRequest for
+    bad JSON, kind/apiVersion or name/namespace not matching the URL, bad selectors.
+  * Errors are v1 Status objects: NotFound 404, AlreadyExists 409, Conflict 409, Invalid
+    422, BadRequest 400, Forbidden 403, MethodNotAllowed 405, UnsupportedMediaType 415,
+    Unauthorized 401.
+PATCH
+  * application/merge-patch+json (RFC 7386); application/json-patch+json (RFC 6902, all
+    six ops); application/strategic-merge-patch+json (built-in kinds only, 415 for custom
+    resources as in k8s): lists merged by key for containers/initContainers/
+    ephemeralContainers/env/volumes/imagePullSecrets (name), volumeMounts (mountPath),
+    ports (containerPort or port), finalizers (union), other lists replaced; directives
+    $patch: delete/replace, $retainKeys, $deleteFromPrimitiveList/; $setElementOrder ignored.
+  * Server-side apply, application/apply-patch+yaml with a JSON body, `fieldManager`
+    required (400 otherwise), `force`. metadata.managedFields entries {manager, operation
+    Apply|Update, apiVersion, time, fieldsType FieldsV1, fieldsV1, subresource?} in the real
+    `f:`/`k:`/`.` format. Apply sets the fields it names and owns them; fields this manager
+    owned through Apply but no longer names are removed unless another manager owns them
+    (or something under them); a named field whose value differs from the live one and is
+    owned by another manager (other name, any operation) -> 409 reason Conflict,
+    details.causes[{type: FieldManagerConflict, message, field}] and the message
+    `Apply failed with 1 conflict: conflict with "mgr" using apps/v1: .spec.replicas` (several:
+    `Apply failed with 2 conflicts: conflicts with "mgr" [with subresource "scale"] using
+    apps/v1:\n- .spec.replicas ...`, grouped per manager, as the apiserver words it);
+    force=true takes the fields over. Lists are atomic except those keyed lists:
+    containers/initContainers/ephemeralContainers, env, volumes, imagePullSecrets by name,
+    volumeMounts by mountPath, ports by (containerPort|port, protocol); LabelSelectors
+    (matchLabels/matchExpressions) are atomic. Apply to a missing object creates it.
+    Non-apply writes (POST, PUT, PATCH, scale, status) record the fields they change for
+    `fieldManager` (default: User-Agent up to the first "/", else "unknown") with operation
+    Update and take them from other managers. A write that changes metadata.managedFields
+    itself (kubectl's client-side-apply -> SSA migration) is honoured as given.
+Controllers (synchronous on write, or on reads)
+  * Deployment: status {observedGeneration, replicas, readyReplicas, availableReplicas,
+    updatedReplicas = spec.replicas, conditions Available=True MinimumReplicasAvailable,
+    Progressing=True NewReplicaSetAvailable} on every write.
+  * Ingress with spec.ingressClassName alb (or annotation kubernetes.io/ingress.class: alb):
+    finalizer ingress.k8s.aws/resources on create (owned by manager
+    aws-load-balancer-controller); the first read (GET, list item, watch poll) after
+    creation answers without status and then sets status.loadBalancer.ingress[0].hostname =
+    k8s-<ns>-<name>-<10 hex>.<region>.elb.amazonaws.com; the first read after deletion still
+    returns the object (deletionTimestamp set), then the finalizer is removed and the
+    object is gone.
+  * EC2NodeClass (karpenter.k8s.aws) and NodePool (karpenter.sh) objects, once their CRDs
+    exist: status.conditions [{type: Ready, status: "True", ...}] on every write.
+  * PersistentVolume status.phase Available/Bound (claimRef), PVC Bound when spec.volumeName
+    names an existing PV, else Pending.
+Test control (no auth)
+  * POST /__control/reset: drops all objects, CRD registrations, watch history and the
+    request log; recreates namespaces default, kube-system, kube-public, kube-node-lease.
+  * GET /__control/requests: [{method, path, query (dict, last value wins), write (method is
+    POST/PUT/PATCH/DELETE), dryRun (query dryRun=All)}] of every API request since
+    start/reset, in order, including rejected (401) ones; /__control calls are not logged.
+
+Not implemented
+---------------
+RBAC/impersonation; protobuf bodies (415) except a protobuf v1 Namespace on POST (what
+`kubectl create namespace` sends: metadata name/generateName/labels/annotations decoded);
+YAML bodies (400); protobuf/Table responses (always JSON; kubectl prints its own NAME/AGE
+columns); real OpenAPI schemas; aggregated discovery (kube-rs: use Discovery::run(), not
+run_aggregated()); pods, replicasets and every kind not listed above; admission webhooks;
+CRD schema validation/pruning/conversion; scale subresource of CRs; apply on subresources
+(treated as a merge patch); fieldValidation (ignored); garbage collection/ownerReferences;
+propagationPolicy semantics; pagination (limit/continue); resourceVersion/
+resourceVersionMatch on GET/list (always the latest); set-type lists (`v:` keys, e.g.
+finalizers are one atomic field) and `i:` keys; conflicts between two entries of the same
+manager name (an Apply never conflicts with its own manager's Update entry); ownership of
+the fields controllers write (status, except the ALB finalizer); maintenance of the
+kubectl.kubernetes.io/last-applied-configuration annotation on server-side apply.
+Field sets are schema-less: a map gets its own "." entry only for list items, empty objects
+and fields named labels/annotations/data/stringData/binaryData/nodeSelector/matchLabels/
+limits/requests/capacity/volumeAttributes/selector/tags/parameters/hard/allocatable (other
+objects are treated as structs, as the apiserver does for typed structs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import datetime
+import hashlib
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit, urlencode
+
+HOST = "127.0.0.1"
+ALB_FINALIZER = "ingress.k8s.aws/resources"
+ALB_MANAGER = "aws-load-balancer-controller"
+MISSING = object()
+
+
+# --------------------------------------------------------------------------
+# tokens
+# --------------------------------------------------------------------------
+
+
+def make_token(cluster: str = "comfyplat", region: str = "us-west-2", *, expires: int = 60,
+               signed_headers: str = "host;x-k8s-aws-id") -> str:
+    """A well-formed (unsigned, never verified) EKS bearer token for tests."""
+    q = {
+        "Action": "GetCallerIdentity",
+        "Version": "2011-06-15",
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"AKIAIOSFODNN7EXAMPLE/20261126/{region}/sts/aws4_request",
+        "X-Amz-Date": "20261126T000000Z",
+        "X-Amz-Expires": str(expires),
+        "X-Amz-SignedHeaders": signed_headers,
+        "X-Amz-Signature": hashlib.sha256(cluster.encode()).hexdigest(),
+    }
+    url = f"https://sts.{region}.amazonaws.com/?{urlencode(q)}"
+    return "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+def check_token(header: str | None, region: str) -> str | None:
+    """None if the Authorization header holds a well-formed EKS token, else why not."""
+    if not header or not header.startswith("Bearer "):
+        return "missing bearer token"
+    token = header[len("Bearer "):].strip()
+    if not token.startswith("k8s-aws-v1."):
+        return "token lacks the k8s-aws-v1. prefix"
+    raw = token[len("k8s-aws-v1."):]
+    if not raw or "=" in raw or not re.fullmatch(r"[A-Za-z0-9_-]+", raw):
+        return "token is not base64url without padding"
+    try:
+        url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except Exception:
+        return "token does not decode"
+    parts = urlsplit(url)
+    if parts.scheme != "https" or parts.hostname not in (f"sts.{region}.amazonaws.com", "sts.amazonaws.com") \
+            or parts.path not in ("", "/"):
+        return "token is not an STS URL for this region"
+    q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    if q.get("Action") != "GetCallerIdentity" or q.get("Version") != "2011-06-15":
+        return "token is not a GetCallerIdentity request"
+    for k in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Expires", "X-Amz-SignedHeaders"):
+        if not q.get(k):
+            return f"token lacks {k}"
+    if not q["X-Amz-Expires"].isdigit() or not 0 < int(q["X-Amz-Expires"]) <= 900:
+        return "bad X-Amz-Expires"
+    if "x-k8s-aws-id" not in q["X-Amz-SignedHeaders"].lower().split(";"):
+        return "x-k8s-aws-id is not a signed header"
+    return None
+
+
+# --------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+    def status(self) -> dict:
+        s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+             "message": self.message, "reason": self.reason, "code": self.code}
+        if self.details is not None:
+            s["details"] = self.details
+        return s
+
+
+def not_found_path():
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def bad_request(msg):
+    return ApiError(400, "BadRequest", msg)
+
+
+def invalid(res, name, causes):
+    msg = f'{res.kind}.{res.group or "core"} "{name}" is invalid: ' + ", ".join(
+        f'{c["field"]}: {c["message"]}' for c in causes)
+    if not res.group:
+        msg = f'{res.kind} "{name}" is invalid: ' + msg.split(" is invalid: ", 1)[1]
+    return ApiError(422, "Invalid", msg, {"name": name, "group": res.group, "kind": res.kind,
+                                          "causes": [{"reason": "FieldValueInvalid", **c} for c in causes]})
+
+
+# --------------------------------------------------------------------------
+# resources
+# --------------------------------------------------------------------------
+
+ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+@dataclass
+class Res:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    short: list = field(default_factory=list)
+    categories: list = field(default_factory=list)
+    status_sub: bool = False
+    scale_sub: bool = False
+    crd: str | None = None
+    singular: str = ""
+    schema: dict | None = None
+
+    @property
+    def gv(self):
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qual(self):
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def discovery(self):
+        out = [{"name": self.plural, "singularName": self.singular or self.kind.lower(),
+                "namespaced": self.namespaced, "kind": self.kind, "verbs": ALL_VERBS}]
+        if self.short:
+            out[0]["shortNames"] = self.short
+        if self.categories:
+            out[0]["categories"] = self.categories
+        if self.status_sub:
+            out.append({"name": f"{self.plural}/status", "singularName": "", "namespaced": self.namespaced,
+                        "kind": self.kind, "verbs": ["get", "patch", "update"]})
+        if self.scale_sub:
+            out.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": self.namespaced,
+                        "group": "autoscaling", "version": "v1", "kind": "Scale",
+                        "verbs": ["get", "patch", "update"]})
+        return out
+
+
+BUILTINS = [
+    Res("", "v1", "namespaces", "Namespace", False, ["ns"], status_sub=True),
+    Res("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
+    Res("", "v1", "services", "Service", True, ["svc"], ["all"], status_sub=True),
+    Res("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
+    Res("", "v1", "secrets", "Secret", True),
+    Res("", "v1", "persistentvolumes", "PersistentVolume", False, ["pv"], status_sub=True),
+    Res("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ["pvc"], status_sub=True),
+    Res("apps", "v1", "deployments", "Deployment", True, ["deploy"], ["all"], status_sub=True, scale_sub=True),
+    Res("networking.k8s.io", "v1", "ingresses", "Ingress", True, ["ing"], status_sub=True),
+    Res("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
+    Res("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ["netpol"]),
+    Res("storage.k8s.io", "v1", "csidrivers", "CSIDriver", False),
+    Res("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
+        ["crd", "crds"], status_sub=True),
+]
+DEFAULT_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"]
+
+
+def version_priority(v: str):
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", v)
+    if not m:
+        return (0, 0, 0, v)
+    level = {"alpha": 1, "beta": 2, None: 3}[m.group(2)]
+    return (1, level, int(m.group(1)), int(m.group(3) or 0))
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+DNS1123_SUB = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def parse_label_selector(s: str):
+    reqs = []
+    parts, depth, cur = [], 0, ""
+    for ch in s:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    for p in (x.strip() for x in parts):
+        if not p:
+            continue
+        m = re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", p)
+        if m:
+            vals = {v.strip() for v in m.group(3).split(",") if v.strip()}
+            reqs.append((m.group(2), m.group(1), vals))
+            continue
+        m = re.fullmatch(r"([\w./-]+)\s*(!=|==|=)\s*([\w./-]*)", p)
+        if m:
+            reqs.append(("!=" if m.group(2) == "!=" else "=", m.group(1), m.group(3)))
+            continue
+        m = re.fullmatch(r"(!?)\s*([\w./-]+)", p)
+        if m:
+            reqs.append(("!" if m.group(1) else "exists", m.group(2), None))
+            continue
+        raise bad_request(f"unable to parse requirement: {p!r}")
+    return reqs
+
+
+def match_labels(reqs, labels):
+    for op, k, v in reqs:
+        have = labels.get(k)
+        if op == "=" and have != v:
+            return False
+        if op == "!=" and have == v:
+            return False
+        if op == "exists" and k not in labels:
+            return False
+        if op == "!" and k in labels:
+            return False
+        if op == "in" and have not in v:
+            return False
+        if op == "notin" and have in v:
+            return False
+    return True
+
+
+def parse_field_selector(s: str):
+    reqs = []
+    for p in (x.strip() for x in s.split(",")):
+        if not p:
+            continue
+        m = re.fullmatch(r"([\w.]+)\s*(!=|==|=)\s*(.*)", p)
+        if not m:
+            raise bad_request(f"invalid selector: {p!r}")
+        if m.group(1) not in ("metadata.name", "metadata.namespace"):
+            raise bad_request(f'"{m.group(1)}" is not a known field selector: only "metadata.name", '
+                              f'"metadata.namespace"')
+        reqs.append((m.group(1).split(".")[1], m.group(2) == "!=", m.group(3)))
+    return reqs
+
+
+def match_fields(reqs, obj):
+    md = obj.get("metadata", {})
+    for key, neg, val in reqs:
+        if (md.get(key, "") == val) == neg:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------
+# patches
+# --------------------------------------------------------------------------
+
+
+def merge_patch(target, patch):
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+SMP_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
+            "volumes": "name", "imagePullSecrets": "name", "volumeMounts": "mountPath"}
+SMP_PRIMITIVE_MERGE = {"finalizers"}
+
+
+def _strip_directives(v):
+    if isinstance(v, dict):
+        return {k: _strip_directives(x) for k, x in v.items() if not k.startswith("$")}
+    if isinstance(v, list):
+        return [_strip_directives(x) for x in v if not (isinstance(x, dict) and "$patch" in x)]
+    return v
+
+
+def _smp_key(name, items):
+    if name in SMP_KEYS:
+        return SMP_KEYS[name]
+    if name == "ports" and items and all(isinstance(i, dict) for i in items):
+        return "containerPort" if any("containerPort" in i for i in items) else "port"
+    return None
+
+
+def strategic_merge_patch(target, patch):
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if patch.get("$patch") == "replace":
+        return _strip_directives(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if k.startswith("$setElementOrder/") or k in ("$patch", "$retainKeys"):
+            continue
+        if k.startswith("$deleteFromPrimitiveList/"):
+            name = k.split("/", 1)[1]
+            out[name] = [x for x in out.get(name) or [] if x not in v]
+            continue
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, list):
+            out[k] = _smp_list(out.get(k), v, k)
+        elif isinstance(v, dict):
+            if v.get("$patch") == "delete":
+                out.pop(k, None)
+            else:
+                out[k] = strategic_merge_patch(out.get(k), v)
+        else:
+            out[k] = v
+    if isinstance(patch.get("$retainKeys"), list):
+        out = {k: v for k, v in out.items() if k in patch["$retainKeys"]}
+    return out
+
+
+def _smp_list(cur, items, name):
+    if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in items):
+        return _strip_directives(items)
+    key = _smp_key(name, items)
+    if key and isinstance(cur, list):
+        result = copy.deepcopy(cur)
+        for item in items:
+            if not isinstance(item, dict) or key not in item:
+                continue
+            idx = next((i for i, x in enumerate(result) if isinstance(x, dict) and x.get(key) == item[key]), None)
+            if item.get("$patch") == "delete":
+                if idx is not None:
+                    result.pop(idx)
+            elif idx is None:
+                result.append(_strip_directives(item))
+            else:
+                result[idx] = strategic_merge_patch(result[idx], item)
+        return result
+    if name in SMP_PRIMITIVE_MERGE and isinstance(cur, list):
+        return cur + [x for x in items if x not in cur]
+    return _strip_directives(items)
+
+
+def _pointer(path):
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise ApiError(422, "Invalid", f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _jp_parent(doc, tokens):
+    cur = doc
+    for t in tokens[:-1]:
+        if isinstance(cur, dict) and t in cur:
+            cur = cur[t]
+        elif isinstance(cur, list) and t.isdigit() and int(t) < len(cur):
+            cur = cur[int(t)]
+        else:
+            raise ApiError(422, "Invalid", f"json patch: path /{'/'.join(tokens)} does not exist")
+    return cur
+
+
+def _jp_get(doc, tokens):
+    if not tokens:
+        return doc
+    parent = _jp_parent(doc, tokens)
+    t = tokens[-1]
+    if isinstance(parent, dict) and t in parent:
+        return parent[t]
+    if isinstance(parent, list) and t.isdigit() and int(t) < len(parent):
+        return parent[int(t)]
+    raise ApiError(422, "Invalid", f"json patch: path /{'/'.join(tokens)} does not exist")
+
+
+def _jp_remove(doc, tokens):
+    parent = _jp_parent(doc, tokens)
+    val = _jp_get(doc, tokens)
+    if isinstance(parent, dict):
+        del parent[tokens[-1]]
+    else:
+        parent.pop(int(tokens[-1]))
+    return val
+
+
+def _jp_add(doc, tokens, value):
+    if not tokens:
+        return value
+    parent = _jp_parent(doc, tokens)
+    t = tokens[-1]
+    if isinstance(parent, dict):
+        parent[t] = value
+    elif isinstance(parent, list):
+        if t == "-":
+            parent.append(value)
+        elif t.isdigit() and int(t) <= len(parent):
+            parent.insert(int(t), value)
+        else:
+            raise ApiError(422, "Invalid", f"json patch: bad index {t}")
+    else:
+        raise ApiError(422, "Invalid", "json patch: parent is not a container")
+    return doc
+
+
+def json_patch(doc, ops):
+    if not isinstance(ops, list):
+        raise bad_request("json patch must be a list of operations")
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        if not isinstance(op, dict) or "path" not in op:
+            raise bad_request(f"invalid json patch operation {op!r}")
+        kind, tokens = op.get("op"), _pointer(op["path"])
+        if kind == "add":
+            doc = _jp_add(doc, tokens, copy.deepcopy(op.get("value")))
+        elif kind == "remove":
+            _jp_remove(doc, tokens)
+        elif kind == "replace":
+            _jp_get(doc, tokens)
+            if not tokens:
+                doc = copy.deepcopy(op.get("value"))
+            else:
+                _jp_remove(doc, tokens)
+                doc = _jp_add(doc, tokens, copy.deepcopy(op.get("value")))
+        elif kind in ("move", "copy"):
+            src = _pointer(op.get("from", ""))
+            val = _jp_remove(doc, src) if kind == "move" else copy.deepcopy(_jp_get(doc, src))
+            doc = _jp_add(doc, tokens, val)
+        elif kind == "test":
+            if _jp_get(doc, tokens) != op.get("value"):
+                raise ApiError(422, "Invalid", f"the test operation on {op['path']} failed")
+        else:
+            raise bad_request(f"unknown json patch op {kind!r}")
+    return doc
+
+
+# --------------------------------------------------------------------------
+# field sets (structured-merge-diff, schema-less approximation)
+# --------------------------------------------------------------------------
+
+ASSOC_KEYS = {"containers": ("name",), "initContainers": ("name",), "ephemeralContainers": ("name",),
+              "env": ("name",), "volumes": ("name",), "imagePullSecrets": ("name",),
+              "volumeMounts": ("mountPath",)}
+MAP_FIELDS = {"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector", "matchLabels",
+              "limits", "requests", "capacity", "volumeAttributes", "selector", "tags", "parameters",
+              "hard", "allocatable"}
+META_STRIP = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+              "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink")
+
+
+def assoc_keys(name, items):
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        return None
+    keys = ASSOC_KEYS.get(name)
+    if name == "ports":
+        if all("containerPort" in i for i in items):
+            keys = ("containerPort", "protocol")
+        elif all("port" in i for i in items):
+            keys = ("port", "protocol")
+    if not keys or not all(keys[0] in i for i in items):
+        return None
+    seen = {item_key(i, keys) for i in items}
+    return keys if len(seen) == len(items) else None
+
+
+def item_key(item, keys):
+    return "k:" + json.dumps({k: item[k] for k in keys if k in item}, sort_keys=True, separators=(",", ":"))
+
+
+def is_atomic_dict(v):
+    return isinstance(v, dict) and bool(v) and set(v) <= {"matchLabels", "matchExpressions"}
+
+
+def default_ports(obj):
+    """apiserver defaulting of ports[].protocol (TCP) anywhere in the object."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "ports" and isinstance(v, list):
+                for p in v:
+                    if isinstance(p, dict) and ("containerPort" in p or "port" in p) and "protocol" not in p:
+                        p["protocol"] = "TCP"
+            default_ports(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            default_ports(v)
+    return obj
+
+
+def fieldset(val, path=(), name=None, out=None):
+    out = set() if out is None else out
+    if isinstance(val, dict):
+        if path and (not val or name in MAP_FIELDS or is_atomic_dict(val)):
+            out.add(path)
+        if is_atomic_dict(val):
+            return out
+        for k, v in val.items():
+            fieldset(v, path + ("f:" + k,), k, out)
+    elif isinstance(val, list):
+        keys = assoc_keys(name, val)
+        if keys is None:
+            out.add(path)
+        else:
+            for item in val:
+                kp = path + (item_key(item, keys),)
+                out.add(kp)
+                for k, v in item.items():
+                    fieldset(v, kp + ("f:" + k,), k, out)
+    else:
+        out.add(path)
+    return out
+
+
+def get_at(obj, path):
+    cur = obj
+    for el in path:
+        if el.startswith("f:"):
+            if not isinstance(cur, dict) or el[2:] not in cur:
+                return MISSING
+            cur = cur[el[2:]]
+        elif el.startswith("k:"):
+            want = json.loads(el[2:])
+            if not isinstance(cur, list):
+                return MISSING
+            cur = next((i for i in cur if isinstance(i, dict) and all(i.get(k) == v for k, v in want.items())),
+                       MISSING)
+            if cur is MISSING:
+                return MISSING
+        else:
+            return MISSING
+    return cur
+
+
+def remove_at(obj, path):
+    parent = get_at(obj, path[:-1])
+    el = path[-1]
+    if el.startswith("f:") and isinstance(parent, dict):
+        parent.pop(el[2:], None)
+    elif el.startswith("k:") and isinstance(parent, list):
+        item = get_at(obj, path)
+        if item is not MISSING:
+            parent.remove(item)
+
+
+def tree_to_paths(tree, prefix=()):
+    out = set()
+    for k, v in (tree or {}).items():
+        if k == ".":
+            out.add(prefix)
+        elif isinstance(v, dict) and v:
+            out |= tree_to_paths(v, prefix + (k,))
+        else:
+            out.add(prefix + (k,))
+    return out
+
+
+def paths_to_tree(paths):
+    root = {}
+    for p in sorted(paths, key=len):
+        node = root
+        for el in p:
+            node = node.setdefault(el, {})
+    for p in paths:
+        node = root
+        for el in p:
+            node = node[el]
+        if any(k != "." for k in node):
+            node["."] = {}
+
+    def ordered(node):  # the apiserver's order: ".", then the rest sorted
+        return {k: ordered(node[k]) for k in sorted(node, key=lambda k: (k != ".", k))}
+
+    return ordered(root)
+
+
+def path_str(path):
+    s = ""
+    for el in path:
+        if el.startswith("f:"):
+            s += "." + el[2:]
+        elif el.startswith("k:"):
+            s += "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in json.loads(el[2:]).items()) + "]"
+    return s
+
+
+def is_node_member(path, pathset):
+    n = len(path)
+    return any(len(q) > n and q[:n] == path for q in pathset)
+
+
+# --------------------------------------------------------------------------
+# the store
+# --------------------------------------------------------------------------
+
+
+class Store:
+    def __init__(self, region: str):
+        self.region = region
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.rv = 0
+        self.objects: dict = {}      # (group, plural, ns, name) -> obj
+        self.resources: dict = {}    # (group, version, plural) -> Res
+        self.events: list = []       # (rv, type, group, plural, ns, name, obj)
+        self.event_base = 0
+        self.requests: list = []
+        self.reset()
+
+    # ---- registry ----------------------------------------------------
+    def reset(self):
+        with self.lock:
+            self.objects.clear()
+            self.events.clear()
+            self.requests.clear()
+            self.event_base = self.rv
+            self.resources = {(r.group, r.version, r.plural): r for r in BUILTINS}
+            for ns in DEFAULT_NAMESPACES:
+                self._create_raw(self.resources[("", "v1", "namespaces")],
+                                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            self.cond.notify_all()
+
+    def _create_raw(self, res, obj):
+        md = obj["metadata"]
+        md.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
+        self._controllers(res, obj, None)
+        self._put(res, obj, "ADDED")
+
+    def groups(self):
+        g: dict = {}
+        for r in self.resources.values():
+            g.setdefault(r.group, set()).add(r.version)
+        return g
+
+    def find_res(self, group, version, plural):
+        r = self.resources.get((group, version, plural))
+        if r is None:
+            raise not_found_path()
+        return r
+
+    def _register_crd(self, crd):
+        self._unregister_crd(crd["metadata"]["name"])
+        spec = crd.get("spec", {})
+        names = spec.get("names", {})
+        storage = next((v for v in spec.get("versions", []) if v.get("storage")), None)
+        for v in spec.get("versions", []):
+            if not v.get("served", True):
+                continue
+            self.resources[(spec["group"], v["name"], names["plural"])] = Res(
+                spec["group"], v["name"], names["plural"], names["kind"], spec.get("scope") == "Namespaced",
+                list(names.get("shortNames") or []), list(names.get("categories") or []),
+                status_sub="status" in (v.get("subresources") or {}), crd=crd["metadata"]["name"],
+                singular=names.get("singular") or names["kind"].lower(),
+                schema=((storage or v).get("schema") or {}).get("openAPIV3Schema"))
+
+    def _unregister_crd(self, name):
+        for key in [k for k, r in self.resources.items() if r.crd == name]:
+            del self.resources[key]
+
+    # ---- storage primitives -------------------------------------------
+    def _key(self, res, ns, name):
+        return (res.group, res.plural, ns or "", name)
+
+    def _bump(self):
+        self.rv += 1
+        return str(self.rv)
+
+    def _put(self, res, obj, etype):
+        md = obj["metadata"]
+        md["resourceVersion"] = self._bump()
+        key = self._key(res, md.get("namespace"), md["name"])
+        self.objects[key] = obj
+        self.events.append((self.rv, etype, res.group, res.plural, key[2], key[3], copy.deepcopy(obj)))
+        self.cond.notify_all()
+
+    def _remove(self, res, key):
+        obj = self.objects.pop(key, None)
+        if obj is None:
+            return
+        self._bump()
+        snap = copy.deepcopy(obj)
+        snap["metadata"]["resourceVersion"] = str(self.rv)
+        self.events.append((self.rv, "DELETED", key[0], key[1], key[2], key[3], snap))
+        if res is not None and res.group == "apiextensions.k8s.io" and res.plural == "customresourcedefinitions":
+            self._drop_crd(obj)
+        self.cond.notify_all()
+
+    def _drop_crd(self, crd):
+        spec = crd.get("spec", {})
+        group, plural = spec.get("group"), spec.get("names", {}).get("plural")
+        self._unregister_crd(crd["metadata"]["name"])
+        for key in [k for k in self.objects if k[0] == group and k[1] == plural]:
+            self._remove(None, key)
+
+    def _res_for_key(self, key):
+        return next((r for r in self.resources.values() if (r.group, r.plural) == key[:2]), None)
+
+    def _gc(self):
+        """Remove objects whose deletion is complete (no finalizers; empty terminating namespaces)."""
+        changed = True
+        while changed:
+            changed = False
+            for key, obj in list(self.objects.items()):
+                md = obj["metadata"]
+                if not md.get("deletionTimestamp"):
+                    continue
+                if key[:2] == ("", "namespaces"):
+                    if any(k[2] == key[3] for k in self.objects if k[:2] != ("", "namespaces")):
+                        continue
+                elif md.get("finalizers"):
+                    continue
+                self._remove(self._res_for_key(key), key)
+                changed = True
+
+    def _view(self, res, obj):
+        out = copy.deepcopy(obj)
+        out["apiVersion"] = res.gv
+        out["kind"] = res.kind
+        return out
+
+    # ---- read hooks (lazy controllers) ---------------------------------
+    def _on_read(self, key):
+        obj = self.objects.get(key)
+        if obj is None or key[:2] != ("networking.k8s.io", "ingresses") or not is_alb(obj):
+            return
+        md = obj["metadata"]
+        if md.get("deletionTimestamp"):
+            if ALB_FINALIZER in (md.get("finalizers") or []):
+                new = copy.deepcopy(obj)
+                new["metadata"]["finalizers"] = [f for f in md["finalizers"] if f != ALB_FINALIZER]
+                if not new["metadata"]["finalizers"]:
+                    del new["metadata"]["finalizers"]
+                self._put(self._res_for_key(key), new, "MODIFIED")
+                self._gc()
+            return
+        lb = (obj.get("status") or {}).get("loadBalancer") or {}
+        if not lb.get("ingress"):
+            new = copy.deepcopy(obj)
+            h = hashlib.sha1(md["uid"].encode()).hexdigest()[:10]
+            host = f"k8s-{key[2]}-{key[3]}-{h}.{self.region}.elb.amazonaws.com"
+            new["status"] = {"loadBalancer": {"ingress": [{"hostname": host}]}}
+            self._put(self._res_for_key(key), new, "MODIFIED")
+
+    # ---- controllers on write ------------------------------------------
+    def _controllers(self, res, obj, old):
+        md = obj["metadata"]
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else None
+        gk = (res.group, res.kind)
+        if gk == ("apps", "Deployment"):
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("replicas", 1)
+            n = spec["replicas"]
+            t = now()
+            prev = {c.get("type"): c for c in ((old or {}).get("status") or {}).get("conditions") or []}
+
+            def cond(ctype, reason, msg):
+                p = prev.get(ctype) or {}
+                ok = p.get("status") == "True" and p.get("reason") == reason
+                return {"type": ctype, "status": "True", "lastUpdateTime": p.get("lastUpdateTime", t) if ok else t,
+                        "lastTransitionTime": p.get("lastTransitionTime", t) if ok else t,
+                        "reason": reason, "message": msg}
+
+            obj["status"] = {"observedGeneration": md.get("generation", 1), "replicas": n, "updatedReplicas": n,
+                             "readyReplicas": n, "availableReplicas": n,
+                             "conditions": [cond("Available", "MinimumReplicasAvailable",
+                                                 "Deployment has minimum availability."),
+                                            cond("Progressing", "NewReplicaSetAvailable",
+                                                 f'ReplicaSet "{md["name"]}-{md["uid"][:10]}" has successfully '
+                                                 "progressed.")]}
+            if n == 0:
+                for k in ("readyReplicas", "availableReplicas"):
+                    obj["status"].pop(k)
+        elif gk == ("networking.k8s.io", "Ingress"):
+            if old is None and is_alb(obj) and not md.get("deletionTimestamp"):
+                fins = md.setdefault("finalizers", [])
+                if ALB_FINALIZER not in fins:
+                    fins.append(ALB_FINALIZER)
+                    mf = md.setdefault("managedFields", [])
+                    mf.append({"manager": ALB_MANAGER, "operation": "Update", "apiVersion": res.gv, "time": now(),
+                               "fieldsType": "FieldsV1",
+                               "fieldsV1": {"f:metadata": {"f:finalizers": {}}}})
+        elif gk in (("karpenter.k8s.aws", "EC2NodeClass"), ("karpenter.sh", "NodePool")):
+            st = obj.setdefault("status", {}) if isinstance(obj.get("status"), dict) else obj.setdefault("status", {})
+            if not isinstance(st, dict):
+                st = obj["status"] = {}
+            prev = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
+            st["conditions"] = [{"type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                                 "observedGeneration": md.get("generation", 1),
+                                 "lastTransitionTime": prev.get("lastTransitionTime") or now()}]
+        elif gk == ("", "Namespace"):
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            obj["status"] = {"phase": "Terminating" if md.get("deletionTimestamp") else "Active"}
+        elif gk == ("", "Service") and spec is not None:
+            spec.setdefault("type", "ClusterIP")
+            if old is not None and (old.get("spec") or {}).get("clusterIP") and "clusterIP" not in spec:
+                spec["clusterIP"] = old["spec"]["clusterIP"]
+                spec["clusterIPs"] = old["spec"].get("clusterIPs", [spec["clusterIP"]])
+            if "clusterIP" not in spec:
+                h = int(hashlib.sha1(md["uid"].encode()).hexdigest(), 16)
+                spec["clusterIP"] = f"10.100.{h % 250 + 1}.{(h >> 8) % 250 + 1}"
+            spec.setdefault("clusterIPs", [spec["clusterIP"]] if spec["clusterIP"] != "None" else ["None"])
+            obj.setdefault("status", {"loadBalancer": {}})
+        elif gk == ("", "Secret"):
+            sd = obj.pop("stringData", None)
+            if isinstance(sd, dict):
+                data = obj.setdefault("data", {})
+                for k, v in sd.items():
+                    data[k] = base64.b64encode(str(v).encode()).decode()
+            obj.setdefault("type", "Opaque")
+        elif gk == ("", "PersistentVolume"):
+            obj["status"] = {"phase": "Bound" if (spec or {}).get("claimRef") else "Available"}
+        elif gk == ("", "PersistentVolumeClaim"):
+            vn = (spec or {}).get("volumeName")
+            bound = bool(vn) and ("", "persistentvolumes", "", vn) in self.objects
+            obj["status"] = {"phase": "Bound" if bound else "Pending"}
+            if bound:
+                pv = self.objects[("", "persistentvolumes", "", vn)].get("spec", {})
+                obj["status"].update(accessModes=pv.get("accessModes", []), capacity=pv.get("capacity", {}))
+        elif gk == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+            spec = obj.get("spec", {})
+            t = next((c.get("lastTransitionTime") for c in ((old or {}).get("status") or {}).get("conditions") or []
+                      if c.get("type") == "Established"), None) or now()
+            obj["status"] = {
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                     "message": "no conflicts found", "lastTransitionTime": t},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                     "message": "the initial names have been accepted", "lastTransitionTime": t}],
+                "acceptedNames": spec.get("names", {}),
+                "storedVersions": [v["name"] for v in spec.get("versions", []) if v.get("storage")]}
+            for v in spec.get("versions", []):
+                v.setdefault("served", True)
+        if res.crd and res.schema:
+            apply_schema_defaults(obj, res.schema)
+
+    # ---- validation ------------------------------------------------------
+    def _validate(self, res, obj):
+        md = obj.get("metadata") or {}
+        name = md.get("name") or ""
+        causes = []
+        rx = DNS1123_LABEL if res.plural == "namespaces" else DNS1123_SUB
+        if not name:
+            causes.append({"field": "metadata.name", "message": "Required value: name or generateName is required"})
+        elif len(name) > 253 or not rx.fullmatch(name):
+            causes.append({"field": "metadata.name",
+                           "message": f'Invalid value: "{name}": a lowercase RFC 1123 name must consist of lower '
+                                      "case alphanumeric characters, '-' or '.'"})
+        if res.kind == "Deployment" and res.group == "apps":
+            spec = obj.get("spec") or {}
+            sel = (spec.get("selector") or {}).get("matchLabels")
+            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+            if not spec.get("selector"):
+                causes.append({"field": "spec.selector", "message": "Required value"})
+            elif sel and any(labels.get(k) != v for k, v in sel.items()):
+                causes.append({"field": "spec.template.metadata.labels",
+                               "message": "Invalid value: `selector` does not match template `labels`"})
+        if res.kind == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            names = spec.get("names") or {}
+            if not spec.get("group") or not names.get("plural") or not names.get("kind"):
+                causes.append({"field": "spec", "message": "Required value: group, names.plural and names.kind"})
+            elif name != f'{names["plural"]}.{spec["group"]}':
+                causes.append({"field": "metadata.name",
+                               "message": f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'})
+            if spec.get("scope") not in ("Namespaced", "Cluster"):
+                causes.append({"field": "spec.scope", "message": 'Unsupported value: must be "Cluster" or '
+                                                                 '"Namespaced"'})
+            vs = spec.get("versions") or []
+            if not vs or not all(isinstance(v, dict) and v.get("name") for v in vs):
+                causes.append({"field": "spec.versions", "message": "Required value: must have at least one version"})
+            elif sum(1 for v in vs if v.get("storage")) != 1:
+                causes.append({"field": "spec.versions", "message": "Invalid value: must have exactly one version "
+                                                                    "marked as storage version"})
+        if causes:
+            raise invalid(res, name, causes)
+
+    # ---- managed fields --------------------------------------------------
+    @staticmethod
+    def _strip(res, obj, sub):
+        o = copy.deepcopy(obj)
+        o.pop("apiVersion", None)
+        o.pop("kind", None)
+        md = o.get("metadata")
+        if isinstance(md, dict):
+            for k in META_STRIP:
+                md.pop(k, None)
+            if not md:
+                o.pop("metadata")
+        if sub == "status":
+            return {"status": o["status"]} if "status" in o else {}
+        if res.status_sub:
+            o.pop("status", None)
+        return o
+
+    @staticmethod
+    def _entries(obj):
+        out = []
+        for e in (obj.get("metadata") or {}).get("managedFields") or []:
+            e = dict(e)
+            e["_set"] = tree_to_paths(e.get("fieldsV1") or {})
+            out.append(e)
+        return out
+
+    @staticmethod
+    def _store_entries(obj, entries, touched):
+        t = now()
+        mf = []
+        for e in entries:
+            if not e["_set"]:
+                continue
+            e = dict(e)
+            s = e.pop("_set")
+            if e.pop("_touched", False) or "time" not in e:
+                e["time"] = t
+            e["fieldsType"] = "FieldsV1"
+            e["fieldsV1"] = paths_to_tree(s)
+            order = ["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"]
+            mf.append({k: e[k] for k in order if k in e} | {k: v for k, v in e.items() if k not in order})
+        md = obj.setdefault("metadata", {})
+        if mf:
+            md["managedFields"] = mf
+        else:
+            md.pop("managedFields", None)
+
+    def _managed_update(self, res, old, new, manager, sub):
+        """Ownership for a non-apply write (old may be None: create)."""
+        given = (new.get("metadata") or {}).get("managedFields", MISSING)
+        old_mf = ((old or {}).get("metadata") or {}).get("managedFields")
+        if given is not MISSING and old is not None and given != old_mf:
+            if given == [] or given is None:
+                new["metadata"].pop("managedFields", None)
+            return  # honoured as given
+        if old is None and given not in (MISSING, None, []):
+            return
+        entries = self._entries(old) if old is not None else []
+        old_s = fieldset(self._strip(res, old, sub)) if old is not None else set()
+        new_clean = self._strip(res, new, sub)
+        new_s = fieldset(new_clean)
+        changed = set()
+        for p in new_s:
+            if p not in old_s:
+                changed.add(p)
+            elif not is_node_member(p, new_s) and get_at(new_clean, p) != get_at(self._strip(res, old, sub), p):
+                changed.add(p)
+        removed = old_s - new_s
+        mine = None
+        for e in entries:
+            if e["manager"] == manager and e["operation"] == "Update" and e.get("subresource") == sub:
+                mine = e
+                continue
+            before = e["_set"]
+            e["_set"] = before - changed - removed
+            if e["_set"] != before:
+                e["_touched"] = True
+        if changed:
+            if mine is None:
+                mine = {"manager": manager, "operation": "Update", "apiVersion": res.gv, "_set": set()}
+                if sub:
+                    mine["subresource"] = sub
+                entries.append(mine)
+            mine["_set"] = (mine["_set"] - removed) | changed
+            mine["_touched"] = True
+            mine["apiVersion"] = res.gv
+        elif mine is not None:
+            mine["_set"] = mine["_set"] - removed
+        self._store_entries(new, entries, set())
+
+    def _apply(self, res, live, cfg, manager, force):
+        cfg = default_ports(copy.deepcopy(cfg))
+        clean = self._strip(res, cfg, None)
+        new_set = fieldset(clean)
+        base = copy.deepcopy(live) if live is not None else {"metadata": {}}
+        live_clean = self._strip(res, base, None)
+        merged = apply_merge(base, clean)
+        entries = self._entries(base)
+        conflicts = []
+        for e in entries:
+            if e["manager"] == manager:
+                continue
+            for p in sorted(e["_set"] & new_set):
+                if is_node_member(p, new_set):
+                    continue
+                if get_at(live_clean, p) is not MISSING and get_at(live_clean, p) != get_at(clean, p):
+                    conflicts.append((e, p))
+        if conflicts and not force:
+            raise conflict_error(res, (live or cfg)["metadata"].get("name", ""), conflicts)
+        for e, p in conflicts:
+            e["_set"].discard(p)
+            e["_touched"] = True
+        mine = next((e for e in entries if e["manager"] == manager and e["operation"] == "Apply"
+                     and not e.get("subresource")), None)
+        others = set()
+        for e in entries:
+            if e is not mine:
+                others |= e["_set"]
+        if mine is not None:
+            keep = others | new_set
+            for p in sorted(mine["_set"] - new_set, key=len):
+                if p in keep or is_node_member(p, keep):
+                    continue
+                remove_at(merged, p)
+                prune_empty(merged, p[:-1], keep)
+        else:
+            mine = {"manager": manager, "operation": "Apply", "apiVersion": res.gv, "_set": set()}
+            entries.append(mine)
+        if mine["_set"] != new_set or mine.get("apiVersion") != res.gv:
+            mine["_touched"] = True
+        mine["_set"] = new_set
+        mine["apiVersion"] = res.gv
+        self._store_entries(merged, entries, set())
+        merged["apiVersion"], merged["kind"] = res.gv, res.kind
+        return merged
+
+    # ---- the write pipeline ----------------------------------------------
+    def _commit(self, res, old, new, dry, sub=None):
+        """Finish a write: metadata invariants, defaults, validation, controllers, no-op detection."""
+        md = new.setdefault("metadata", {})
+        if old is not None:
+            omd = old["metadata"]
+            for k in ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation", "resourceVersion"):
+                if k in omd:
+                    md[k] = omd[k]
+                else:
+                    md.pop(k, None)
+            if sub is None and res.status_sub:
+                if "status" in old:
+                    new["status"] = copy.deepcopy(old["status"])
+                else:
+                    new.pop("status", None)
+        new["apiVersion"], new["kind"] = res.gv, res.kind
+        default_ports(new)
+        self._validate(res, new)
+        if old is not None and spec_part(new) != spec_part(old):
+            md["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        self._controllers(res, new, old)
+        if old is not None and new == old:
+            return self._view(res, old)
+        if dry:
+            return self._view(res, new)
+        self._put(res, new, "ADDED" if old is None else "MODIFIED")
+        if res.kind == "CustomResourceDefinition" and res.group == "apiextensions.k8s.io":
+            self._register_crd(new)
+        # PVCs waiting for this PV
+        if res.plural == "persistentvolumes" and old is None:
+            for k, o in list(self.objects.items()):
+                if k[:2] == ("", "persistentvolumeclaims") and (o.get("spec") or {}).get("volumeName") == md["name"]:
+                    o2 = copy.deepcopy(o)
+                    pvc_res = self.resources[("", "v1", "persistentvolumeclaims")]
+                    self._controllers(pvc_res, o2, o)
+                    if o2 != o:
+                        self._put(pvc_res, o2, "MODIFIED")
+        self._gc()
+        return self._view(res, self.objects.get(self._key(res, md.get("namespace"), md["name"]), new))
+
+    def create(self, res, ns, obj, manager, dry):
+        if not isinstance(obj, dict):
+            raise bad_request("the body must be a JSON object")
+        check_type(res, obj)
+        md = obj.setdefault("metadata", {})
+        if not isinstance(md, dict):
+            raise bad_request("metadata must be an object")
+        if res.namespaced:
+            if md.get("namespace") and md["namespace"] != ns:
+                raise bad_request("the namespace of the provided object does not match the namespace sent on "
+                                  "the request")
+            md["namespace"] = ns
+            self._check_ns(ns)
+        else:
+            md.pop("namespace", None)
+        if not md.get("name") and md.get("generateName"):
+            md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
+        name = md.get("name") or ""
+        if name and self._key(res, ns, name) in self.objects:
+            raise ApiError(409, "AlreadyExists", f'{res.qual} "{name}" already exists',
+                           {"name": name, "group": res.group, "kind": res.plural})
+        for k in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            md.pop(k, None)
+        md.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
+        if res.status_sub:
+            obj.pop("status", None)
+        default_ports(obj)
+        self._managed_update(res, None, obj, manager, None)
+        return self._commit(res, None, obj, dry)
+
+    def _check_ns(self, ns):
+        nso = self.objects.get(("", "namespaces", "", ns))
+        if nso is None:
+            raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
+                           {"name": ns, "kind": "namespaces"})
+        if nso["metadata"].get("deletionTimestamp"):
+            raise ApiError(403, "Forbidden", f"unable to create new content in namespace {ns} because it is "
+                                             "being terminated",
+                           {"name": ns, "kind": "namespaces"})
+
+    def get(self, res, ns, name):
+        obj = self.objects.get(self._key(res, ns, name))
+        if obj is None:
+            raise ApiError(404, "NotFound", f'{res.qual} "{name}" not found',
+                           {"name": name, "group": res.group, "kind": res.plural})
+        return obj
+
+    def read(self, res, ns, name):
+        key = self._key(res, ns, name)
+        obj = self.get(res, ns, name)
+        view = self._view(res, obj)
+        self._on_read(key)
+        return view
+
+    def update(self, res, ns, name, body, manager, dry, sub=None):
+        live = self.get(res, ns, name)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        if sub == "scale":
+            spec = body.get("spec") or {}
+            new = copy.deepcopy(live)
+            rv = (body.get("metadata") or {}).get("resourceVersion")
+            if rv and rv != live["metadata"]["resourceVersion"]:
+                raise self._rv_conflict(res, name)
+            if "replicas" in spec:
+                new["spec"]["replicas"] = spec["replicas"]
+            self._managed_update(res, live, new, manager, "scale")
+            return scale_of(self._commit(res, live, new, dry))
+        if sub == "status":
+            rv = (body.get("metadata") or {}).get("resourceVersion")
+            if rv and rv != live["metadata"]["resourceVersion"]:
+                raise self._rv_conflict(res, name)
+            new = copy.deepcopy(live)
+            if "status" in body:
+                new["status"] = copy.deepcopy(body["status"])
+            else:
+                new.pop("status", None)
+            self._managed_update(res, live, new, manager, "status")
+            return self._commit(res, live, new, dry, "status")
+        check_type(res, body)
+        md = body.setdefault("metadata", {})
+        if md.get("name") not in (None, name):
+            raise bad_request(f"the name of the object ({md.get('name')}) does not match the name on the URL ({name})")
+        if res.namespaced and md.get("namespace") not in (None, "", ns):
+            raise bad_request("the namespace of the provided object does not match the namespace sent on the "
+                              "request")
+        rv = md.get("resourceVersion")
+        if rv and rv != live["metadata"]["resourceVersion"]:
+            raise self._rv_conflict(res, name)
+        md["name"] = name
+        if res.namespaced:
+            md["namespace"] = ns
+        new = copy.deepcopy(body)
+        if sub != "status" and res.status_sub:
+            if "status" in live:
+                new["status"] = copy.deepcopy(live["status"])
+            else:
+                new.pop("status", None)
+        if "managedFields" not in md and live["metadata"].get("managedFields"):
+            new["metadata"]["managedFields"] = copy.deepcopy(live["metadata"]["managedFields"])
+        default_ports(new)
+        self._managed_update(res, live, new, manager, sub)
+        return self._commit(res, live, new, dry, sub)
+
+    @staticmethod
+    def _rv_conflict(res, name):
+        return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qual} "{name}": the object has '
+                                         "been modified; please apply your changes to the latest version and try "
+                                         "again", {"name": name, "group": res.group, "kind": res.plural})
+
+    def patch(self, res, ns, name, ctype, body, q, manager, dry, sub=None):
+        if ctype == "application/apply-patch+yaml" and sub is None:
+            if not q.get("fieldManager"):
+                raise bad_request("PATCH, application/apply-patch+yaml requests must supply a fieldManager")
+            try:
+                cfg = json.loads(body or b"null")
+            except ValueError:
+                raise bad_request("this test server accepts only JSON bodies for application/apply-patch+yaml")
+            if not isinstance(cfg, dict):
+                raise bad_request("the apply body must be an object")
+            check_type(res, cfg, required=True)
+            md = cfg.get("metadata") or {}
+            if md.get("name") not in (None, name):
+                raise bad_request(f"the name of the object ({md.get('name')}) does not match the name on the URL "
+                                  f"({name})")
+            if res.namespaced and md.get("namespace") not in (None, "", ns):
+                raise bad_request("the namespace of the provided object does not match the namespace sent on the "
+                                  "request")
+            force = q.get("force") in ("true", "1", "True")
+            live = self.objects.get(self._key(res, ns, name))
+            if live is None:
+                if res.namespaced:
+                    self._check_ns(ns)
+                new = self._apply(res, None, cfg, q["fieldManager"], force)
+                new["metadata"].update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
+                if res.namespaced:
+                    new["metadata"]["namespace"] = ns
+                if res.status_sub:
+                    new.pop("status", None)
+                return self._commit(res, None, new, dry)
+            rv = md.get("resourceVersion")
+            if rv and rv != live["metadata"]["resourceVersion"]:
+                raise self._rv_conflict(res, name)
+            new = self._apply(res, live, cfg, q["fieldManager"], force)
+            return self._commit(res, live, new, dry)
+        live = self.get(res, ns, name)
+        try:
+            doc = json.loads(body or b"null")
+        except ValueError:
+            raise bad_request("the patch body is not valid JSON")
+        cur = scale_of(self._view(res, live)) if sub == "scale" else self._view(res, live)
+        if ctype in ("application/merge-patch+json", "application/apply-patch+yaml"):
+            patched = merge_patch(cur, doc)
+        elif ctype == "application/strategic-merge-patch+json":
+            if res.crd:
+                raise ApiError(415, "UnsupportedMediaType", "strategic merge patch is not supported for custom "
+                                                            "resources; use a merge patch or server-side apply")
+            patched = strategic_merge_patch(cur, doc)
+        elif ctype == "application/json-patch+json":
+            patched = json_patch(cur, doc)
+        else:
+            raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - '
+                                                        f'accepted media types include: application/json-patch+json, '
+                                                        f'application/merge-patch+json, '
+                                                        f'application/apply-patch+yaml')
+        if not isinstance(patched, dict):
+            raise bad_request("the patched object is not an object")
+        prv = (patched.get("metadata") or {}).get("resourceVersion")
+        if prv and prv != live["metadata"]["resourceVersion"]:
+            raise self._rv_conflict(res, name)
+        if sub == "scale":
+            return self.update(res, ns, name, patched, manager, dry, "scale")
+        return self.update(res, ns, name, patched, manager, dry, sub)
+
+    def delete(self, res, ns, name, opts, dry):
+        key = self._key(res, ns, name)
+        live = self.get(res, ns, name)
+        pre = opts.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != live["metadata"]["uid"]:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qual} "{name}": Precondition '
+                                            f'failed: UID in precondition: {pre["uid"]}, UID in object meta: '
+                                            f'{live["metadata"]["uid"]}', {"name": name, "group": res.group,
+                                                                            "kind": res.plural})
+        if pre.get("resourceVersion") and pre["resourceVersion"] != live["metadata"]["resourceVersion"]:
+            raise self._rv_conflict(res, name)
+        pol = opts.get("propagationPolicy")
+        if pol not in (None, "Orphan", "Background", "Foreground"):
+            raise bad_request(f"unknown propagationPolicy {pol!r}")
+        if res.plural == "namespaces" or live["metadata"].get("finalizers"):
+            new = copy.deepcopy(live)
+            if not new["metadata"].get("deletionTimestamp"):
+                new["metadata"]["deletionTimestamp"] = now()
+                new["metadata"]["deletionGracePeriodSeconds"] = 0
+                new["metadata"]["generation"] = int(new["metadata"].get("generation", 1)) + 1
+            self._controllers(res, new, live)
+            if dry:
+                return self._view(res, new)
+            if new != live:
+                self._put(res, new, "MODIFIED")
+            if res.plural == "namespaces":
+                for k in [k for k in self.objects if k[2] == name and k[:2] != ("", "namespaces")]:
+                    r = self._res_for_key(k)
+                    if r is not None and k in self.objects:
+                        self.delete(r, k[2], k[3], {}, False)
+                self._gc()
+            return self._view(res, self.objects.get(key, new))
+        view = self._view(res, live)
+        if not dry:
+            self._remove(res, key)
+            self._gc()
+        return view
+
+    def list(self, res, ns, q):
+        labels = parse_label_selector(q.get("labelSelector", ""))
+        fields = parse_field_selector(q.get("fieldSelector", ""))
+        items = []
+        for key in sorted(k for k in self.objects if k[:2] == (res.group, res.plural)):
+            if res.namespaced and ns and key[2] != ns:
+                continue
+            obj = self.objects[key]
+            if match_labels(labels, (obj["metadata"].get("labels") or {})) and match_fields(fields, obj):
+                items.append((key, self._view(res, obj)))
+        out = {"kind": res.kind + "List", "apiVersion": res.gv,
+               "metadata": {"resourceVersion": str(self.rv)}, "items": [v for _, v in items]}
+        for key, _ in items:
+            self._on_read(key)
+        return out
+
+
+def is_alb(obj):
+    spec = obj.get("spec") or {}
+    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    return spec.get("ingressClassName") == "alb" or ann.get("kubernetes.io/ingress.class") == "alb"
+
+
+def spec_part(obj):
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def check_type(res, obj, required=False):
+    av, kind = obj.get("apiVersion"), obj.get("kind")
+    if required and (not av or not kind):
+        raise bad_request("apiVersion and kind are required")
+    if av is not None and av != res.gv:
+        # CRs may be sent with any served version of the group
+        if not (res.group and av.startswith(res.group + "/")):
+            raise bad_request(f"the API version in the data ({av}) does not match the expected API version "
+                              f"({res.gv})")
+    if kind is not None and kind != res.kind:
+        raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({res.kind})")
+
+
+def scale_of(dep):
+    md = dep["metadata"]
+    sel = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                         if k in md},
+            "spec": {"replicas": (dep.get("spec") or {}).get("replicas", 1)},
+            "status": {"replicas": (dep.get("status") or {}).get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items()))}}
+
+
+def apply_merge(live, cfg, name=None):
+    if isinstance(cfg, dict) and isinstance(live, dict) and not is_atomic_dict(cfg):
+        out = dict(live)
+        for k, v in cfg.items():
+            out[k] = apply_merge(live[k], v, k) if k in live else copy.deepcopy(v)
+        return out
+    if isinstance(cfg, list) and isinstance(live, list):
+        keys = assoc_keys(name, cfg)
+        if keys and (not live or assoc_keys(name, live) == keys):
+            result = copy.deepcopy(live)
+            index = {item_key(x, keys): i for i, x in enumerate(result)}
+            for item in cfg:
+                k = item_key(item, keys)
+                if k in index:
+                    result[index[k]] = apply_merge(result[index[k]], item)
+                else:
+                    result.append(copy.deepcopy(item))
+            return result
+    return copy.deepcopy(cfg)
+
+
+def prune_empty(obj, path, keep):
+    while path:
+        node = get_at(obj, path)
+        if node != {} or path in keep or not path[-1].startswith("f:"):
+            return
+        remove_at(obj, path)
+        path = path[:-1]
+
+
+def apply_schema_defaults(obj, schema):
+    if not isinstance(schema, dict) or not isinstance(obj, dict):
+        return
+    for k, sub in (schema.get("properties") or {}).items():
+        if k in ("metadata", "apiVersion", "kind"):
+            continue
+        if k not in obj and isinstance(sub, dict) and "default" in sub:
+            obj[k] = copy.deepcopy(sub["default"])
+        if k in obj:
+            if isinstance(obj[k], dict):
+                apply_schema_defaults(obj[k], sub)
+            elif isinstance(obj[k], list) and isinstance(sub.get("items"), dict):
+                for it in obj[k]:
+                    apply_schema_defaults(it, sub["items"])
+
+
+def conflict_error(res, name, conflicts):
+    by_mgr: dict = {}
+    for e, p in conflicts:
+        by_mgr.setdefault(e["manager"], []).append((e, p))
+    causes = []
+    for e, p in conflicts:
+        ident = f'"{e["manager"]}"'
+        if e.get("subresource"):
+            ident += f' with subresource "{e["subresource"]}"'
+        ident += f' using {e.get("apiVersion", res.gv)}'
+        causes.append({"type": "FieldManagerConflict", "message": f"conflict with {ident}", "field": path_str(p)})
+    if len(causes) == 1:
+        body = f'{causes[0]["message"]}: {causes[0]["field"]}'
+    else:
+        lines = []
+        seen = []
+        for c in causes:
+            if c["message"] not in seen:
+                seen.append(c["message"])
+        for m in seen:
+            lines.append(m.replace("conflict with", "conflicts with", 1) + ":")
+            lines += [f'- {c["field"]}' for c in causes if c["message"] == m]
+        body = "\n".join(lines)
+    n = len(causes)
+    return ApiError(409, "Conflict", f"Apply failed with {n} conflict{'s' if n != 1 else ''}: {body}",
+                    {"name": name, "group": res.group, "kind": res.plural, "causes": causes})
+
+
+def _pb_fields(buf):
+    """(field number, value) pairs of a protobuf message; value is int or bytes."""
+    i, out = 0, []
+
+    def varint():
+        nonlocal i
+        shift = val = 0
+        while True:
+            b = buf[i]
+            i += 1
+            val |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return val
+
+    while i < len(buf):
+        tag = varint()
+        num, wt = tag >> 3, tag & 7
+        if wt == 0:
+            out.append((num, varint()))
+        elif wt == 2:
+            n = varint()
+            out.append((num, buf[i:i + n]))
+            i += n
+        elif wt == 1:
+            i += 8
+        elif wt == 5:
+            i += 4
+        else:
+            raise bad_request("unsupported protobuf wire type")
+    return out
+
+
+def protobuf_namespace(body: bytes) -> dict:
+    """JSON for a protobuf-encoded v1 Namespace (kubectl create namespace uses protobuf):
+    metadata name/generateName/labels/annotations only."""
+    if not body.startswith(b"k8s\x00"):
+        raise ApiError(415, "UnsupportedMediaType", "not a kubernetes protobuf envelope")
+    try:
+        raw = next(v for n, v in _pb_fields(body[4:]) if n == 2)
+        md = {}
+        for n, v in _pb_fields(raw):
+            if n != 1:
+                continue
+            for fn, fv in _pb_fields(v):
+                if fn in (1, 2) and fv:
+                    md["name" if fn == 1 else "generateName"] = fv.decode()
+                elif fn in (11, 12):
+                    kv = dict(_pb_fields(fv))
+                    md.setdefault("labels" if fn == 11 else "annotations", {})[kv.get(1, b"").decode()] = \
+                        kv.get(2, b"").decode()
+    except (StopIteration, IndexError, UnicodeDecodeError):
+        raise bad_request("cannot decode the protobuf Namespace")
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": md}
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+
+VERSION_INFO = {"major": "1", "minor": "33", "gitVersion": "v1.33.5-eks-3025e55",
+                "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+                "buildDate": "2026-10-01T00:00:00Z", "goVersion": "go1.24.6", "compiler": "gc",
+                "platform": "linux/amd64"}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# An empty OpenAPI v2 document (gnostic openapi_v2.Document protobuf: swagger "2.0", info
+# {title, version}, nothing else). kubectl's client-side validation then skips every kind.
+OPENAPI_V2 = b"\x0a\x032.0\x12\x0e\x0a\x0aKubernetes\x12\x00"
+
+
+class Watch:
+    def __init__(self, res, ns, q):
+        self.res, self.ns, self.q = res, ns, q
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "comfyplat-kube-test-server"
+    store: Store = None  # set in serve()
+    verbose = False
+
+    def log_message(self, fmt, *args):
+        if self.verbose:
+            sys.stderr.write("kube_server: " + (fmt % args) + "\n")
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_PUT(self):
+        self._handle("PUT")
+
+    def do_PATCH(self):
+        self._handle("PATCH")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+    def _send(self, code, obj):
+        ctype = "application/json"
+        if isinstance(obj, bytes):
+            data, ctype = obj, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        else:
+            data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self, method):
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else b""
+        store = self.store
+        if path.startswith("/__control/"):
+            if path == "/__control/reset" and method == "POST":
+                store.reset()
+                return self._send(200, {"reset": True})
+            if path == "/__control/requests" and method == "GET":
+                with store.lock:
+                    return self._send(200, list(store.requests))
+            return self._send(404, not_found_path().status())
+        with store.lock:
+            store.requests.append({"method": method, "path": path, "query": q, "write": method in WRITE_METHODS,
+                                   "dryRun": q.get("dryRun") == "All"})
+        why = check_token(self.headers.get("Authorization"), store.region)
+        if why:
+            return self._send(401, ApiError(401, "Unauthorized", "Unauthorized").status())
+        try:
+            with store.lock:
+                result = self._dispatch(method, path, q, body)
+            if isinstance(result, Watch):
+                return self._watch(result)
+            code, obj = result
+            self._send(code, obj)
+        except ApiError as e:
+            self._send(e.code, e.status())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as e:  # pragma: no cover - a bug in the server
+            import traceback
+            traceback.print_exc()
+            self._send(500, ApiError(500, "InternalError", f"internal error: {e!r}").status())
+
+    # ---- routing ----------------------------------------------------------
+    def _dispatch(self, method, path, q, body):
+        store = self.store
+        if method == "GET":
+            d = self._discovery(path)
+            if d is not None:
+                return 200, d
+        segs = path.strip("/").split("/")
+        if segs[0] == "api" and len(segs) >= 3 and segs[1] == "v1":
+            group, version, rest = "", "v1", segs[2:]
+        elif segs[0] == "apis" and len(segs) >= 4:
+            group, version, rest = segs[1], segs[2], segs[3:]
+        else:
+            raise not_found_path()
+        ns = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            ns, rest = rest[1], rest[2:]
+        res = store.find_res(group, version, rest[0])
+        if ns is not None and not res.namespaced:
+            raise not_found_path()
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if len(rest) > 3 or (sub and not ((sub == "status" and res.status_sub) or (sub == "scale" and res.scale_sub))):
+            raise not_found_path()
+        if res.namespaced and name is not None and ns is None:
+            raise not_found_path()
+        dry = False
+        if "dryRun" in q:
+            if q["dryRun"] != "All":
+                raise bad_request(f'Invalid dry run value {q["dryRun"]!r}: only "All" is supported')
+            dry = True
+        manager = q.get("fieldManager") or (self.headers.get("User-Agent") or "").split("/")[0][:128] or "unknown"
+        doc = None
+        if method in ("POST", "PUT") or (method == "DELETE" and body):
+            ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+            if ctype == "application/vnd.kubernetes.protobuf" and (group, rest[0]) == ("", "namespaces"):
+                body, ctype = json.dumps(protobuf_namespace(body)).encode(), "application/json"
+            if ctype not in ("application/json", "*/*"):
+                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                                                            f"accepted media types include: application/json")
+            try:
+                doc = json.loads(body) if body else None
+            except ValueError:
+                raise bad_request("the request body is not valid JSON")
+        if name is None:
+            if method == "GET":
+                if q.get("watch") in ("true", "1"):
+                    return Watch(res, ns, q)
+                return 200, store.list(res, ns, q)
+            if method == "POST":
+                if res.namespaced and ns is None:
+                    raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the "
+                                                            "requested resource")
+                obj = store.create(res, ns, doc, manager, dry)
+                return 201, obj
+            if method == "DELETE":
+                lst = store.list(res, ns, q)
+                for item in lst["items"]:
+                    md = item["metadata"]
+                    if store._key(res, md.get("namespace"), md["name"]) in store.objects:
+                        store.delete(res, md.get("namespace"), md["name"], {}, dry)
+                return 200, lst
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                    "resource")
+        if method == "GET":
+            obj = store.read(res, ns, name)
+            return 200, (scale_of(obj) if sub == "scale" else obj)
+        if method == "PUT":
+            return 200, store.update(res, ns, name, doc, manager, dry, sub)
+        if method == "PATCH":
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            return 200, store.patch(res, ns, name, ctype, body, q, manager, dry, sub)
+        if method == "DELETE" and sub is None:
+            opts = doc if isinstance(doc, dict) else {}
+            if "propagationPolicy" in q:
+                opts.setdefault("propagationPolicy", q["propagationPolicy"])
+            if opts.get("dryRun") and opts["dryRun"] != ["All"]:
+                raise bad_request("Invalid dry run value")
+            dry = dry or opts.get("dryRun") == ["All"]
+            obj = store.delete(res, ns, name, opts, dry)
+            pending = obj["metadata"].get("deletionTimestamp") and (
+                dry or store._key(res, ns, name) in store.objects)
+            return (202 if pending else 200), obj
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _discovery(self, path):
+        store = self.store
+        if path == "/version":
+            return VERSION_INFO
+        if path == "/api":
+            port = self.server.server_address[1]
+            return {"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": f"{HOST}:{port}"}]}
+        if path == "/api/v1":
+            return self._resource_list("", "v1")
+        groups = store.groups()
+        if path == "/apis":
+            return {"kind": "APIGroupList", "apiVersion": "v1",
+                    "groups": [self._group(g, groups[g]) for g in sorted(groups, key=self._group_order) if g]}
+        segs = path.strip("/").split("/")
+        if segs[0] == "apis" and len(segs) == 2:
+            if segs[1] not in groups or not segs[1]:
+                raise not_found_path()
+            return {"kind": "APIGroup", "apiVersion": "v1", **self._group(segs[1], groups[segs[1]])}
+        if segs[0] == "apis" and len(segs) == 3:
+            if segs[2] not in groups.get(segs[1], ()):
+                raise not_found_path()
+            return self._resource_list(segs[1], segs[2])
+        if path == "/openapi/v3":
+            return {"paths": {gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash={self._gv_hash(gv)}"}
+                              for gv in self._gv_paths()}}
+        if path.startswith("/openapi/v3/"):
+            gv = path[len("/openapi/v3/"):]
+            if gv not in self._gv_paths():
+                raise not_found_path()
+            return self._openapi_v3(gv)
+        if path == "/openapi/v2":
+            return OPENAPI_V2
+        if path.startswith("/openapi"):
+            raise not_found_path()
+        return None
+
+    def _gv_paths(self):
+        return sorted({f"apis/{r.group}/{r.version}" if r.group else "api/v1" for r in self.store.resources.values()})
+
+    def _gv_hash(self, gv):
+        return hashlib.sha256(json.dumps(self._openapi_v3(gv), sort_keys=True).encode()).hexdigest()[:16].upper()
+
+    def _openapi_v3(self, gv):
+        """Just enough OpenAPI v3 for kubectl: one PATCH operation per kind that declares the
+        fieldValidation query parameter, so kubectl relies on server-side validation (which
+        this server does not do: fieldValidation is ignored). No schemas."""
+        paths = {}
+        for r in self.store.resources.values():
+            if (f"apis/{r.group}/{r.version}" if r.group else "api/v1") != gv:
+                continue
+            ns = "namespaces/{namespace}/" if r.namespaced else ""
+            paths[f"/{gv}/{ns}{r.plural}/{{name}}"] = {"patch": {
+                "operationId": f"patch{r.kind}",
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                               {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                               {"name": "dryRun", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "OK"}}}}
+        return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": VERSION_INFO["gitVersion"]},
+                "paths": paths, "components": {"schemas": {}}}
+
+    @staticmethod
+    def _group_order(g):
+        builtin = [r.group for r in BUILTINS]
+        return (0, builtin.index(g), g) if g in builtin else (1, 0, g)
+
+    @staticmethod
+    def _group(name, versions):
+        vs = sorted(versions, key=version_priority, reverse=True)
+        gvs = [{"groupVersion": f"{name}/{v}", "version": v} for v in vs]
+        return {"name": name, "versions": gvs, "preferredVersion": gvs[0]}
+
+    def _resource_list(self, group, version):
+        rs = [r for (g, v, _), r in self.store.resources.items() if g == group and v == version]
+        return {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}" if group else version,
+                "resources": [d for r in rs for d in r.discovery()]}
+
+    # ---- watch ----------------------------------------------------------------
+    def _watch(self, w: Watch):
+        store = self.store
+        labels = parse_label_selector(w.q.get("labelSelector", ""))
+        fields = parse_field_selector(w.q.get("fieldSelector", ""))
+        timeout = float(w.q.get("timeoutSeconds") or 600)
+        deadline = time.monotonic() + min(timeout, 3600)
+        res = w.res
+
+        def matches(obj):
+            return match_labels(labels, obj["metadata"].get("labels") or {}) and match_fields(fields, obj)
+
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def emit(ev):
+            data = (json.dumps(ev) + "\n").encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        rv_param = w.q.get("resourceVersion", "")
+        initial = w.q.get("sendInitialEvents") in ("true", "1")
+        pending = []
+        with store.lock:
+            if rv_param in ("", "0") or initial:
+                for key in sorted(k for k in store.objects if k[:2] == (res.group, res.plural)):
+                    if w.ns and key[2] != w.ns:
+                        continue
+                    obj = store.objects[key]
+                    if matches(obj):
+                        pending.append({"type": "ADDED", "object": store._view(res, obj)})
+                last = store.rv
+            else:
+                last = int(rv_param) if rv_param.isdigit() else store.rv
+                if last < store.event_base:
+                    pending.append({"type": "ERROR", "object": ApiError(410, "Expired", "too old resource version")
+                                    .status()})
+            if initial:
+                pending.append({"type": "BOOKMARK", "object": {
+                    "kind": res.kind, "apiVersion": res.gv,
+                    "metadata": {"resourceVersion": str(last),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}}}})
+        try:
+            for ev in pending:
+                emit(ev)
+            if pending and pending[-1]["type"] == "ERROR":
+                raise BrokenPipeError
+            while time.monotonic() < deadline:
+                with store.lock:
+                    if (res.group, res.version, res.plural) not in store.resources:
+                        break
+                    for key in [k for k in store.objects if k[:2] == (res.group, res.plural)
+                                and (not w.ns or k[2] == w.ns)]:
+                        store._on_read(key)
+                    evs = [e for e in store.events if e[0] > last and e[2:4] == (res.group, res.plural)
+                           and (not w.ns or e[4] == w.ns)]
+                    if not evs:
+                        store.cond.wait(0.1)
+                        evs = [e for e in store.events if e[0] > last and e[2:4] == (res.group, res.plural)
+                               and (not w.ns or e[4] == w.ns)]
+                    if store.events:
+                        last = max(last, store.events[-1][0])
+                    out = [{"type": e[1], "object": store._view(res, e[6])} for e in evs if matches(e[6])]
+                for ev in out:
+                    emit(ev)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        self.close_connection = True
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def make_certs(directory: str) -> dict:
+    """A throw-away CA and a 127.0.0.1/localhost server certificate signed by it (openssl CLI).
+
+    A separate CA (not a self-signed leaf) because rustls/webpki refuses a CA certificate used
+    as the end-entity certificate."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650", "-subj", "/CN=kube-test-ca",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(directory, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "tls.crt", "-days", "3650", "-extfile", "ext.cnf")
+    with open(os.path.join(directory, "ca.crt"), "rb") as f:
+        ca_pem = f.read()
+    return {"ca_file": os.path.join(directory, "ca.crt"), "ca_data": base64.b64encode(ca_pem).decode(),
+            "cert": os.path.join(directory, "tls.crt"), "key": os.path.join(directory, "tls.key")}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    verbose = False
+
+    def handle_error(self, request, client_address):
+        # TLS handshake failures, clients going away: one line at most
+        if self.verbose:
+            sys.stderr.write(f"kube_server: connection error from {client_address}: {sys.exc_info()[1]!r}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--region", default="us-west-2")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with a fresh CA (kubectl sends tokens only over TLS)")
+    args = parser.parse_args(argv)
+
+    handler = type("BoundHandler", (Handler,), {"store": Store(args.region), "verbose": args.verbose})
+    server = Server((HOST, args.port), handler)
+    server.verbose = args.verbose
+    port = server.server_address[1]
+    info = {"port": port, "pid": os.getpid(), "endpoint": f"http://{HOST}:{port}"}
+    tmpdir = None
+    if args.tls:
+        import shutil
+        import ssl
+        import tempfile
+        tmpdir = tempfile.mkdtemp(prefix="kube-server-tls-")
+        certs = make_certs(tmpdir)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certs["cert"], certs["key"])
+        ctx.set_alpn_protocols(["http/1.1"])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        info.update(endpoint=f"https://{HOST}:{port}", ca_file=certs["ca_file"], ca_data=certs["ca_data"])
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    write_json_atomic(args.ready_file, info)
+    while not stop.wait(0.5):
+        pass
+    server.shutdown()
+    server.server_close()
+    if tmpdir:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
