@@ -162,6 +162,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit, urlencode
+from ready_file import write_json_atomic
 
 HOST = "127.0.0.1"
 ALB_FINALIZER = "ingress.k8s.aws/resources"
@@ -1959,17 +1960,6 @@ class Handler(BaseHTTPRequestHandler):
 # --------------------------------------------------------------------------
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-    path = os.path.abspath(path)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def make_certs(directory: str) -> dict:

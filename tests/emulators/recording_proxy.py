@@ -43,6 +43,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ready_file import write_json_atomic
 
 HOST = "127.0.0.1"
 
@@ -616,17 +617,6 @@ def make_server(state: ProxyState, port: int) -> ProxyServer:
     return ProxyServer((HOST, port), handler)
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-    path = os.path.abspath(path)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
