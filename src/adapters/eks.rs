@@ -603,6 +603,35 @@ pub async fn delete_access_entry(
 
 // ---- add-ons --------------------------------------------------------------------------
 
+/// The version of an installed add-on (one DescribeAddon), or `None` if it is not installed.
+pub async fn installed_addon_version(
+    aws: &Aws,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<String>, AwsError> {
+    match aws
+        .eks
+        .describe_addon()
+        .cluster_name(cluster)
+        .addon_name(name)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(output
+            .addon()
+            .and_then(|a| a.addon_version())
+            .map(str::to_string)),
+        Err(error) => {
+            let error = aws_error(format!("failed to read EKS add-on `{name}`"), error);
+            if error.class == ErrorClass::NotFound {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
 pub async fn observe_addon(aws: &Aws, cluster: &str, name: &str) -> Result<Observation, AwsError> {
     let operation = format!("failed to read EKS add-on `{name}`");
     let addon = match aws

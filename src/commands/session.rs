@@ -11,9 +11,7 @@ use crate::adapters::sts::{self, Caller};
 use crate::cli::Global;
 use crate::config::S3_CSI_DRIVER;
 use crate::config::{self, Platform};
-use crate::model::{
-    self, AddonFacts, ClusterFacts, Desired, Environment, Observation, Observed, Pending,
-};
+use crate::model::{self, AddonFacts, ClusterFacts, Desired, Environment, Observed, Pending};
 use crate::observe;
 use crate::planner::{self, Mode, Options, Plan};
 use crate::state::State;
@@ -164,14 +162,7 @@ impl Session {
     ) -> anyhow::Result<Vec<AddonFacts>> {
         let mut facts = Vec::new();
         for addon in &self.platform.addons {
-            let installed = match eks::observe_addon(aws, &cluster.name, &addon.name).await? {
-                Observation::Present(live) => live
-                    .fields
-                    .get("version")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
-                _ => None,
-            };
+            let installed = eks::installed_addon_version(aws, &cluster.name, &addon.name).await?;
             let version = match (&addon.version, installed) {
                 (Some(pinned), installed) => {
                     if installed.as_deref() != Some(pinned.as_str()) {
