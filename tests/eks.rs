@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -626,20 +625,9 @@ fn a_driver_without_pod_identity_falls_back_to_irsa() {
 #[test]
 fn an_interrupted_authentication_mode_update_is_waited_for_not_repeated() {
     let emulator = Emulator::start();
-    let slow = Proxy::start(
-        &emulator.endpoint,
-        ProxyOptions {
-            delay_ms: 400,
-            ..ProxyOptions::default()
-        },
-    );
+    let slow = Proxy::slow(&emulator.endpoint, 400);
     let workspace = Workspace::sandbox();
-    let mut child = workspace
-        .command(&slow.endpoint, &["apply", "--yes"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start apply");
+    let mut child = workspace.spawn(&slow.endpoint, &["apply", "--yes"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let pending = std::fs::read_to_string(workspace.state_file())

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -53,24 +52,13 @@ fn applied_count(workspace: &Workspace) -> usize {
 #[test]
 fn an_apply_killed_mid_way_is_finished_by_the_next_without_duplicates() {
     let emulator = Emulator::start();
-    let slow = Proxy::start(
-        &emulator.endpoint,
-        ProxyOptions {
-            delay_ms: 150,
-            ..ProxyOptions::default()
-        },
-    );
+    let slow = Proxy::slow(&emulator.endpoint, 150);
     let workspace = Workspace::sandbox();
     let reader = Reader::new(&emulator.endpoint);
 
     // Kill it (SIGKILL: no chance to clean up) after 1, then after 3 completed resources.
     for threshold in [1, 3] {
-        let mut child = workspace
-            .command(&slow.endpoint, &["apply", "--yes", "--parallelism", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start apply");
+        let mut child = workspace.spawn(&slow.endpoint, &["apply", "--yes", "--parallelism", "2"]);
         let deadline = Instant::now() + Duration::from_secs(120);
         while applied_count(&workspace) < threshold {
             assert!(
@@ -104,20 +92,9 @@ fn an_apply_killed_mid_way_is_finished_by_the_next_without_duplicates() {
 #[test]
 fn a_second_apply_stops_at_once_naming_the_holder_of_the_lock() {
     let emulator = Emulator::start();
-    let slow = Proxy::start(
-        &emulator.endpoint,
-        ProxyOptions {
-            delay_ms: 100,
-            ..ProxyOptions::default()
-        },
-    );
+    let slow = Proxy::slow(&emulator.endpoint, 100);
     let workspace = Workspace::sandbox();
-    let mut first = workspace
-        .command(&slow.endpoint, &["apply", "--yes"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the first apply");
+    let mut first = workspace.spawn(&slow.endpoint, &["apply", "--yes"]);
     let lock = workspace.dir.path().join("state/sandbox.lock");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_to_string(&lock)

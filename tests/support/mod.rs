@@ -187,6 +187,18 @@ impl Proxy {
         }
     }
 
+    /// A proxy that delays every request by `delay_ms`, to make an apply slow enough to
+    /// interrupt or to overlap with another.
+    pub fn slow(upstream: &str, delay_ms: u64) -> Proxy {
+        Proxy::start(
+            upstream,
+            ProxyOptions {
+                delay_ms,
+                ..ProxyOptions::default()
+            },
+        )
+    }
+
     /// Every request logged so far.
     pub fn requests(&self) -> Vec<Logged> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -265,6 +277,15 @@ impl Workspace {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         command
+    }
+
+    /// Starts comfyplat in the background, its output discarded (to kill or race it).
+    pub fn spawn(&self, endpoint: &str, args: &[&str]) -> Child {
+        self.command(endpoint, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start comfyplat")
     }
 
     /// Runs comfyplat to the end.
