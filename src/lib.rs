@@ -42,4 +42,5 @@ pub mod model;
 pub mod observe;
 pub mod planner;
 pub mod state;
+pub mod templates;
 pub mod ui;
