@@ -58,6 +58,13 @@ pub struct Global {
     /// Log more (-v: comfyplat's steps, -vv: every API call)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Reach Kubernetes through this kubeconfig instead of connecting on its own (overrides
+    /// `kubernetes.kubeconfig`); its server must be the cluster's EKS endpoint
+    #[arg(long, global = true, env = "COMFYPLAT_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use [default: its current context]
+    #[arg(long, global = true, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +132,13 @@ pub struct ExecuteArgs {
     /// How many changes may run at once
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+    /// Take over Kubernetes fields that other field managers set, in every server-side
+    /// apply (drift shown by the plan is always taken back)
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Longest wait for a Kubernetes object to become ready or go away, e.g. `90s`, `15m`
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub wait_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

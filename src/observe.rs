@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::adapters::{Aws, AwsError};
+use crate::adapters::{ApiError, Apis};
 use crate::model::{Desired, Identity, Observed};
 use crate::state::State;
 
@@ -28,24 +28,37 @@ pub fn identities(desired: &Desired, state: &State) -> Vec<Identity> {
 }
 
 pub async fn observe(
-    aws: &Aws,
+    apis: &Apis,
     desired: &Desired,
-    identities: Vec<Identity>,
-) -> Result<Observed, AwsError> {
+    mut identities: Vec<Identity>,
+) -> Result<Observed, ApiError> {
+    let labelled = match &apis.kube {
+        Some(kube) => kube.list_owned(&desired.platform).await?,
+        None => Vec::new(),
+    };
+    for identity in &labelled {
+        if !identities.contains(identity) {
+            identities.push(identity.clone());
+        }
+    }
     let resources = stream::iter(identities)
         .map(|identity| async move {
-            let observation = aws.observe(&identity).await?;
-            Ok::<_, AwsError>((identity, observation))
+            let observation = apis.observe(&identity).await?;
+            Ok::<_, ApiError>((identity, observation))
         })
         .buffer_unordered(OBSERVE_CONCURRENCY)
         .try_collect();
     let adopted = stream::iter(desired.adopted.iter().cloned())
         .map(|adopted| async move {
-            let exists = aws.adopted_exists(&adopted).await?;
-            Ok::<_, AwsError>((adopted, exists))
+            let exists = apis.adopted_exists(&adopted).await?;
+            Ok::<_, ApiError>((adopted, exists))
         })
         .buffered(OBSERVE_CONCURRENCY)
         .try_collect();
     let (resources, adopted) = tokio::try_join!(resources, adopted)?;
-    Ok(Observed { resources, adopted })
+    Ok(Observed {
+        resources,
+        adopted,
+        labelled,
+    })
 }

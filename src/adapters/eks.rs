@@ -19,7 +19,7 @@ use aws_sdk_eks::types::{
 };
 use serde_json::{Value, json};
 
-use super::{Aws, AwsError, ErrorClass, aws_error};
+use super::{ApiError, Aws, ErrorClass, aws_error};
 use crate::model::{
     AddonGoal, ClusterFacts, Fields, Live, Observation, Owner, Pending, field_group, tags_of,
 };
@@ -30,12 +30,12 @@ const WAIT_LIMIT: Duration = Duration::from_secs(30 * 60);
 const FIRST_POLL: Duration = Duration::from_secs(1);
 const LONGEST_POLL: Duration = Duration::from_secs(15);
 
-fn has_code(error: &AwsError, code: &str) -> bool {
+fn has_code(error: &ApiError, code: &str) -> bool {
     error.code.as_deref() == Some(code)
 }
 
 /// The cluster, or `None` if there is no cluster of that name in the region.
-pub async fn describe_cluster(aws: &Aws, name: &str) -> Result<Option<ClusterFacts>, AwsError> {
+pub async fn describe_cluster(aws: &Aws, name: &str) -> Result<Option<ClusterFacts>, ApiError> {
     let operation = format!("failed to read EKS cluster `{name}`");
     let output = match aws.eks.describe_cluster().name(name).send().await {
         Ok(output) => output,
@@ -72,8 +72,13 @@ pub async fn describe_cluster(aws: &Aws, name: &str) -> Result<Option<ClusterFac
             .map(str::to_string),
         vpc_id: vpc.and_then(|v| v.vpc_id()).map(str::to_string),
         subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
+        // The security group EKS made for the cluster; clusters that predate it (and the
+        // emulator) have only the ones given at creation.
         security_group_id: vpc
-            .and_then(|v| v.cluster_security_group_id())
+            .and_then(|v| {
+                v.cluster_security_group_id()
+                    .or_else(|| v.security_group_ids().first().map(String::as_str))
+            })
             .map(str::to_string),
         authentication_mode: cluster
             .access_config()
@@ -83,7 +88,7 @@ pub async fn describe_cluster(aws: &Aws, name: &str) -> Result<Option<ClusterFac
     }))
 }
 
-pub async fn list_clusters(aws: &Aws) -> Result<Vec<String>, AwsError> {
+pub async fn list_clusters(aws: &Aws) -> Result<Vec<String>, ApiError> {
     let mut names = Vec::new();
     let mut token = None;
     loop {
@@ -107,7 +112,7 @@ pub async fn addon_versions(
     aws: &Aws,
     addon: &str,
     kubernetes: &str,
-) -> Result<Vec<(String, bool)>, AwsError> {
+) -> Result<Vec<(String, bool)>, ApiError> {
     let operation =
         format!("failed to list the versions of EKS add-on `{addon}` for Kubernetes {kubernetes}");
     let mut versions = Vec::new();
@@ -149,7 +154,7 @@ pub async fn supports_pod_identity(
     aws: &Aws,
     addon: &str,
     version: &str,
-) -> Result<bool, AwsError> {
+) -> Result<bool, ApiError> {
     let output = aws
         .eks
         .describe_addon_configuration()
@@ -170,7 +175,7 @@ pub async fn supports_pod_identity(
 
 // ---- access configuration -------------------------------------------------------------
 
-pub async fn observe_access_config(aws: &Aws, cluster: &str) -> Result<Observation, AwsError> {
+pub async fn observe_access_config(aws: &Aws, cluster: &str) -> Result<Observation, ApiError> {
     Ok(match describe_cluster(aws, cluster).await? {
         None => Observation::Absent,
         Some(facts) => Observation::Present(Live {
@@ -189,7 +194,7 @@ pub async fn update_access_config(
     aws: &Aws,
     cluster: &str,
     fields: &Fields,
-) -> Result<Option<Pending>, AwsError> {
+) -> Result<Option<Pending>, ApiError> {
     let mode = fields
         .get("authentication_mode")
         .and_then(Value::as_str)
@@ -209,7 +214,7 @@ pub async fn update_access_config(
         .await
         .map_err(|e| aws_error(&operation, e))?;
     let update_id = output.update().and_then(|u| u.id()).ok_or_else(|| {
-        AwsError::new(
+        ApiError::new(
             &operation,
             ErrorClass::Rejected,
             "the response carries no update id",
@@ -226,7 +231,7 @@ async fn wait_cluster_update(
     cluster: &str,
     update_id: &str,
     progress: &(dyn Fn(String) + Sync),
-) -> Result<Vec<String>, AwsError> {
+) -> Result<Vec<String>, ApiError> {
     let operation = format!("EKS cluster `{cluster}` update `{update_id}` did not succeed");
     poll(&operation, progress, || async {
         let output = aws
@@ -260,7 +265,7 @@ async fn wait_cluster_update(
                             .collect()
                     })
                     .unwrap_or_default();
-                Err(AwsError::new(
+                Err(ApiError::new(
                     &operation,
                     ErrorClass::Rejected,
                     format!("the update ended {}: {}", other.as_str(), errors.join("; ")),
@@ -277,7 +282,7 @@ pub async fn observe_access_entry(
     aws: &Aws,
     cluster: &str,
     principal: &str,
-) -> Result<Observation, AwsError> {
+) -> Result<Observation, ApiError> {
     let operation = format!("failed to read the EKS access entry of `{principal}`");
     let entry = match aws
         .eks
@@ -391,7 +396,7 @@ pub async fn create_access_entry(
     cluster: &str,
     principal: &str,
     fields: &Fields,
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let operation = format!("failed to create the EKS access entry of `{principal}`");
     let kind = fields
         .get("type")
@@ -427,7 +432,7 @@ async fn entry_is_tagged_like(
     cluster: &str,
     principal: &str,
     fields: &Fields,
-) -> Result<bool, AwsError> {
+) -> Result<bool, ApiError> {
     let owner_key = format!("tags.{}", crate::config::OWNER_TAG);
     Ok(match observe_access_entry(aws, cluster, principal).await? {
         Observation::Present(live) => fields
@@ -443,7 +448,7 @@ async fn associate(
     principal: &str,
     policy: &str,
     scope: &Value,
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     aws.eks
         .associate_access_policy()
         .cluster_name(cluster)
@@ -467,7 +472,7 @@ pub async fn update_access_entry(
     principal: &str,
     fields: &Fields,
     changes: &[FieldChange],
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let touches = |group: &str| changes.iter().any(|c| field_group(&c.path) == group);
     if touches("kubernetes_groups") {
         aws.eks
@@ -552,7 +557,7 @@ async fn retag(
     fields: &Fields,
     changes: &[FieldChange],
     operation: &str,
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let removed = removed_tags(changes);
     if !removed.is_empty() {
         aws.eks
@@ -577,7 +582,7 @@ pub async fn delete_access_entry(
     aws: &Aws,
     cluster: &str,
     principal: &str,
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     match aws
         .eks
         .delete_access_entry()
@@ -608,7 +613,7 @@ pub async fn installed_addon_version(
     aws: &Aws,
     cluster: &str,
     name: &str,
-) -> Result<Option<String>, AwsError> {
+) -> Result<Option<String>, ApiError> {
     match aws
         .eks
         .describe_addon()
@@ -632,7 +637,7 @@ pub async fn installed_addon_version(
     }
 }
 
-pub async fn observe_addon(aws: &Aws, cluster: &str, name: &str) -> Result<Observation, AwsError> {
+pub async fn observe_addon(aws: &Aws, cluster: &str, name: &str) -> Result<Observation, ApiError> {
     let operation = format!("failed to read EKS add-on `{name}`");
     let addon = match aws
         .eks
@@ -701,7 +706,7 @@ pub async fn observe_addon(aws: &Aws, cluster: &str, name: &str) -> Result<Obser
 fn pod_identity_associations(
     fields: &Fields,
     operation: &str,
-) -> Result<Option<Vec<AddonPodIdentityAssociations>>, AwsError> {
+) -> Result<Option<Vec<AddonPodIdentityAssociations>>, ApiError> {
     fields
         .iter()
         .filter_map(|(path, role)| {
@@ -715,7 +720,7 @@ fn pod_identity_associations(
                 .service_account(account)
                 .role_arn(role)
                 .build()
-                .map_err(|e| AwsError::new(operation, ErrorClass::Rejected, e.to_string()))
+                .map_err(|e| ApiError::new(operation, ErrorClass::Rejected, e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -730,7 +735,7 @@ pub async fn create_addon(
     cluster: &str,
     name: &str,
     fields: &Fields,
-) -> Result<Option<Pending>, AwsError> {
+) -> Result<Option<Pending>, ApiError> {
     let operation = format!("failed to create EKS add-on `{name}`");
     let result = aws
         .eks
@@ -778,7 +783,7 @@ pub async fn update_addon(
     fields: &Fields,
     parameters: &Fields,
     changes: &[FieldChange],
-) -> Result<Option<Pending>, AwsError> {
+) -> Result<Option<Pending>, ApiError> {
     let operation = format!("failed to update EKS add-on `{name}`");
     let only_tags = !changes.is_empty() && changes.iter().all(|c| field_group(&c.path) == "tags");
     if !only_tags {
@@ -843,7 +848,7 @@ pub async fn delete_addon(
     aws: &Aws,
     cluster: &str,
     name: &str,
-) -> Result<Option<Pending>, AwsError> {
+) -> Result<Option<Pending>, ApiError> {
     match aws
         .eks
         .delete_addon()
@@ -888,7 +893,7 @@ async fn wait_addon(
     name: &str,
     goal: AddonGoal,
     progress: &(dyn Fn(String) + Sync),
-) -> Result<Vec<String>, AwsError> {
+) -> Result<Vec<String>, ApiError> {
     let operation = match goal {
         AddonGoal::Active => format!("EKS add-on `{name}` did not become ACTIVE"),
         AddonGoal::Deleted => format!("EKS add-on `{name}` was not deleted"),
@@ -906,7 +911,7 @@ async fn wait_addon(
         };
         let status = addon.as_ref().and_then(|a| a.status()).cloned();
         let issues = addon.as_ref().and_then(|a| a.health()).map(|h| h.issues().to_vec()).unwrap_or_default();
-        let failed = |status: &str| Err(AwsError::new(&operation, ErrorClass::Rejected, format!("{status}: {}", issues_text(&issues))));
+        let failed = |status: &str| Err(ApiError::new(&operation, ErrorClass::Rejected, format!("{status}: {}", issues_text(&issues))));
         match (goal, status) {
             (AddonGoal::Active, Some(AddonStatus::Active)) => Ok(Poll::Done(Vec::new())),
             (AddonGoal::Active, Some(AddonStatus::Degraded))
@@ -930,7 +935,7 @@ pub async fn wait(
     aws: &Aws,
     pending: &Pending,
     progress: &(dyn Fn(String) + Sync),
-) -> Result<Vec<String>, AwsError> {
+) -> Result<Vec<String>, ApiError> {
     match pending {
         Pending::ClusterUpdate { cluster, update_id } => {
             wait_cluster_update(aws, cluster, update_id, progress).await
@@ -940,6 +945,11 @@ pub async fn wait(
             name,
             goal,
         } => wait_addon(aws, cluster, name, *goal, progress).await,
+        Pending::Kubernetes { object, .. } => Err(ApiError::new(
+            format!("failed to wait for {object}"),
+            ErrorClass::Rejected,
+            "internal error: Kubernetes objects are waited for by the Kubernetes adapter",
+        )),
     }
 }
 
@@ -953,10 +963,10 @@ async fn poll<F, Fut>(
     operation: &str,
     progress: &(dyn Fn(String) + Sync),
     mut check: F,
-) -> Result<Vec<String>, AwsError>
+) -> Result<Vec<String>, ApiError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Poll, AwsError>>,
+    Fut: Future<Output = Result<Poll, ApiError>>,
 {
     let started = Instant::now();
     let mut delay = FIRST_POLL;
@@ -966,7 +976,7 @@ where
             Poll::Waiting(status) => {
                 progress(status.clone());
                 if started.elapsed() > WAIT_LIMIT {
-                    return Err(AwsError::new(
+                    return Err(ApiError::new(
                         operation,
                         ErrorClass::Transient,
                         format!(

@@ -7,16 +7,16 @@
 use aws_sdk_iam::types::Tag;
 use serde_json::Value;
 
-use super::{Aws, AwsError, ErrorClass, aws_error, parse_policy_document};
+use super::{ApiError, Aws, ErrorClass, aws_error, parse_policy_document};
 use crate::config::OWNER_TAG;
 use crate::model::{Fields, Live, Observation, Owner, field_group, policy, tags_of};
 use crate::planner::{FieldChange, removed_tags};
 
-fn has_code(error: &AwsError, code: &str) -> bool {
+fn has_code(error: &ApiError, code: &str) -> bool {
     error.code.as_deref() == Some(code)
 }
 
-pub async fn role_exists(aws: &Aws, name: &str) -> Result<bool, AwsError> {
+pub async fn role_exists(aws: &Aws, name: &str) -> Result<bool, ApiError> {
     match aws.iam.get_role().role_name(name).send().await {
         Ok(_) => Ok(true),
         Err(error) => {
@@ -30,7 +30,7 @@ pub async fn role_exists(aws: &Aws, name: &str) -> Result<bool, AwsError> {
     }
 }
 
-pub async fn observe_role(aws: &Aws, name: &str) -> Result<Observation, AwsError> {
+pub async fn observe_role(aws: &Aws, name: &str) -> Result<Observation, ApiError> {
     let operation = format!("failed to read IAM role `{name}`");
     let role = match aws.iam.get_role().role_name(name).send().await {
         Ok(output) => output.role,
@@ -64,7 +64,7 @@ async fn read_role_tags(
     aws: &Aws,
     name: &str,
     operation: &str,
-) -> Result<Vec<(String, String)>, AwsError> {
+) -> Result<Vec<(String, String)>, ApiError> {
     let mut tags = Vec::new();
     let mut marker = None;
     loop {
@@ -89,7 +89,7 @@ async fn read_role_tags(
     }
 }
 
-fn role_tags(fields: &Fields, operation: &str) -> Result<Vec<Tag>, AwsError> {
+fn role_tags(fields: &Fields, operation: &str) -> Result<Vec<Tag>, ApiError> {
     tags_of(fields)
         .into_iter()
         .map(|(key, value)| {
@@ -97,7 +97,7 @@ fn role_tags(fields: &Fields, operation: &str) -> Result<Vec<Tag>, AwsError> {
                 .key(key)
                 .value(value)
                 .build()
-                .map_err(|e| AwsError::new(operation, ErrorClass::Rejected, e.to_string()))
+                .map_err(|e| ApiError::new(operation, ErrorClass::Rejected, e.to_string()))
         })
         .collect()
 }
@@ -110,7 +110,7 @@ fn text(fields: &Fields, key: &str) -> Option<String> {
     }
 }
 
-pub async fn create_role(aws: &Aws, name: &str, fields: &Fields) -> Result<(), AwsError> {
+pub async fn create_role(aws: &Aws, name: &str, fields: &Fields) -> Result<(), ApiError> {
     let operation = format!("failed to create IAM role `{name}`");
     let result = aws
         .iam
@@ -138,7 +138,7 @@ pub async fn create_role(aws: &Aws, name: &str, fields: &Fields) -> Result<(), A
         .find(|(k, _)| k == OWNER_TAG)
         .map(|(_, v)| v.as_str());
     if live_owner != wanted_owner || wanted_owner.is_none() {
-        return Err(AwsError {
+        return Err(ApiError {
             class: ErrorClass::Conflict,
             ..error
         });
@@ -166,7 +166,7 @@ pub async fn update_role(
     name: &str,
     fields: &Fields,
     changes: &[FieldChange],
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let touches = |group: &str| changes.iter().any(|c| field_group(&c.path) == group);
     if touches("trust_policy") {
         let operation = format!("failed to update the trust policy of IAM role `{name}`");
@@ -212,9 +212,9 @@ pub async fn update_role(
 }
 
 /// Deletes a role comfyplat owns, with everything attached to it.
-pub async fn delete_role(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub async fn delete_role(aws: &Aws, name: &str) -> Result<(), ApiError> {
     let operation = format!("failed to delete IAM role `{name}`");
-    let gone = |error: AwsError| {
+    let gone = |error: ApiError| {
         if error.class == ErrorClass::NotFound {
             Ok(())
         } else {
@@ -280,7 +280,7 @@ pub async fn observe_role_policy(
     aws: &Aws,
     role: &str,
     policy_name: &str,
-) -> Result<Observation, AwsError> {
+) -> Result<Observation, ApiError> {
     let operation = format!("failed to read inline policy `{policy_name}` of IAM role `{role}`");
     match aws
         .iam
@@ -317,7 +317,7 @@ pub async fn put_role_policy(
     role: &str,
     policy_name: &str,
     fields: &Fields,
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let operation = format!("failed to write inline policy `{policy_name}` of IAM role `{role}`");
     let document = fields
         .get("document")
@@ -334,7 +334,7 @@ pub async fn put_role_policy(
     Ok(())
 }
 
-pub async fn delete_role_policy(aws: &Aws, role: &str, policy_name: &str) -> Result<(), AwsError> {
+pub async fn delete_role_policy(aws: &Aws, role: &str, policy_name: &str) -> Result<(), ApiError> {
     let operation = format!("failed to delete inline policy `{policy_name}` of IAM role `{role}`");
     match aws
         .iam
@@ -358,7 +358,7 @@ pub async fn delete_role_policy(aws: &Aws, role: &str, policy_name: &str) -> Res
 
 // ---- OIDC providers (IRSA) ------------------------------------------------------------
 
-pub async fn observe_oidc_provider(aws: &Aws, arn: &str) -> Result<Observation, AwsError> {
+pub async fn observe_oidc_provider(aws: &Aws, arn: &str) -> Result<Observation, ApiError> {
     let operation = format!("failed to read IAM OIDC provider `{arn}`");
     let output = match aws
         .iam
@@ -405,7 +405,7 @@ pub async fn create_oidc_provider(
     arn: &str,
     url: &str,
     fields: &Fields,
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let operation = format!("failed to create IAM OIDC provider `https://{url}`");
     let result = aws
         .iam
@@ -434,12 +434,12 @@ pub async fn update_oidc_provider(
     arn: &str,
     fields: &Fields,
     changes: &[FieldChange],
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let operation = format!("failed to update IAM OIDC provider `{arn}`");
     let live = match observe_oidc_provider(aws, arn).await? {
         Observation::Present(live) => live,
         _ => {
-            return Err(AwsError::new(
+            return Err(ApiError::new(
                 &operation,
                 ErrorClass::NotFound,
                 "it no longer exists",
@@ -490,7 +490,7 @@ pub async fn update_oidc_provider(
     Ok(())
 }
 
-pub async fn delete_oidc_provider(aws: &Aws, arn: &str) -> Result<(), AwsError> {
+pub async fn delete_oidc_provider(aws: &Aws, arn: &str) -> Result<(), ApiError> {
     match aws
         .iam
         .delete_open_id_connect_provider()

@@ -13,6 +13,7 @@
 
 pub mod eks;
 pub mod iam;
+pub mod kube;
 pub mod s3;
 pub mod sts;
 
@@ -48,7 +49,7 @@ pub enum ErrorClass {
 /// as the cause.
 #[derive(Debug, thiserror::Error)]
 #[error("{operation}")]
-pub struct AwsError {
+pub struct ApiError {
     pub operation: String,
     pub class: ErrorClass,
     pub code: Option<String>,
@@ -61,9 +62,9 @@ pub struct AwsError {
 #[error("{0}")]
 pub struct Cause(pub String);
 
-impl AwsError {
+impl ApiError {
     pub fn new(operation: impl Into<String>, class: ErrorClass, cause: impl Into<String>) -> Self {
-        AwsError {
+        ApiError {
             operation: operation.into(),
             class,
             code: None,
@@ -124,8 +125,8 @@ const ACCESS_DENIED_CODES: &[&str] = &[
     "SignatureDoesNotMatch",
 ];
 
-/// Maps an SDK error into an [`AwsError`] for `operation`.
-pub fn aws_error<E>(operation: impl Into<String>, error: SdkError<E, HttpResponse>) -> AwsError
+/// Maps an SDK error into an [`ApiError`] for `operation`.
+pub fn aws_error<E>(operation: impl Into<String>, error: SdkError<E, HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -161,7 +162,7 @@ where
         }
         _ => DisplayErrorContext(&error).to_string(),
     };
-    AwsError {
+    ApiError {
         operation: operation.into(),
         class,
         code,
@@ -208,6 +209,8 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub eks: aws_sdk_eks::Client,
     pub region: String,
+    /// The loaded configuration: credentials for EKS tokens.
+    pub config: aws_config::SdkConfig,
 }
 
 impl Aws {
@@ -245,11 +248,12 @@ impl Aws {
             iam: aws_sdk_iam::Client::new(&config),
             eks: aws_sdk_eks::Client::new(&config),
             region: region.to_string(),
+            config,
         }
     }
 
     /// The live view of one identity.
-    pub async fn observe(&self, identity: &Identity) -> Result<Observation, AwsError> {
+    pub async fn observe(&self, identity: &Identity) -> Result<Observation, ApiError> {
         match identity {
             Identity::S3Bucket { name, region } => s3::observe_bucket(self, name, region).await,
             Identity::IamRole { name } => iam::observe_role(self, name).await,
@@ -264,11 +268,12 @@ impl Aws {
             }
             Identity::EksAddon { cluster, name } => eks::observe_addon(self, cluster, name).await,
             Identity::IamOidcProvider { arn, .. } => iam::observe_oidc_provider(self, arn).await,
+            Identity::K8sObject { .. } => Err(not_aws(identity)),
         }
     }
 
     /// Whether an adopted thing exists.
-    pub async fn adopted_exists(&self, adopted: &Adopted) -> Result<bool, AwsError> {
+    pub async fn adopted_exists(&self, adopted: &Adopted) -> Result<bool, ApiError> {
         match adopted {
             Adopted::IamRole { name, .. } => iam::role_exists(self, name).await,
         }
@@ -276,7 +281,7 @@ impl Aws {
 
     /// Creates the resource with every managed field set, or finishes an earlier create.
     /// Returns what is still under way, to [`Aws::wait`] for.
-    pub async fn create(&self, resource: &Resource) -> Result<Option<Pending>, AwsError> {
+    pub async fn create(&self, resource: &Resource) -> Result<Option<Pending>, ApiError> {
         let fields = &resource.fields;
         match &resource.identity {
             Identity::S3Bucket { name, region } => s3::create_bucket(self, name, region, fields)
@@ -304,6 +309,7 @@ impl Aws {
                     .await
                     .map(|()| None)
             }
+            Identity::K8sObject { .. } => Err(not_aws(&resource.identity)),
         }
     }
 
@@ -312,7 +318,7 @@ impl Aws {
         &self,
         resource: &Resource,
         changes: &[FieldChange],
-    ) -> Result<Option<Pending>, AwsError> {
+    ) -> Result<Option<Pending>, ApiError> {
         let fields = &resource.fields;
         match &resource.identity {
             Identity::S3Bucket { name, .. } => s3::update_bucket(self, name, fields, changes)
@@ -342,6 +348,7 @@ impl Aws {
                     .await
                     .map(|()| None)
             }
+            Identity::K8sObject { .. } => Err(not_aws(&resource.identity)),
         }
     }
 
@@ -352,7 +359,7 @@ impl Aws {
         &self,
         identity: &Identity,
         delete_data: bool,
-    ) -> Result<Option<Pending>, AwsError> {
+    ) -> Result<Option<Pending>, ApiError> {
         match identity {
             Identity::S3Bucket { name, .. } => s3::delete_bucket(self, name, delete_data)
                 .await
@@ -371,6 +378,7 @@ impl Aws {
             Identity::IamOidcProvider { arn, .. } => {
                 iam::delete_oidc_provider(self, arn).await.map(|()| None)
             }
+            Identity::K8sObject { .. } => Err(not_aws(identity)),
         }
     }
 
@@ -379,8 +387,110 @@ impl Aws {
         &self,
         pending: &Pending,
         progress: &(dyn Fn(String) + Sync),
-    ) -> Result<Vec<String>, AwsError> {
+    ) -> Result<Vec<String>, ApiError> {
         eks::wait(self, pending, progress).await
+    }
+}
+
+fn not_aws(identity: &Identity) -> ApiError {
+    ApiError::new(
+        format!("{identity} is not an AWS resource"),
+        ErrorClass::Rejected,
+        "internal error: Kubernetes objects go through the Kubernetes adapter",
+    )
+}
+
+/// Every API comfyplat talks to: AWS, and the cluster's Kubernetes API once connected.
+pub struct Apis {
+    pub aws: Aws,
+    /// `None` when the platform has no Kubernetes objects, or on destroy when the cluster is
+    /// gone (its objects went with it).
+    pub kube: Option<kube::Kube>,
+    /// `--force-conflicts`: take over fields other field managers set, on every apply.
+    pub force_conflicts: bool,
+}
+
+impl Apis {
+    fn kube(&self, identity: &Identity) -> Result<&kube::Kube, ApiError> {
+        self.kube.as_ref().ok_or_else(|| {
+            ApiError::new(
+                format!("failed to reach the Kubernetes API for {identity}"),
+                ErrorClass::Unreachable,
+                "comfyplat is not connected to the cluster's Kubernetes API",
+            )
+        })
+    }
+
+    pub async fn observe(&self, identity: &Identity) -> Result<Observation, ApiError> {
+        match identity {
+            Identity::K8sObject { .. } => match &self.kube {
+                Some(kube) => kube.observe(identity).await,
+                // No cluster: nothing on it exists any more.
+                None => Ok(Observation::Absent),
+            },
+            _ => self.aws.observe(identity).await,
+        }
+    }
+
+    pub async fn adopted_exists(&self, adopted: &Adopted) -> Result<bool, ApiError> {
+        self.aws.adopted_exists(adopted).await
+    }
+
+    pub async fn create(&self, resource: &Resource) -> Result<Option<Pending>, ApiError> {
+        match &resource.identity {
+            Identity::K8sObject { .. } => {
+                self.kube(&resource.identity)?
+                    .apply(resource, self.force_conflicts)
+                    .await
+            }
+            _ => self.aws.create(resource).await,
+        }
+    }
+
+    /// `repair`: the change reverts drift the plan showed, so fields another manager took
+    /// are taken back.
+    pub async fn update(
+        &self,
+        resource: &Resource,
+        changes: &[FieldChange],
+        repair: bool,
+    ) -> Result<Option<Pending>, ApiError> {
+        match &resource.identity {
+            Identity::K8sObject { .. } => {
+                self.kube(&resource.identity)?
+                    .apply(resource, repair || self.force_conflicts)
+                    .await
+            }
+            _ => self.aws.update(resource, changes).await,
+        }
+    }
+
+    pub async fn delete(
+        &self,
+        identity: &Identity,
+        delete_data: bool,
+    ) -> Result<Option<Pending>, ApiError> {
+        match identity {
+            Identity::K8sObject { .. } => match &self.kube {
+                Some(kube) => kube.delete(identity).await,
+                None => Ok(None),
+            },
+            _ => self.aws.delete(identity, delete_data).await,
+        }
+    }
+
+    pub async fn wait(
+        &self,
+        pending: &Pending,
+        progress: &(dyn Fn(String) + Sync),
+    ) -> Result<Vec<String>, ApiError> {
+        match pending {
+            Pending::Kubernetes { object, goal } => match &self.kube {
+                Some(kube) => kube.wait(object, *goal, progress).await,
+                None => Ok(Vec::new()),
+            },
+            _ => self.aws.wait(pending, progress).await,
+        }
     }
 }
 

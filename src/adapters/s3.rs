@@ -15,7 +15,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Value, json};
 
-use super::{Aws, AwsError, ErrorClass, aws_error, parse_policy_document};
+use super::{ApiError, Aws, ErrorClass, aws_error, parse_policy_document};
 use crate::model::{Fields, Live, Observation, field_group, insert_flat, policy, tags_of};
 use crate::planner::FieldChange;
 
@@ -24,18 +24,18 @@ const EXPIRATION_RULE_ID: &str = "comfyplat-expiration";
 /// Objects deleted per DeleteObjects call (the API's maximum).
 const DELETE_BATCH: i32 = 1000;
 
-fn built<T>(result: Result<T, BuildError>, operation: &str) -> Result<T, AwsError> {
-    result.map_err(|e| AwsError::new(operation, ErrorClass::Rejected, e.to_string()))
+fn built<T>(result: Result<T, BuildError>, operation: &str) -> Result<T, ApiError> {
+    result.map_err(|e| ApiError::new(operation, ErrorClass::Rejected, e.to_string()))
 }
 
-fn has_code(error: &AwsError, codes: &[&str]) -> bool {
+fn has_code(error: &ApiError, codes: &[&str]) -> bool {
     error
         .code
         .as_deref()
         .is_some_and(|code| codes.contains(&code))
 }
 
-pub async fn observe_bucket(aws: &Aws, name: &str, region: &str) -> Result<Observation, AwsError> {
+pub async fn observe_bucket(aws: &Aws, name: &str, region: &str) -> Result<Observation, ApiError> {
     let operation = format!("failed to read S3 bucket `{name}`");
     match aws.s3.head_bucket().bucket(name).send().await {
         Ok(_) => {}
@@ -105,7 +105,7 @@ async fn read_tags(
     aws: &Aws,
     name: &str,
     operation: &str,
-) -> Result<Vec<(String, String)>, AwsError> {
+) -> Result<Vec<(String, String)>, ApiError> {
     match aws.s3.get_bucket_tagging().bucket(name).send().await {
         Ok(output) => Ok(output
             .tag_set()
@@ -127,7 +127,7 @@ async fn read_public_access_block(
     aws: &Aws,
     name: &str,
     operation: &str,
-) -> Result<Value, AwsError> {
+) -> Result<Value, ApiError> {
     match aws.s3.get_public_access_block().bucket(name).send().await {
         Ok(output) => {
             let config = output.public_access_block_configuration();
@@ -157,7 +157,7 @@ async fn read_public_access_block(
     }
 }
 
-async fn read_encryption(aws: &Aws, name: &str, operation: &str) -> Result<Value, AwsError> {
+async fn read_encryption(aws: &Aws, name: &str, operation: &str) -> Result<Value, ApiError> {
     match aws.s3.get_bucket_encryption().bucket(name).send().await {
         Ok(output) => {
             let rule = output
@@ -193,7 +193,7 @@ async fn read_encryption(aws: &Aws, name: &str, operation: &str) -> Result<Value
     }
 }
 
-async fn read_policy(aws: &Aws, name: &str, operation: &str) -> Result<Option<Value>, AwsError> {
+async fn read_policy(aws: &Aws, name: &str, operation: &str) -> Result<Option<Value>, ApiError> {
     match aws.s3.get_bucket_policy().bucket(name).send().await {
         Ok(output) => Ok(output.policy().map(|text| {
             parse_policy_document(text)
@@ -211,7 +211,7 @@ async fn read_policy(aws: &Aws, name: &str, operation: &str) -> Result<Option<Va
     }
 }
 
-async fn read_versioning(aws: &Aws, name: &str, operation: &str) -> Result<String, AwsError> {
+async fn read_versioning(aws: &Aws, name: &str, operation: &str) -> Result<String, ApiError> {
     let output = aws
         .s3
         .get_bucket_versioning()
@@ -230,7 +230,7 @@ async fn read_expiration_days(
     aws: &Aws,
     name: &str,
     operation: &str,
-) -> Result<Option<i32>, AwsError> {
+) -> Result<Option<i32>, ApiError> {
     match aws
         .s3
         .get_bucket_lifecycle_configuration()
@@ -257,7 +257,7 @@ async fn read_expiration_days(
     }
 }
 
-async fn holds_objects(aws: &Aws, name: &str, operation: &str) -> Result<bool, AwsError> {
+async fn holds_objects(aws: &Aws, name: &str, operation: &str) -> Result<bool, ApiError> {
     let output = aws
         .s3
         .list_object_versions()
@@ -274,7 +274,7 @@ pub async fn create_bucket(
     name: &str,
     region: &str,
     fields: &Fields,
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let operation = format!("failed to create S3 bucket `{name}`");
     let mut request = aws.s3.create_bucket().bucket(name);
     if region != "us-east-1" {
@@ -287,7 +287,7 @@ pub async fn create_bucket(
     if let Err(error) = request.send().await {
         let error = aws_error(&operation, error);
         if has_code(&error, &["BucketAlreadyExists"]) {
-            return Err(AwsError {
+            return Err(ApiError {
                 class: ErrorClass::Conflict,
                 ..error
             });
@@ -323,7 +323,7 @@ pub async fn update_bucket(
     name: &str,
     fields: &Fields,
     changes: &[FieldChange],
-) -> Result<(), AwsError> {
+) -> Result<(), ApiError> {
     let mut groups: Vec<&str> = changes.iter().map(|c| field_group(&c.path)).collect();
     groups.dedup();
     for group in groups {
@@ -333,7 +333,7 @@ pub async fn update_bucket(
 }
 
 /// Writes one field group of a bucket to its desired value.
-async fn write_group(aws: &Aws, name: &str, group: &str, fields: &Fields) -> Result<(), AwsError> {
+async fn write_group(aws: &Aws, name: &str, group: &str, fields: &Fields) -> Result<(), ApiError> {
     let flag = |key: &str| {
         fields
             .get(&format!("public_access_block.{key}"))
@@ -484,7 +484,7 @@ async fn write_group(aws: &Aws, name: &str, group: &str, fields: &Fields) -> Res
             }
         }
         other => {
-            return Err(AwsError::new(
+            return Err(ApiError::new(
                 format!("failed to update S3 bucket `{name}`"),
                 ErrorClass::Rejected,
                 format!("comfyplat does not manage `{other}` on buckets"),
@@ -494,7 +494,7 @@ async fn write_group(aws: &Aws, name: &str, group: &str, fields: &Fields) -> Res
     Ok(())
 }
 
-pub async fn delete_bucket(aws: &Aws, name: &str, delete_data: bool) -> Result<(), AwsError> {
+pub async fn delete_bucket(aws: &Aws, name: &str, delete_data: bool) -> Result<(), ApiError> {
     if delete_data {
         empty_bucket(aws, name).await?;
     }
@@ -506,7 +506,7 @@ pub async fn delete_bucket(aws: &Aws, name: &str, delete_data: bool) -> Result<(
             if error.class == ErrorClass::NotFound {
                 Ok(())
             } else if has_code(&error, &["BucketNotEmpty"]) {
-                Err(AwsError {
+                Err(ApiError {
                     class: ErrorClass::Conflict,
                     ..error
                 })
@@ -518,7 +518,7 @@ pub async fn delete_bucket(aws: &Aws, name: &str, delete_data: bool) -> Result<(
 }
 
 /// Deletes every object version and delete marker of a bucket.
-async fn empty_bucket(aws: &Aws, name: &str) -> Result<(), AwsError> {
+async fn empty_bucket(aws: &Aws, name: &str) -> Result<(), ApiError> {
     let operation = format!("failed to delete the objects of S3 bucket `{name}`");
     loop {
         let page = match aws
@@ -576,7 +576,7 @@ async fn empty_bucket(aws: &Aws, name: &str) -> Result<(), AwsError> {
             .await
             .map_err(|e| aws_error(&operation, e))?;
         if let Some(failed) = output.errors().first() {
-            return Err(AwsError::new(
+            return Err(ApiError::new(
                 operation,
                 ErrorClass::Rejected,
                 format!(

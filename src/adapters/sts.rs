@@ -1,6 +1,6 @@
 //! STS: who the caller is, which fixes the account and partition everything is named in.
 
-use super::{Aws, AwsError, ErrorClass, aws_error};
+use super::{ApiError, Aws, ErrorClass, aws_error};
 
 /// The caller's identity as STS reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,7 +10,7 @@ pub struct Caller {
     pub partition: String,
 }
 
-pub async fn caller(aws: &Aws) -> Result<Caller, AwsError> {
+pub async fn caller(aws: &Aws) -> Result<Caller, ApiError> {
     const OPERATION: &str =
         "failed to find the AWS account of the credentials (STS GetCallerIdentity)";
     let output = aws
@@ -22,7 +22,7 @@ pub async fn caller(aws: &Aws) -> Result<Caller, AwsError> {
     let account = output.account().unwrap_or_default().to_string();
     let arn = output.arn().unwrap_or_default().to_string();
     if account.is_empty() || arn.is_empty() {
-        return Err(AwsError::new(
+        return Err(ApiError::new(
             OPERATION,
             ErrorClass::Rejected,
             "the response names no account or ARN",

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::plan::stdout_style;
-use super::session::Connected;
+use super::session::{Connected, KubeOptions};
 use super::{CommandError, EXIT_INTERRUPTED, Exit, Session};
-use crate::adapters::AwsError;
-use crate::cli::{ApplyArgs, DestroyArgs, Global};
+use crate::adapters::ApiError;
+use crate::cli::{ApplyArgs, DestroyArgs, ExecuteArgs, Global};
 use crate::executor::{ChangeResult, Executor};
 use crate::observe::OBSERVE_CONCURRENCY;
 use crate::planner::{self, Mode, Options, PLAN_FORMAT_VERSION, Plan};
@@ -21,7 +21,7 @@ use crate::state::lock::StateLock;
 use crate::ui::{ProgressReporter, Style, render_blockers, render_outcome, render_plan};
 
 pub async fn run_apply(global: &Global, args: &ApplyArgs, style: Style) -> anyhow::Result<Exit> {
-    let mut run = Locked::start(global, "apply", Mode::Apply).await?;
+    let mut run = Locked::start(global, "apply", Mode::Apply, kube_options(&args.execute)).await?;
     let (plan, confirm) = match &args.plan_file {
         Some(path) => (
             load_saved_plan(path, &run.session, &run.connected, &run.state).await?,
@@ -41,7 +41,13 @@ pub async fn run_destroy(
     args: &DestroyArgs,
     style: Style,
 ) -> anyhow::Result<Exit> {
-    let mut run = Locked::start(global, "destroy", Mode::Destroy).await?;
+    let mut run = Locked::start(
+        global,
+        "destroy",
+        Mode::Destroy,
+        kube_options(&args.execute),
+    )
+    .await?;
     let plan = run.plan(Mode::Destroy, args.execute.delete_data).await?;
     run.execute(
         global,
@@ -53,6 +59,13 @@ pub async fn run_destroy(
     .await
 }
 
+fn kube_options(args: &ExecuteArgs) -> KubeOptions {
+    KubeOptions {
+        wait_timeout: args.wait_timeout,
+        force_conflicts: args.force_conflicts,
+    }
+}
+
 /// A session holding the state lock, with the state loaded and the account checked.
 struct Locked {
     session: Session,
@@ -62,11 +75,16 @@ struct Locked {
 }
 
 impl Locked {
-    async fn start(global: &Global, operation: &str, mode: Mode) -> anyhow::Result<Locked> {
+    async fn start(
+        global: &Global,
+        operation: &str,
+        mode: Mode,
+        kube: KubeOptions,
+    ) -> anyhow::Result<Locked> {
         let session = Session::open(global)?;
         let lock = session.lock(operation)?;
         let state = session.load_state()?;
-        let connected = session.connect(&state, mode).await?;
+        let connected = session.connect(&state, mode, kube).await?;
         Ok(Locked {
             session,
             _lock: lock,
@@ -121,7 +139,7 @@ impl Locked {
         let reporter = ProgressReporter::new(plan.changes.len(), style, global.quiet);
         let state_path = self.session.state_path();
         let executor = Executor {
-            aws: &self.connected.aws,
+            apis: &self.connected.apis,
             state: Mutex::new(&mut self.state),
             state_path: &state_path,
             reporter: &reporter,
@@ -232,8 +250,8 @@ async fn load_saved_plan(
     }
     let moved: Vec<String> = stream::iter(&plan.fingerprints)
         .map(|(identity, fingerprint)| async move {
-            let observation = connected.aws.observe(identity).await?;
-            Ok::<_, AwsError>(
+            let observation = connected.apis.observe(identity).await?;
+            Ok::<_, ApiError>(
                 (&planner::fingerprint(&observation) != fingerprint)
                     .then(|| format!("{} `{identity}`", identity.kind().noun())),
             )

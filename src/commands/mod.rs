@@ -64,6 +64,13 @@ pub enum CommandError {
         region: String,
         existing: Vec<String>,
     },
+    #[error(transparent)]
+    Kubeconfig(#[from] crate::adapters::kube::KubeconfigError),
+    #[error("cluster `{cluster}` is missing what the platform needs:\n  - {}", problems.join("\n  - "))]
+    KubernetesPreflight {
+        cluster: String,
+        problems: Vec<String>,
+    },
     #[error("EKS cluster `{cluster}` is {status}, not ACTIVE; nothing was changed")]
     ClusterNotReady { cluster: String, status: String },
     #[error("EKS add-on `{addon}` has no version `{version}` for Kubernetes {kubernetes}")]
@@ -88,6 +95,9 @@ impl CommandError {
             } else {
                 format!("clusters there: {}; check `cluster.name` and `region` in platform.yaml", existing.join(", "))
             }),
+            CommandError::Kubeconfig(crate::adapters::kube::KubeconfigError::OtherCluster { .. }) => Some("point `--context`/`kubernetes.context` at the cluster named in platform.yaml, or set `kubernetes.allow_other_endpoint: true` if the endpoint is a proxy in front of it; nothing was changed".to_string()),
+            CommandError::Kubeconfig(_) => Some("check the kubeconfig path and context, or leave `kubeconfig` out to let comfyplat connect with the AWS credentials".to_string()),
+            CommandError::KubernetesPreflight { .. } => Some("install what is missing, then run comfyplat again; nothing was changed".to_string()),
             CommandError::ClusterNotReady { .. } => Some("wait until the cluster is ACTIVE (`aws eks describe-cluster --name ...`), then run comfyplat again".to_string()),
             CommandError::AddonVersionUnavailable { available, .. } => Some(if available.is_empty() {
                 "pin a `version` under `addons:` in platform.yaml".to_string()

@@ -28,7 +28,9 @@ pub async fn run(global: &Global, args: &PlanArgs, style: Style) -> anyhow::Resu
     } else {
         Mode::Apply
     };
-    let connected = session.connect(&state, mode).await?;
+    let connected = session
+        .connect(&state, mode, super::session::KubeOptions::default())
+        .await?;
     let options = Options {
         mode,
         delete_data: args.delete_data,

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::adapters::Aws;
 use crate::adapters::eks;
+use crate::adapters::kube::Kube;
 use crate::adapters::sts::{self, Caller};
+use crate::adapters::{Apis, Aws};
 use crate::cli::Global;
 use crate::config::S3_CSI_DRIVER;
 use crate::config::{self, Platform};
@@ -24,13 +25,33 @@ pub struct Session {
     pub state_dir: PathBuf,
     /// `--quiet`: no spinners.
     pub quiet: bool,
+    /// How to reach Kubernetes, with `--kubeconfig`/`--context` applied.
+    pub kubernetes: crate::config::KubernetesAccess,
+}
+
+/// How long Kubernetes waits may take, and whether conflicts are forced (apply, destroy).
+#[derive(Debug, Clone, Copy)]
+pub struct KubeOptions {
+    pub wait_timeout: std::time::Duration,
+    pub force_conflicts: bool,
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        KubeOptions {
+            wait_timeout: std::time::Duration::from_secs(15 * 60),
+            force_conflicts: false,
+        }
+    }
 }
 
 /// A session connected to an account that passed the guards.
 pub struct Connected {
-    pub aws: Aws,
+    pub apis: Apis,
     pub caller: Caller,
     pub environment: Environment,
+    /// Warnings of the preflight checks, shown with the plan.
+    pub notes: Vec<String>,
 }
 
 impl Session {
@@ -41,10 +62,16 @@ impl Session {
             .state_dir
             .clone()
             .unwrap_or_else(|| platform.default_state_dir());
+        let mut kubernetes = platform.kubernetes.clone();
+        if let Some(path) = &global.kubeconfig {
+            kubernetes.kubeconfig = Some(path.clone());
+            kubernetes.context = global.context.clone();
+        }
         Ok(Session {
             platform,
             state_dir,
             quiet: global.quiet,
+            kubernetes,
         })
     }
 
@@ -71,7 +98,12 @@ impl Session {
     /// Then it reads the adopted cluster (it must exist and be ACTIVE; `destroy` goes on
     /// without it) and resolves the add-on versions, so that nothing is written when the
     /// cluster is not there.
-    pub async fn connect(&self, state: &State, mode: Mode) -> anyhow::Result<Connected> {
+    pub async fn connect(
+        &self,
+        state: &State,
+        mode: Mode,
+        kube_options: KubeOptions,
+    ) -> anyhow::Result<Connected> {
         let aws = Aws::connect(&self.platform.region).await;
         let caller = sts::caller(&aws).await?;
         if let Some(expected) = &self.platform.account
@@ -95,10 +127,28 @@ impl Session {
             .into());
         }
         let cluster = self.preflight_cluster(&aws, &caller, state, mode).await?;
-        let addons = match mode {
+        let (addons, csi_installed) = match mode {
             Mode::Apply => self.resolve_addons(&aws, &cluster).await?,
-            Mode::Destroy => Vec::new(),
+            Mode::Destroy => (Vec::new(), false),
         };
+        let mut notes = Vec::new();
+        let kube = self
+            .connect_kube(&aws, &cluster, &caller, state, mode, kube_options)
+            .await?;
+        if let Some(kube) = &kube
+            && mode == Mode::Apply
+            && self.platform.comfyui.is_some()
+        {
+            let preflight = kube.preflight(csi_installed).await?;
+            if !preflight.problems.is_empty() {
+                return Err(CommandError::KubernetesPreflight {
+                    cluster: cluster.name.clone(),
+                    problems: preflight.problems,
+                }
+                .into());
+            }
+            notes.extend(preflight.warnings);
+        }
         let environment = Environment {
             account: caller.account.clone(),
             partition: caller.partition.clone(),
@@ -107,10 +157,52 @@ impl Session {
             addons,
         };
         Ok(Connected {
-            aws,
+            apis: Apis {
+                aws,
+                kube,
+                force_conflicts: kube_options.force_conflicts,
+            },
             caller,
             environment,
+            notes,
         })
+    }
+
+    /// Connects to the cluster's Kubernetes API when the platform has (or had) objects
+    /// there. On destroy a cluster that is gone took them along: no connection.
+    async fn connect_kube(
+        &self,
+        aws: &Aws,
+        cluster: &ClusterFacts,
+        caller: &Caller,
+        state: &State,
+        mode: Mode,
+        options: KubeOptions,
+    ) -> anyhow::Result<Option<Kube>> {
+        let in_state = state
+            .resources
+            .values()
+            .any(|e| e.identity.kind() == model::Kind::K8sObject);
+        let wanted = mode == Mode::Apply && self.platform.comfyui.is_some();
+        if !(wanted || in_state) || cluster.endpoint.is_none() {
+            return Ok(None);
+        }
+        let kube = match &self.kubernetes.kubeconfig {
+            Some(path) => Kube::connect_kubeconfig(
+                path,
+                self.kubernetes.context.as_deref(),
+                &cluster.name,
+                cluster.endpoint.as_deref(),
+                self.kubernetes.allow_other_endpoint,
+                options.wait_timeout,
+            )
+            .await
+            .map_err(CommandError::from)?,
+            None => {
+                Kube::connect_eks(aws, cluster, &caller.partition, options.wait_timeout).await?
+            }
+        };
+        Ok(Some(kube))
     }
 
     async fn preflight_cluster(
@@ -155,14 +247,19 @@ impl Session {
     /// The version of each add-on: pinned (and available for the cluster's Kubernetes
     /// version), else the installed one (comfyplat never upgrades on its own), else the
     /// default for the cluster's Kubernetes version.
+    /// Also says whether the Mountpoint S3 CSI driver add-on is installed already.
     async fn resolve_addons(
         &self,
         aws: &Aws,
         cluster: &ClusterFacts,
-    ) -> anyhow::Result<Vec<AddonFacts>> {
+    ) -> anyhow::Result<(Vec<AddonFacts>, bool)> {
         let mut facts = Vec::new();
+        let mut csi_installed = false;
         for addon in &self.platform.addons {
             let installed = eks::installed_addon_version(aws, &cluster.name, &addon.name).await?;
+            if addon.name == S3_CSI_DRIVER && installed.is_some() {
+                csi_installed = true;
+            }
             let version = match (&addon.version, installed) {
                 (Some(pinned), installed) => {
                     if installed.as_deref() != Some(pinned.as_str()) {
@@ -209,11 +306,11 @@ impl Session {
                 pod_identity,
             });
         }
-        Ok(facts)
+        Ok((facts, csi_installed))
     }
 
-    pub fn desired(&self, connected: &Connected) -> Desired {
-        model::desired(&self.platform, &connected.environment)
+    pub fn desired(&self, connected: &Connected) -> anyhow::Result<Desired> {
+        Ok(model::desired(&self.platform, &connected.environment)?)
     }
 
     /// Observes everything the plan needs and plans.
@@ -223,16 +320,17 @@ impl Session {
         state: &State,
         options: Options,
     ) -> anyhow::Result<(Desired, Observed, Plan)> {
-        let desired = self.desired(connected);
+        let desired = self.desired(connected)?;
         let identities = observe::identities(&desired, state);
         let _spinner = crate::ui::Spinner::start(
             &format!("reading the live state of {} resources", identities.len()),
             self.quiet,
         );
-        let observed = observe::observe(&connected.aws, &desired, identities)
+        let observed = observe::observe(&connected.apis, &desired, identities)
             .await
             .context("failed to read the live state of the platform")?;
-        let plan = planner::plan(&desired, state, &observed, options, &connected.environment);
+        let mut plan = planner::plan(&desired, state, &observed, options, &connected.environment);
+        plan.notes.extend(connected.notes.iter().cloned());
         Ok((desired, observed, plan))
     }
 }

@@ -17,6 +17,9 @@ pub fn run(global: &Global) -> anyhow::Result<Exit> {
         region: platform.region.clone(),
         cluster: ClusterFacts {
             name: platform.cluster_name.clone(),
+            version: "{kubernetes version}".to_string(),
+            subnet_ids: vec!["{cluster subnet}".to_string()],
+            security_group_id: Some("{cluster security group}".to_string()),
             authentication_mode: "CONFIG_MAP".to_string(),
             ..ClusterFacts::default()
         },
@@ -33,7 +36,7 @@ pub fn run(global: &Global) -> anyhow::Result<Exit> {
             })
             .collect(),
     };
-    let desired = model::desired(platform, &environment);
+    let desired = model::desired(platform, &environment)?;
     println!(
         "{} is valid: platform `{}` in {}, cluster `{}`.",
         platform.path.display(),
@@ -49,6 +52,7 @@ pub fn run(global: &Global) -> anyhow::Result<Exit> {
         Kind::EksAccessEntry,
         Kind::EksAddon,
         Kind::IamOidcProvider,
+        Kind::K8sObject,
     ] {
         for resource in desired
             .resources

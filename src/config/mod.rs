@@ -10,6 +10,7 @@ mod diagnostic;
 mod parse;
 mod schema;
 mod validate;
+mod workloads;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,8 +45,90 @@ pub struct Platform {
     pub access: Vec<AccessGrant>,
     /// The add-ons, pod identity agent first.
     pub addons: Vec<AddonSettings>,
+    /// How comfyplat reaches the Kubernetes API.
+    pub kubernetes: KubernetesAccess,
+    /// The Karpenter GPU node pool.
+    pub node_pool: NodePoolSettings,
+    /// The ComfyUI workload; `None`: the AWS side only, no Kubernetes objects.
+    pub comfyui: Option<ComfyuiSettings>,
+    /// Templates that replace the built-in ones (resolved against platform.yaml's folder).
+    pub templates_dir: Option<PathBuf>,
     /// Things comfyplat changed about the input on the way (shown by plan).
     pub notes: Vec<String>,
+}
+
+/// How comfyplat reaches the cluster's Kubernetes API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubernetesAccess {
+    /// `None`: endpoint and CA from DescribeCluster, a token from the AWS credentials.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// Accept a kubeconfig server other than the cluster's EKS endpoint.
+    pub allow_other_endpoint: bool,
+}
+
+/// Which EC2 capacity the GPU nodes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capacity {
+    /// Spot when there is some, else On-Demand (Karpenter prefers spot when both are allowed).
+    SpotPreferred,
+    Spot,
+    OnDemand,
+}
+
+impl Capacity {
+    /// Karpenter's `karpenter.sh/capacity-type` values, preferred first.
+    pub fn capacity_types(self) -> Vec<&'static str> {
+        match self {
+            Capacity::SpotPreferred => vec!["spot", "on-demand"],
+            Capacity::Spot => vec!["spot"],
+            Capacity::OnDemand => vec!["on-demand"],
+        }
+    }
+}
+
+/// The Karpenter NodePool and EC2NodeClass of the GPU nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePoolSettings {
+    pub instance_types: Vec<String>,
+    pub capacity: Capacity,
+    pub max_gpus: u32,
+    /// AMI alias, e.g. `al2023@v20260828`.
+    pub ami: String,
+    pub root_volume_gib: u32,
+    /// Karpenter's value: `WhenEmpty` or `WhenEmptyOrUnderutilized`.
+    pub consolidation_policy: String,
+    pub consolidate_after: String,
+    pub expire_after: String,
+    pub disruption_budget: String,
+}
+
+/// The ComfyUI Deployment and what goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComfyuiSettings {
+    pub image: String,
+    pub namespace: String,
+    pub replicas: u32,
+    pub gpus: u32,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub port: u16,
+    pub run_as_user: u32,
+    pub models_path: String,
+    pub mount_inputs: bool,
+    pub health_path: String,
+    pub ingress: IngressSettings,
+    /// CIDRs allowed in by a NetworkPolicy; `None`: no NetworkPolicy.
+    pub network_policy: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressSettings {
+    /// `internet-facing` or `internal`.
+    pub scheme: String,
+    pub inbound_cidrs: Vec<String>,
+    pub stickiness_seconds: u32,
+    pub idle_timeout_seconds: u32,
 }
 
 /// One principal's access to the cluster.

@@ -38,6 +38,95 @@ pub struct PlatformFile {
     /// The EKS add-ons comfyplat installs.
     #[serde(default)]
     pub addons: AddonsFile,
+    /// How comfyplat reaches the cluster's Kubernetes API (default: on its own).
+    #[serde(default)]
+    pub kubernetes: KubernetesFile,
+    /// The ComfyUI workload; absent means comfyplat manages the AWS side only.
+    #[serde(default)]
+    pub comfyui: Option<ComfyuiFile>,
+    /// A directory whose templates replace the built-in ones of the same name.
+    #[serde(default)]
+    pub templates_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesFile {
+    /// Use this kubeconfig instead of connecting with EKS credentials directly.
+    #[serde(default)]
+    pub kubeconfig: Option<Spanned<String>>,
+    /// The kubeconfig context (default: its current context).
+    #[serde(default)]
+    pub context: Option<Spanned<String>>,
+    /// Accept a kubeconfig whose server is not the cluster's EKS endpoint.
+    #[serde(default)]
+    pub allow_other_endpoint: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComfyuiFile {
+    /// The ComfyUI container image.
+    pub image: Spanned<String>,
+    /// Namespace of the workload (default `comfyui`).
+    #[serde(default)]
+    pub namespace: Option<Spanned<String>>,
+    /// Number of ComfyUI pods (default 1).
+    #[serde(default)]
+    pub replicas: Option<Spanned<i64>>,
+    /// Whole GPUs per pod (default 1).
+    #[serde(default)]
+    pub gpus: Option<Spanned<i64>>,
+    /// CPU request, e.g. `"4"` or `3500m`.
+    #[serde(default)]
+    pub cpu: Option<Spanned<String>>,
+    /// Memory request, e.g. `16Gi`.
+    #[serde(default)]
+    pub memory: Option<Spanned<String>>,
+    /// ComfyUI's HTTP port inside the image (default 8848).
+    #[serde(default)]
+    pub port: Option<Spanned<i64>>,
+    /// The user id ComfyUI runs as (default 1000).
+    #[serde(default)]
+    pub run_as_user: Option<Spanned<i64>>,
+    /// Where the nodes keep the model cache (default `/comfyui-models`).
+    #[serde(default)]
+    pub models_path: Option<Spanned<String>>,
+    /// Mount the inputs bucket (default: when `storage.inputs` exists).
+    #[serde(default)]
+    pub mount_inputs: Option<Spanned<bool>>,
+    /// The path probes and the load balancer's health check ask (default `/system_stats`).
+    #[serde(default)]
+    pub health_path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ingress: IngressFile,
+    /// Allow traffic to ComfyUI only from these CIDRs (a NetworkPolicy); absent: none.
+    #[serde(default)]
+    pub network_policy: Option<NetworkPolicyFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressFile {
+    /// `internet-facing` (default, so CloudFront can reach it) or `internal`.
+    #[serde(default)]
+    pub scheme: Option<Spanned<String>>,
+    /// Who may reach the load balancer (default `0.0.0.0/0`).
+    #[serde(default)]
+    pub inbound_cidrs: Option<Spanned<Vec<String>>>,
+    /// ALB cookie stickiness in seconds (default 300).
+    #[serde(default)]
+    pub stickiness_seconds: Option<Spanned<i64>>,
+    /// ALB idle timeout in seconds (default 4000, the most ALB allows, for the websocket).
+    #[serde(default)]
+    pub idle_timeout_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkPolicyFile {
+    /// CIDRs allowed to reach ComfyUI's port (the load balancer's subnets).
+    pub allow_from: Spanned<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +179,33 @@ pub struct ClusterFile {
 pub struct KarpenterFile {
     /// Name of the existing IAM role Karpenter gives to the nodes it launches.
     pub node_role: Spanned<String>,
+    /// GPU instance types the node pool may launch (default g6.2xlarge, g5.2xlarge).
+    #[serde(default)]
+    pub instance_types: Option<Spanned<Vec<String>>>,
+    /// `spot-preferred` (default), `spot` or `on-demand`.
+    #[serde(default)]
+    pub capacity: Option<Spanned<String>>,
+    /// Most GPUs the pool may run at once (default 8).
+    #[serde(default)]
+    pub max_gpus: Option<Spanned<i64>>,
+    /// AL2023 AMI alias, e.g. `al2023@v20260828`; `al2023@latest` only when asked.
+    #[serde(default)]
+    pub ami: Option<Spanned<String>>,
+    /// Root volume size in GiB (default 100).
+    #[serde(default)]
+    pub root_volume_gib: Option<Spanned<i64>>,
+    /// `when-empty` (default: never moves a running generation) or `when-empty-or-underutilized`.
+    #[serde(default)]
+    pub consolidation: Option<Spanned<String>>,
+    /// How long a node must stay empty or underused before it goes (default `30m`).
+    #[serde(default)]
+    pub consolidate_after: Option<Spanned<String>>,
+    /// Replace nodes after this long (default `720h`; `Never` keeps them).
+    #[serde(default)]
+    pub expire_after: Option<Spanned<String>>,
+    /// Most nodes disrupted at once, a count or a percentage (default `"1"`).
+    #[serde(default)]
+    pub disruption_budget: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

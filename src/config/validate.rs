@@ -11,6 +11,7 @@ use serde_saphyr::Spanned;
 
 use super::diagnostic::{ConfigError, Diagnostic};
 use super::schema::{BucketFile, PlatformFile};
+use super::workloads::{self, Problems};
 use super::{
     AccessGrant, AccessPolicy, AddonSettings, BucketPurpose, BucketSettings, OWNER_TAG,
     POD_IDENTITY_AGENT, Platform, S3_CSI_DRIVER, SCHEMA_VERSION, expand_name,
@@ -449,6 +450,25 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         });
     }
 
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut problems_out = Problems(&mut problems);
+    let kubernetes = workloads::kubernetes(base, &file.kubernetes, &mut problems_out);
+    let node_pool = workloads::node_pool(&file.karpenter, &mut problems_out, &mut notes);
+    let has_inputs = file.storage.inputs.is_some();
+    let comfyui = file.comfyui.as_ref().map(|comfyui| {
+        workloads::comfyui(
+            comfyui,
+            has_inputs,
+            node_pool.max_gpus,
+            &mut problems_out,
+            &mut notes,
+        )
+    });
+    let templates_dir = file
+        .templates_dir
+        .as_ref()
+        .map(|dir| workloads::resolve(base, &dir.value));
+
     if !problems.is_empty() {
         problems.sort_by_key(|d| (d.line, d.column));
         return Err(ConfigError::invalid(path, text, problems));
@@ -465,6 +485,10 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         kms_key_arn: file.storage.kms_key_arn.map(|k| k.value),
         access,
         addons,
+        kubernetes,
+        node_pool,
+        comfyui,
+        templates_dir,
         notes,
     })
 }

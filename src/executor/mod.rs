@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use crate::adapters::{Aws, AwsError};
+use crate::adapters::{ApiError, Apis};
 use crate::model::{Address, Pending};
-use crate::planner::{Action, Change, Plan};
+use crate::planner::{Action, Change, Plan, Reason};
 use crate::state::{State, StateError};
 
 /// Attempts of one step on transient errors (each attempt already includes the SDK's retries).
@@ -122,12 +122,12 @@ pub enum ExecuteError {
 }
 
 enum Failure {
-    Aws(AwsError),
+    Aws(ApiError),
     State(StateError),
 }
 
 pub struct Executor<'a> {
-    pub aws: &'a Aws,
+    pub apis: &'a Apis,
     pub state: Mutex<&'a mut State>,
     pub state_path: &'a Path,
     pub reporter: &'a dyn Reporter,
@@ -266,10 +266,16 @@ impl Executor<'_> {
                     None => {
                         let pending = if change.action == Action::Create {
                             self.persist(|state| state.mark_creating(resource))?;
-                            self.retrying(change, || self.aws.create(resource)).await?
+                            self.retrying(change, || self.apis.create(resource)).await?
                         } else {
-                            self.retrying(change, || self.aws.update(resource, &change.fields))
-                                .await?
+                            self.retrying(change, || {
+                                self.apis.update(
+                                    resource,
+                                    &change.fields,
+                                    change.reasons.contains(&Reason::Drifted),
+                                )
+                            })
+                            .await?
                         };
                         if let Some(pending) = pending {
                             self.persist(|state| state.record_pending(resource, pending.clone()))?;
@@ -285,13 +291,13 @@ impl Executor<'_> {
             (Action::Replace, Some(resource)) => {
                 if let Some(previous) = &change.previous
                     && let Some(pending) = self
-                        .retrying(change, || self.aws.delete(previous, delete_data))
+                        .retrying(change, || self.apis.delete(previous, delete_data))
                         .await?
                 {
                     self.await_pending(change, &pending).await?;
                 }
                 self.persist(|state| state.mark_creating(resource))?;
-                if let Some(pending) = self.retrying(change, || self.aws.create(resource)).await? {
+                if let Some(pending) = self.retrying(change, || self.apis.create(resource)).await? {
                     self.persist(|state| state.record_pending(resource, pending.clone()))?;
                     self.await_pending(change, &pending).await?;
                 }
@@ -301,7 +307,7 @@ impl Executor<'_> {
                 let pending = match &change.pending {
                     Some(pending) => Some(pending.clone()),
                     None => {
-                        self.retrying(change, || self.aws.delete(&change.identity, delete_data))
+                        self.retrying(change, || self.apis.delete(&change.identity, delete_data))
                             .await?
                     }
                 };
@@ -322,7 +328,7 @@ impl Executor<'_> {
             }
             (Action::Keep, _) => {}
             (action, None) => {
-                return Err(Failure::Aws(AwsError::new(
+                return Err(Failure::Aws(ApiError::new(
                     format!("failed to {action:?} `{}`", change.address),
                     crate::adapters::ErrorClass::Rejected,
                     "the plan carries no resource for this change (a damaged plan file?)",
@@ -355,7 +361,7 @@ impl Executor<'_> {
             })
         };
         let warnings = match self
-            .retrying(change, || self.aws.wait(pending, &progress))
+            .retrying(change, || self.apis.wait(pending, &progress))
             .await
         {
             Ok(warnings) => warnings,
@@ -379,7 +385,7 @@ impl Executor<'_> {
     async fn retrying<T, F, Fut>(&self, change: &Change, mut step: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, AwsError>>,
+        Fut: Future<Output = Result<T, ApiError>>,
     {
         let mut attempt = 1;
         loop {

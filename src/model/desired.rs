@@ -94,7 +94,11 @@ pub fn csi_role_name(platform: &Platform) -> String {
     format!("comfyplat-{}-s3-csi", platform.name)
 }
 
-pub fn desired(platform: &Platform, environment: &Environment) -> Desired {
+/// Everything the platform wants. Fails only when a template does not render.
+pub fn desired(
+    platform: &Platform,
+    environment: &Environment,
+) -> Result<Desired, crate::templates::TemplateError> {
     let tags = platform.resource_tags();
     let mut resources = Vec::new();
 
@@ -282,7 +286,14 @@ pub fn desired(platform: &Platform, environment: &Environment) -> Desired {
         &tags,
     ));
 
-    Desired {
+    let aws_addresses = resources.iter().map(|r| r.address.clone()).collect();
+    resources.extend(super::kubernetes::resources(
+        platform,
+        environment,
+        &aws_addresses,
+    )?);
+
+    Ok(Desired {
         platform: platform.name.clone(),
         resources,
         adopted: vec![Adopted::IamRole {
@@ -290,7 +301,7 @@ pub fn desired(platform: &Platform, environment: &Environment) -> Desired {
             setting: "karpenter.node_role".to_string(),
         }],
         notes,
-    }
+    })
 }
 
 /// The cluster's access configuration, access entries and add-ons.

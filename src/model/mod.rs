@@ -6,6 +6,7 @@
 //! whole wanted set plus the adopted things that must already exist. Pure: no I/O.
 
 mod desired;
+pub mod kubernetes;
 mod observed;
 pub mod policy;
 
@@ -52,6 +53,7 @@ pub enum Kind {
     EksAccessEntry,
     EksAddon,
     IamOidcProvider,
+    K8sObject,
 }
 
 impl Kind {
@@ -64,6 +66,7 @@ impl Kind {
             Kind::EksAccessEntry => "EKS access entry",
             Kind::EksAddon => "EKS add-on",
             Kind::IamOidcProvider => "IAM OIDC provider",
+            Kind::K8sObject => "Kubernetes object",
         }
     }
 
@@ -112,6 +115,14 @@ pub enum Identity {
         arn: String,
         url: String,
     },
+    /// `namespace` is empty for cluster-scoped kinds.
+    K8sObject {
+        api_version: String,
+        #[serde(rename = "object_kind")]
+        kind: String,
+        namespace: String,
+        name: String,
+    },
 }
 
 impl Identity {
@@ -124,6 +135,7 @@ impl Identity {
             Identity::EksAccessEntry { .. } => Kind::EksAccessEntry,
             Identity::EksAddon { .. } => Kind::EksAddon,
             Identity::IamOidcProvider { .. } => Kind::IamOidcProvider,
+            Identity::K8sObject { .. } => Kind::K8sObject,
         }
     }
 
@@ -145,6 +157,18 @@ impl fmt::Display for Identity {
             }
             Identity::EksAddon { cluster, name } => write!(f, "{name} on cluster {cluster}"),
             Identity::IamOidcProvider { url, .. } => write!(f, "https://{url}"),
+            Identity::K8sObject {
+                kind,
+                namespace,
+                name,
+                ..
+            } if namespace.is_empty() => write!(f, "{kind} {name}"),
+            Identity::K8sObject {
+                kind,
+                namespace,
+                name,
+                ..
+            } => write!(f, "{kind} {namespace}/{name}"),
         }
     }
 }
@@ -179,6 +203,15 @@ pub enum Pending {
         name: String,
         goal: AddonGoal,
     },
+    /// A Kubernetes object becoming ready (available, provisioned), or going away.
+    Kubernetes { object: Identity, goal: ObjectGoal },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectGoal {
+    Ready,
+    Deleted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -72,4 +72,8 @@ pub struct Observed {
     pub resources: BTreeMap<Identity, Observation>,
     /// Each adopted thing and whether it exists.
     pub adopted: Vec<(Adopted, bool)>,
+    /// Kubernetes objects that carry this platform's label (found by listing), so that those
+    /// state does not know are pruned too.
+    #[serde(default)]
+    pub labelled: Vec<Identity>,
 }

@@ -14,8 +14,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    Address, Adopted, Desired, Environment, Fields, Identity, Observation, Observed, Owner,
-    Pending, Resource,
+    Address, Adopted, Desired, Environment, Fields, Identity, Kind, Observation, Observed, Owner,
+    Pending, Resource, kubernetes,
 };
 use crate::state::{State, Status};
 
@@ -257,6 +257,22 @@ pub fn plan(
             handled.insert(address.clone());
         }
     }
+    // Kubernetes objects with this platform's label that neither platform.yaml nor state
+    // knows (state lost, or written by another copy of comfyplat): pruned.
+    for identity in &observed.labelled {
+        if let Identity::K8sObject {
+            api_version,
+            kind,
+            namespace,
+            name,
+        } = identity
+        {
+            let address = kubernetes::object_address(api_version, kind, namespace, name);
+            if handled.insert(address.clone()) {
+                planner.plan_unwanted(&address, identity, Status::Applied);
+            }
+        }
+    }
     if options.mode == Mode::Destroy {
         // Owned resources that state lost track of (e.g. state deleted) are destroyed too.
         for resource in &desired.resources {
@@ -323,6 +339,21 @@ impl Planner<'_> {
         }
     }
 
+    /// The live fields to compare with the desired ones. For Kubernetes objects: only the
+    /// paths comfyplat renders now or applied last time, never the server's defaults.
+    fn live_fields(&self, resource: &Resource, live: &Fields) -> Fields {
+        if resource.identity.kind() != Kind::K8sObject {
+            return live.clone();
+        }
+        let last = self
+            .state
+            .resources
+            .get(&resource.address)
+            .filter(|e| e.identity == resource.identity)
+            .map(|e| &e.fields);
+        kubernetes::comparable(live, &resource.fields, last)
+    }
+
     fn check_adopted(&mut self) {
         if self.options.mode != Mode::Apply {
             return;
@@ -351,7 +382,7 @@ impl Planner<'_> {
             && entry.identity == resource.identity
         {
             let live = match self.observation(&resource.identity) {
-                Observation::Present(live) => live.fields.clone(),
+                Observation::Present(live) => self.live_fields(resource, &live.fields),
                 _ => Fields::new(),
             };
             let action = if entry.status == Status::Creating {
@@ -405,7 +436,8 @@ impl Planner<'_> {
                 ),
                 hint: "choose another name for it in platform.yaml".to_string(),
             }),
-            Observation::Present(live) => {
+            Observation::Present(mut live) => {
+                live.fields = self.live_fields(resource, &live.fields);
                 let in_state = entry.is_some_and(|e| e.identity == resource.identity);
                 if !in_state && !self.is_owned(&live.owner) {
                     if resource.yield_to_existing {

@@ -56,7 +56,7 @@ fn environment() -> Environment {
 fn desired_from(yaml: &str) -> Desired {
     let platform =
         config::from_bytes(Path::new("platform.yaml"), yaml.as_bytes()).expect("valid platform");
-    model::desired(&platform, &environment())
+    model::desired(&platform, &environment()).expect("templates render")
 }
 
 fn desired() -> Desired {
@@ -71,6 +71,7 @@ fn absent_world(desired: &Desired) -> Observed {
             .map(|r| (r.identity.clone(), Observation::Absent))
             .collect(),
         adopted: desired.adopted.iter().map(|a| (a.clone(), true)).collect(),
+        labelled: Vec::new(),
     }
 }
 

@@ -12,7 +12,7 @@
 use std::error::Error;
 
 use super::Style;
-use crate::adapters::AwsError;
+use crate::adapters::ApiError;
 use crate::config::ConfigError;
 use crate::state::StateError;
 use crate::state::lock::LockError;
@@ -58,7 +58,7 @@ fn hint_for(error: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<ConfigError>() {
             return e.hint();
         }
-        if let Some(e) = cause.downcast_ref::<AwsError>() {
+        if let Some(e) = cause.downcast_ref::<ApiError>() {
             return e.hint();
         }
         if let Some(e) = cause.downcast_ref::<StateError>() {

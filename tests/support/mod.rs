@@ -81,6 +81,8 @@ fn stop(child: &mut Child) {
 pub struct Emulator {
     child: Child,
     pub endpoint: String,
+    /// The seeded cluster's Kubernetes API: endpoint, ca_file, kubeconfig.
+    pub kube: serde_json::Value,
     _dir: tempfile::TempDir,
 }
 
@@ -110,6 +112,7 @@ impl Emulator {
         Emulator {
             child,
             endpoint,
+            kube: info["kube"].clone(),
             _dir: dir,
         }
     }
@@ -298,8 +301,17 @@ impl Workspace {
     }
 }
 
-/// The sandbox example with `replace` applied to its text.
+/// The sandbox example without its `comfyui:` section: the AWS side only.
 pub fn sandbox_yaml() -> String {
+    let full = full_sandbox_yaml();
+    match full.find("\n# The ComfyUI workload") {
+        Some(at) => full[..at + 1].to_string(),
+        None => full,
+    }
+}
+
+/// The whole sandbox example, Kubernetes workload included.
+pub fn full_sandbox_yaml() -> String {
     std::fs::read_to_string(repo_root().join("examples/sandbox.yaml"))
         .expect("examples/sandbox.yaml")
 }
@@ -479,4 +491,66 @@ pub fn aws_cli(endpoint: &str, args: &[&str]) -> serde_json::Value {
 /// ARN of a role in the emulator's account.
 pub fn role_arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+}
+
+impl Emulator {
+    /// Runs kubectl against the seeded cluster with the emulator's kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        let kubeconfig = self.kube["kubeconfig"].as_str().expect("kubeconfig");
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// kubectl that must succeed; its stdout parsed as JSON when `-o json` is asked.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn kubectl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&all)).expect("kubectl JSON")
+    }
+
+    /// The Kubernetes API requests since the last reset, from the test server's log.
+    pub fn kube_requests(&self) -> Vec<serde_json::Value> {
+        let endpoint = self.kube["endpoint"].as_str().expect("kube endpoint");
+        let ca = self.kube["ca_file"].as_str().expect("ca_file");
+        let output = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert", ca])
+            .arg(format!("{endpoint}/__control/requests"))
+            .output()
+            .expect("run curl");
+        assert!(
+            output.status.success(),
+            "curl: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("requests JSON")
+    }
+
+    /// Kubernetes write requests (dry runs excluded) since the last reset.
+    pub fn kube_writes(&self) -> Vec<String> {
+        self.kube_requests()
+            .into_iter()
+            .filter(|r| r["write"] == true && r["dryRun"] != true)
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap_or(""),
+                    r["path"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
 }

@@ -1,0 +1,539 @@
+//! Checks and defaults of the Kubernetes side of platform.yaml: how to reach the cluster
+//! (`kubernetes`), the GPU node pool (`karpenter`) and the ComfyUI workload (`comfyui`).
+//!
+//! The rules follow what the API servers would refuse (DNS labels, Karpenter's duration and
+//! budget patterns, CIDR syntax), so that a file that validates renders objects the cluster
+//! accepts.
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::diagnostic::Diagnostic;
+use super::schema::{ComfyuiFile, KarpenterFile, KubernetesFile};
+use super::{Capacity, ComfyuiSettings, IngressSettings, KubernetesAccess, NodePoolSettings};
+
+/// The AL2023 EKS AMI release the node class is pinned to unless `karpenter.ami` says
+/// otherwise. Pinned, not `@latest`: a new AMI release would otherwise replace every GPU node
+/// (Karpenter drifts them) at a moment nobody chose.
+pub const DEFAULT_AMI: &str = "al2023@v20260828";
+pub const DEFAULT_INSTANCE_TYPES: &[&str] = &["g6.2xlarge", "g5.2xlarge"];
+
+/// Collects problems at the location of the value they are about.
+pub struct Problems<'a>(pub &'a mut Vec<Diagnostic>);
+
+impl Problems<'_> {
+    pub fn at<T>(&mut self, spanned: &Spanned<T>, message: String, hint: &str) {
+        let mut diagnostic = Diagnostic::new(
+            spanned.referenced.line() as usize,
+            spanned.referenced.column() as usize,
+            message,
+        );
+        if !hint.is_empty() {
+            diagnostic = diagnostic.with_hint(hint);
+        }
+        self.0.push(diagnostic);
+    }
+}
+
+pub fn kubernetes(base: &Path, file: &KubernetesFile, problems: &mut Problems) -> KubernetesAccess {
+    if let (None, Some(context)) = (&file.kubeconfig, &file.context) {
+        problems.at(
+            context,
+            "`kubernetes.context` needs `kubernetes.kubeconfig`".to_string(),
+            "name the kubeconfig file too, or leave both out to let comfyplat connect on its own",
+        );
+    }
+    KubernetesAccess {
+        kubeconfig: file
+            .kubeconfig
+            .as_ref()
+            .map(|path| resolve(base, &path.value)),
+        context: file.context.as_ref().map(|c| c.value.clone()),
+        allow_other_endpoint: file.allow_other_endpoint.unwrap_or(false),
+    }
+}
+
+/// A path from platform.yaml: `~/` is the home directory, relative paths start at
+/// platform.yaml's folder.
+pub fn resolve(base: &Path, text: &str) -> PathBuf {
+    if let Some(rest) = text.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    }
+}
+
+pub fn node_pool(
+    file: &KarpenterFile,
+    problems: &mut Problems,
+    notes: &mut Vec<String>,
+) -> NodePoolSettings {
+    let instance_types = match &file.instance_types {
+        None => DEFAULT_INSTANCE_TYPES
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
+        Some(types) => {
+            if types.value.is_empty() {
+                problems.at(
+                    types,
+                    "`karpenter.instance_types` is empty".to_string(),
+                    "list at least one GPU instance type, e.g. `[g6.2xlarge, g5.2xlarge]`",
+                );
+            }
+            for name in &types.value {
+                if !is_instance_type(name) {
+                    problems.at(
+                        types,
+                        format!("`{name}` is not an EC2 instance type"),
+                        "instance types look like `g6.2xlarge`",
+                    );
+                }
+            }
+            types.value.clone()
+        }
+    };
+    let capacity = match &file.capacity {
+        None => Capacity::SpotPreferred,
+        Some(text) => match text.value.as_str() {
+            "spot-preferred" => Capacity::SpotPreferred,
+            "spot" => Capacity::Spot,
+            "on-demand" => Capacity::OnDemand,
+            other => {
+                problems.at(
+                    text,
+                    format!("unknown `karpenter.capacity` `{other}`"),
+                    "use `spot-preferred` (spot when available, else on-demand), `spot` or `on-demand`",
+                );
+                Capacity::SpotPreferred
+            }
+        },
+    };
+    let max_gpus = number(
+        &file.max_gpus,
+        8,
+        1..=10_000,
+        "karpenter.max_gpus",
+        problems,
+    );
+    let ami = match &file.ami {
+        None => DEFAULT_AMI.to_string(),
+        Some(ami) => {
+            if ami.value == "al2023@latest" {
+                notes.push("karpenter.ami is `al2023@latest`: every new AMI release replaces all GPU nodes; pin a version for production".to_string());
+            } else if !is_pinned_alias(&ami.value) {
+                problems.at(
+                    ami,
+                    format!("`{}` is not an AL2023 AMI alias", ami.value),
+                    "use `al2023@vYYYYMMDD` (a release of the EKS-optimized AMI), or `al2023@latest` to follow every release",
+                );
+            }
+            ami.value.clone()
+        }
+    };
+    let root_volume_gib = number(
+        &file.root_volume_gib,
+        100,
+        20..=16_384,
+        "karpenter.root_volume_gib",
+        problems,
+    );
+    let consolidation_policy = match &file.consolidation {
+        None => "WhenEmpty",
+        Some(text) => match text.value.as_str() {
+            "when-empty" => "WhenEmpty",
+            "when-empty-or-underutilized" => "WhenEmptyOrUnderutilized",
+            other => {
+                problems.at(
+                    text,
+                    format!("unknown `karpenter.consolidation` `{other}`"),
+                    "use `when-empty` (nodes go only when no ComfyUI pod runs on them) or `when-empty-or-underutilized`",
+                );
+                "WhenEmpty"
+            }
+        },
+    };
+    let consolidate_after = duration(&file.consolidate_after, "30m", false, problems);
+    let expire_after = duration(&file.expire_after, "720h", true, problems);
+    let disruption_budget = match &file.disruption_budget {
+        None => "1".to_string(),
+        Some(text) => {
+            if !is_budget(&text.value) {
+                problems.at(
+                    text,
+                    format!("`{}` is not a disruption budget", text.value),
+                    "give a node count such as `\"1\"` or a percentage such as `\"10%\"`",
+                );
+            }
+            text.value.clone()
+        }
+    };
+    NodePoolSettings {
+        instance_types,
+        capacity,
+        max_gpus,
+        ami,
+        root_volume_gib,
+        consolidation_policy: consolidation_policy.to_string(),
+        consolidate_after,
+        expire_after,
+        disruption_budget,
+    }
+}
+
+pub fn comfyui(
+    file: &ComfyuiFile,
+    has_inputs_bucket: bool,
+    max_gpus: u32,
+    problems: &mut Problems,
+    notes: &mut Vec<String>,
+) -> ComfyuiSettings {
+    let image = &file.image;
+    if image.value.is_empty() || image.value.chars().any(char::is_whitespace) {
+        problems.at(
+            image,
+            format!("`{}` is not a container image reference", image.value),
+            "e.g. `123456789012.dkr.ecr.us-west-2.amazonaws.com/comfyui:v0.3.40`",
+        );
+    } else {
+        let last = image.value.rsplit('/').next().unwrap_or_default();
+        if !image.value.contains('@') && (!last.contains(':') || last.ends_with(":latest")) {
+            notes.push(format!(
+                "comfyui.image `{}` has no fixed tag: pods started later may run other code; pin a tag or digest",
+                image.value
+            ));
+        }
+    }
+    let namespace = match &file.namespace {
+        None => "comfyui".to_string(),
+        Some(ns) => {
+            if !is_dns_label(&ns.value) {
+                problems.at(
+                    ns,
+                    format!("`{}` is not a valid namespace name", ns.value),
+                    "namespaces have 1 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit",
+                );
+            }
+            ns.value.clone()
+        }
+    };
+    let replicas = number(&file.replicas, 1, 0..=1000, "comfyui.replicas", problems);
+    let gpus = number(&file.gpus, 1, 1..=16, "comfyui.gpus", problems);
+    if let Some(spanned) = file.replicas.as_ref().or(file.gpus.as_ref())
+        && replicas.saturating_mul(gpus) > max_gpus
+    {
+        problems.at(
+            spanned,
+            format!(
+                "{replicas} replicas × {gpus} GPUs need {} GPUs, more than `karpenter.max_gpus` ({max_gpus})",
+                replicas.saturating_mul(gpus)
+            ),
+            "raise `karpenter.max_gpus`, or ask for fewer replicas",
+        );
+    }
+    for (value, what) in [(&file.cpu, "comfyui.cpu"), (&file.memory, "comfyui.memory")] {
+        if let Some(value) = value
+            && !is_quantity(&value.value)
+        {
+            problems.at(
+                value,
+                format!(
+                    "`{}` is not a Kubernetes quantity for `{what}`",
+                    value.value
+                ),
+                "e.g. `cpu: \"4\"`, `cpu: 3500m`, `memory: 16Gi`",
+            );
+        }
+    }
+    let port = number(&file.port, 8848, 1..=65_535, "comfyui.port", problems);
+    let run_as_user = number(
+        &file.run_as_user,
+        1000,
+        1..=2_147_483_647,
+        "comfyui.run_as_user",
+        problems,
+    );
+    let models_path = path_setting(&file.models_path, "/comfyui-models", problems);
+    let health_path = path_setting(&file.health_path, "/system_stats", problems);
+    let mount_inputs = match &file.mount_inputs {
+        None => has_inputs_bucket,
+        Some(flag) => {
+            if flag.value && !has_inputs_bucket {
+                problems.at(
+                    flag,
+                    "`comfyui.mount_inputs` is on, but there is no inputs bucket".to_string(),
+                    "add `storage.inputs: {}` or set `mount_inputs: false`",
+                );
+            }
+            flag.value
+        }
+    };
+    let ingress = &file.ingress;
+    let scheme = match &ingress.scheme {
+        None => "internet-facing".to_string(),
+        Some(text) if text.value == "internet-facing" || text.value == "internal" => {
+            text.value.clone()
+        }
+        Some(text) => {
+            problems.at(
+                text,
+                format!("unknown ingress scheme `{}`", text.value),
+                "use `internet-facing` (CloudFront and browsers can reach it) or `internal`",
+            );
+            "internet-facing".to_string()
+        }
+    };
+    let inbound_cidrs = cidrs(
+        &ingress.inbound_cidrs,
+        vec!["0.0.0.0/0".to_string()],
+        problems,
+    );
+    let stickiness_seconds = number(
+        &ingress.stickiness_seconds,
+        300,
+        1..=604_800,
+        "comfyui.ingress.stickiness_seconds",
+        problems,
+    );
+    let idle_timeout_seconds = number(
+        &ingress.idle_timeout_seconds,
+        4000,
+        1..=4000,
+        "comfyui.ingress.idle_timeout_seconds",
+        problems,
+    );
+    let network_policy = file
+        .network_policy
+        .as_ref()
+        .map(|policy| cidrs(&Some(policy.allow_from.clone()), Vec::new(), problems));
+    ComfyuiSettings {
+        image: image.value.clone(),
+        namespace,
+        replicas,
+        gpus,
+        cpu: file.cpu.as_ref().map(|c| c.value.clone()),
+        memory: file.memory.as_ref().map(|m| m.value.clone()),
+        port: u16::try_from(port).unwrap_or(8848),
+        run_as_user,
+        models_path,
+        mount_inputs,
+        health_path,
+        ingress: IngressSettings {
+            scheme,
+            inbound_cidrs,
+            stickiness_seconds,
+            idle_timeout_seconds,
+        },
+        network_policy,
+    }
+}
+
+fn number(
+    value: &Option<Spanned<i64>>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+    what: &str,
+    problems: &mut Problems,
+) -> u32 {
+    let Some(value) = value else {
+        return default;
+    };
+    match u32::try_from(value.value) {
+        Ok(n) if range.contains(&n) => n,
+        _ => {
+            problems.at(
+                value,
+                format!("`{what}` is {}", value.value),
+                &format!(
+                    "give a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            default
+        }
+    }
+}
+
+fn duration(
+    value: &Option<Spanned<String>>,
+    default: &str,
+    never_allowed: bool,
+    problems: &mut Problems,
+) -> String {
+    let Some(value) = value else {
+        return default.to_string();
+    };
+    let ok = (never_allowed && value.value == "Never") || is_duration(&value.value);
+    if !ok {
+        problems.at(
+            value,
+            format!("`{}` is not a duration", value.value),
+            if never_allowed {
+                "use hours, minutes and seconds such as `720h` or `1h30m`, or `Never`"
+            } else {
+                "use hours, minutes and seconds such as `30m` or `1h30m`"
+            },
+        );
+    }
+    value.value.clone()
+}
+
+fn path_setting(value: &Option<Spanned<String>>, default: &str, problems: &mut Problems) -> String {
+    let Some(value) = value else {
+        return default.to_string();
+    };
+    if !value.value.starts_with('/')
+        || value.value.contains("..")
+        || value
+            .value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '"')
+    {
+        problems.at(
+            value,
+            format!("`{}` is not an absolute path", value.value),
+            "give an absolute path without spaces, quotes or `..`, e.g. `/comfyui-models`",
+        );
+    }
+    value.value.clone()
+}
+
+fn cidrs(
+    value: &Option<Spanned<Vec<String>>>,
+    default: Vec<String>,
+    problems: &mut Problems,
+) -> Vec<String> {
+    let Some(value) = value else {
+        return default;
+    };
+    if value.value.is_empty() {
+        problems.at(
+            value,
+            "the CIDR list is empty".to_string(),
+            "list at least one CIDR, e.g. `[10.0.0.0/16]`",
+        );
+    }
+    for cidr in &value.value {
+        if !is_cidr(cidr) {
+            problems.at(
+                value,
+                format!("`{cidr}` is not a CIDR"),
+                "write networks as address/prefix, e.g. `10.0.0.0/16` or `2001:db8::/32`",
+            );
+        }
+    }
+    value.value.clone()
+}
+
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn is_instance_type(name: &str) -> bool {
+    let Some((family, size)) = name.split_once('.') else {
+        return false;
+    };
+    let part = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    part(family) && part(size)
+}
+
+fn is_pinned_alias(alias: &str) -> bool {
+    alias
+        .strip_prefix("al2023@v")
+        .is_some_and(|date| date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Karpenter's duration pattern: `^([0-9]+(s|m|h))+$`.
+fn is_duration(text: &str) -> bool {
+    let mut digits = 0;
+    let mut units = 0;
+    for c in text.chars() {
+        match c {
+            '0'..='9' => digits += 1,
+            's' | 'm' | 'h' if digits > 0 => {
+                digits = 0;
+                units += 1;
+            }
+            _ => return false,
+        }
+    }
+    digits == 0 && units > 0
+}
+
+/// Karpenter's budget pattern: a count or a percentage up to 100%.
+fn is_budget(text: &str) -> bool {
+    match text.strip_suffix('%') {
+        Some(percent) => percent.parse::<u32>().is_ok_and(|p| p <= 100),
+        None => !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()),
+    }
+}
+
+fn is_quantity(text: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E", "",
+    ];
+    SUFFIXES.iter().any(|suffix| {
+        text.strip_suffix(suffix).is_some_and(|number| {
+            !number.is_empty()
+                && number.parse::<f64>().is_ok_and(|n| n > 0.0)
+                && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        })
+    })
+}
+
+fn is_cidr(text: &str) -> bool {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn karpenter_patterns() {
+        assert!(is_duration("30m") && is_duration("1h30m") && is_duration("720h"));
+        assert!(!is_duration("30") && !is_duration("m") && !is_duration("1d"));
+        assert!(is_budget("1") && is_budget("10%") && is_budget("100%"));
+        assert!(!is_budget("101%") && !is_budget("one") && !is_budget(""));
+        assert!(is_pinned_alias("al2023@v20260828"));
+        assert!(!is_pinned_alias("al2023@latest") && !is_pinned_alias("al2@v20260828"));
+        assert!(is_instance_type("g6.2xlarge") && !is_instance_type("g6"));
+    }
+
+    #[test]
+    fn quantities_cidrs_and_labels() {
+        assert!(is_quantity("4") && is_quantity("3500m") && is_quantity("16Gi"));
+        assert!(!is_quantity("16 GB") && !is_quantity("Gi") && !is_quantity("-1"));
+        assert!(is_cidr("10.0.0.0/16") && is_cidr("2001:db8::/32"));
+        assert!(!is_cidr("10.0.0.0/33") && !is_cidr("10.0.0.0") && !is_cidr("ten/8"));
+        assert!(is_dns_label("comfyui") && !is_dns_label("ComfyUI") && !is_dns_label("-a"));
+    }
+}

@@ -1,0 +1,458 @@
+//! The Kubernetes objects of a platform: the template context built from platform.yaml and
+//! the cluster, the rendered objects as [`Resource`]s, and the flat field view that plan
+//! compares.
+//!
+//! Fields are the rendered object flattened to dotted paths, without `apiVersion`, `kind`,
+//! `metadata.name` and `metadata.namespace` (they are the identity). Lists whose items all
+//! have a distinct `name` are keyed by it (`spec.template.spec.containers[comfyui].image`),
+//! as server-side apply merges them; other lists of objects by position
+//! (`spec.template.spec.requirements[1].values`); lists of scalars are one value. The plan
+//! compares only the paths comfyplat renders or rendered last time, so what the API server
+//! fills in by default never shows up as a change.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use super::{
+    Address, CSI_POLICY, Environment, Fields, Identity, NODE_ACCESS_ENTRY, NODE_POLICY, Resource,
+    addon_address,
+};
+use crate::config::{BucketPurpose, Platform, S3_CSI_DRIVER};
+use crate::templates::{self, TemplateError};
+
+/// Label on every Kubernetes object comfyplat owns: `app.kubernetes.io/managed-by=comfyplat`.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "comfyplat";
+/// Label with the platform name: how pruning finds what is ours.
+pub const PLATFORM_LABEL: &str = "comfyplat.io/platform";
+/// The key of the full manifest in a resource's parameters.
+pub const MANIFEST: &str = "manifest";
+
+/// The kinds comfyplat renders, as (apiVersion, kind, plural, namespaced), in apply order.
+pub const KINDS: &[(&str, &str, &str, bool)] = &[
+    ("v1", "Namespace", "namespaces", false),
+    (
+        "karpenter.k8s.aws/v1",
+        "EC2NodeClass",
+        "ec2nodeclasses",
+        false,
+    ),
+    ("karpenter.sh/v1", "NodePool", "nodepools", false),
+    ("v1", "ServiceAccount", "serviceaccounts", true),
+    ("v1", "PersistentVolume", "persistentvolumes", false),
+    (
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+    ),
+    ("apps/v1", "Deployment", "deployments", true),
+    ("v1", "Service", "services", true),
+    ("networking.k8s.io/v1", "Ingress", "ingresses", true),
+    (
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+    ),
+];
+
+/// The plural and scope of a kind comfyplat renders.
+pub fn kind_info(api_version: &str, kind: &str) -> Option<(&'static str, bool)> {
+    KINDS
+        .iter()
+        .find(|(v, k, _, _)| *v == api_version && *k == kind)
+        .map(|(_, _, plural, namespaced)| (*plural, *namespaced))
+}
+
+/// Address of a Kubernetes object: `k8s.apps/v1.Deployment.comfyui/comfyui`.
+pub fn object_address(api_version: &str, kind: &str, namespace: &str, name: &str) -> Address {
+    if namespace.is_empty() {
+        Address::new(format!("k8s.{api_version}.{kind}.{name}"))
+    } else {
+        Address::new(format!("k8s.{api_version}.{kind}.{namespace}/{name}"))
+    }
+}
+
+/// What the templates are rendered from.
+pub fn context(platform: &Platform, environment: &Environment) -> Option<Value> {
+    let comfyui = platform.comfyui.as_ref()?;
+    let pool = &platform.node_pool;
+    let bucket = |purpose: BucketPurpose| {
+        platform
+            .buckets
+            .iter()
+            .find(|b| b.purpose == purpose)
+            .map(|b| platform.bucket_name(b, &environment.account))
+    };
+    let mut volumes = Vec::new();
+    for (purpose, id, mount) in [
+        (BucketPurpose::Outputs, "outputs", "/app/ComfyUI/output"),
+        (BucketPurpose::Inputs, "inputs", "/app/ComfyUI/input"),
+    ] {
+        if purpose == BucketPurpose::Inputs && !comfyui.mount_inputs {
+            continue;
+        }
+        if let Some(name) = bucket(purpose) {
+            // PersistentVolumes are cluster-wide: the platform name keeps them apart.
+            let pv = format!("{}-comfyui-{id}", platform.name);
+            volumes.push(json!({
+                "purpose": id,
+                "bucket": name,
+                "pv": pv,
+                "pvc": format!("comfyui-{id}"),
+                "volume_handle": pv,
+                "mount_path": mount,
+            }));
+        }
+    }
+    let labels = json!({MANAGED_BY_LABEL: MANAGED_BY, PLATFORM_LABEL: platform.name});
+    let tags: BTreeMap<String, String> = platform.resource_tags();
+    let pool_name = format!("{}-gpu", platform.name);
+    Some(json!({
+        "platform": {
+            "name": platform.name,
+            "region": environment.region,
+            "account": environment.account,
+            "partition": environment.partition,
+        },
+        "cluster": {
+            "name": environment.cluster.name,
+            "version": environment.cluster.version,
+            "subnet_ids": environment.cluster.subnet_ids,
+            "security_group_ids": environment.cluster.security_group_id.iter().collect::<Vec<_>>(),
+        },
+        "labels": labels,
+        "aws_tags": tags,
+        "buckets": {
+            "models": bucket(BucketPurpose::Models),
+            "outputs": bucket(BucketPurpose::Outputs),
+            "inputs": bucket(BucketPurpose::Inputs),
+        },
+        "karpenter": {
+            "node_class": pool_name,
+            "node_pool": pool_name,
+            "node_role": platform.node_role,
+            "instance_types": pool.instance_types,
+            "capacity_types": pool.capacity.capacity_types(),
+            "max_gpus": pool.max_gpus,
+            "ami_alias": pool.ami,
+            "root_volume_gib": pool.root_volume_gib,
+            "consolidation_policy": pool.consolidation_policy,
+            "consolidate_after": pool.consolidate_after,
+            "expire_after": pool.expire_after,
+            "budget_nodes": pool.disruption_budget,
+        },
+        "comfyui": {
+            "namespace": comfyui.namespace,
+            "name": "comfyui",
+            "service_account": "comfyui",
+            "image": comfyui.image,
+            "replicas": comfyui.replicas,
+            "gpus": comfyui.gpus,
+            "cpu": comfyui.cpu,
+            "memory": comfyui.memory,
+            "port": comfyui.port,
+            "run_as_user": comfyui.run_as_user,
+            "models_host_path": comfyui.models_path,
+            "models_mount": "/app/ComfyUI/models",
+            "health_path": comfyui.health_path,
+            // Each replica holds whole GPUs: a rolling update would need a spare GPU node.
+            "strategy": "Recreate",
+        },
+        "volumes": volumes,
+        "ingress": {
+            "name": "comfyui",
+            "scheme": comfyui.ingress.scheme,
+            "inbound_cidrs": comfyui.ingress.inbound_cidrs,
+            "health_check_path": comfyui.health_path,
+            "stickiness_seconds": comfyui.ingress.stickiness_seconds,
+            "idle_timeout_seconds": comfyui.ingress.idle_timeout_seconds,
+            "tags": tags,
+        },
+        "network_policy": comfyui.network_policy.as_ref().map(|cidrs| json!({"allow_from": cidrs})),
+    }))
+}
+
+/// The rendered Kubernetes objects as resources, with their dependencies.
+pub fn resources(
+    platform: &Platform,
+    environment: &Environment,
+    aws_addresses: &BTreeSet<Address>,
+) -> Result<Vec<Resource>, TemplateError> {
+    let Some(context) = context(platform, environment) else {
+        return Ok(Vec::new());
+    };
+    let rendered = templates::render(&context, platform.templates_dir.as_deref())?;
+    let mut resources = Vec::new();
+    for item in rendered {
+        let object = item.object;
+        let text = |path: &[&str]| {
+            let mut value = &object;
+            for key in path {
+                value = value.get(key).unwrap_or(&Value::Null);
+            }
+            value.as_str().unwrap_or_default().to_string()
+        };
+        let api_version = text(&["apiVersion"]);
+        let kind = text(&["kind"]);
+        let name = text(&["metadata", "name"]);
+        let Some((_, namespaced)) = kind_info(&api_version, &kind) else {
+            return Err(TemplateError {
+                template: item.template,
+                line: None,
+                message: format!(
+                    "comfyplat does not manage `{kind}` objects of `{api_version}`; it manages {}",
+                    KINDS
+                        .iter()
+                        .map(|(v, k, _, _)| format!("{k} ({v})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        };
+        let namespace = if namespaced {
+            let ns = text(&["metadata", "namespace"]);
+            if ns.is_empty() {
+                return Err(TemplateError {
+                    template: item.template,
+                    line: None,
+                    message: format!("{kind} `{name}` has no metadata.namespace"),
+                });
+            }
+            ns
+        } else {
+            String::new()
+        };
+        let labels_ok = object
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(PLATFORM_LABEL))
+            .and_then(Value::as_str)
+            == Some(platform.name.as_str());
+        if !labels_ok {
+            return Err(TemplateError {
+                template: item.template,
+                line: None,
+                message: format!(
+                    "{kind} `{name}` lacks the label `{PLATFORM_LABEL}: {}`; comfyplat finds its objects by it",
+                    platform.name
+                ),
+            });
+        }
+        resources.push(Resource {
+            address: object_address(&api_version, &kind, &namespace, &name),
+            identity: Identity::K8sObject {
+                api_version,
+                kind,
+                namespace,
+                name,
+            },
+            fields: object_fields(&object),
+            depends_on: Vec::new(),
+            parameters: Fields::from([(MANIFEST.to_string(), object)]),
+            yield_to_existing: false,
+        });
+    }
+    link(&mut resources, aws_addresses);
+    Ok(resources)
+}
+
+/// Dependencies: what must exist before each object, and so (reversed) what goes first on
+/// destroy: the Ingress (its ALB) before the workload, the workload before its volumes and
+/// the node pool, the node pool before its node class, all of it before the AWS side.
+fn link(resources: &mut [Resource], aws: &BTreeSet<Address>) {
+    // (address, kind, name) of every object.
+    let all: Vec<(Address, String, String)> = resources
+        .iter()
+        .filter_map(|r| match &r.identity {
+            Identity::K8sObject { kind, name, .. } => {
+                Some((r.address.clone(), kind.clone(), name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let of_kind = |kind: &str| -> Vec<Address> {
+        all.iter()
+            .filter(|(_, k, _)| k == kind)
+            .map(|(a, _, _)| a.clone())
+            .collect()
+    };
+    let known = |names: &[&str]| -> Vec<Address> {
+        names
+            .iter()
+            .map(|n| Address::new(*n))
+            .filter(|a| aws.contains(a))
+            .collect()
+    };
+    for resource in resources.iter_mut() {
+        let Identity::K8sObject {
+            kind, namespace, ..
+        } = &resource.identity
+        else {
+            continue;
+        };
+        let mut depends: Vec<Address> = Vec::new();
+        if !namespace.is_empty() {
+            depends.extend(
+                all.iter()
+                    .filter(|(_, k, name)| k == "Namespace" && name == namespace)
+                    .map(|(a, _, _)| a.clone()),
+            );
+        }
+        match kind.as_str() {
+            "EC2NodeClass" => depends.extend(known(&[NODE_ACCESS_ENTRY, NODE_POLICY])),
+            "NodePool" => depends.extend(of_kind("EC2NodeClass")),
+            "PersistentVolume" => {
+                depends.extend(known(&[&addon_address(S3_CSI_DRIVER).0, CSI_POLICY]));
+                depends.extend(
+                    aws.iter()
+                        .filter(|a| a.0.starts_with("s3.bucket."))
+                        .cloned(),
+                );
+            }
+            "PersistentVolumeClaim" => {
+                // Its own volume only, so that removing another one changes nothing here.
+                let volume = resource
+                    .parameters
+                    .get(MANIFEST)
+                    .and_then(|m| m.pointer("/spec/volumeName"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                depends.extend(
+                    all.iter()
+                        .filter(|(_, k, name)| k == "PersistentVolume" && *name == volume)
+                        .map(|(a, _, _)| a.clone()),
+                );
+            }
+            "Deployment" => {
+                depends.extend(of_kind("ServiceAccount"));
+                depends.extend(of_kind("PersistentVolumeClaim"));
+                depends.extend(of_kind("NodePool"));
+            }
+            "Ingress" => {
+                depends.extend(of_kind("Service"));
+                depends.extend(of_kind("Deployment"));
+            }
+            _ => {}
+        }
+        depends.retain(|d| d != &resource.address);
+        depends.sort();
+        depends.dedup();
+        resource.depends_on = depends;
+    }
+}
+
+/// The fields of an object: everything but its identity, flattened.
+pub fn object_fields(object: &Value) -> Fields {
+    let mut fields = Fields::new();
+    if let Value::Object(map) = object {
+        for (key, value) in map {
+            match key.as_str() {
+                "apiVersion" | "kind" | "status" => {}
+                "metadata" => {
+                    if let Value::Object(meta) = value {
+                        for key in ["labels", "annotations"] {
+                            if let Some(inner) = meta.get(key) {
+                                flatten(&mut fields, &format!("metadata.{key}"), inner);
+                            }
+                        }
+                    }
+                }
+                _ => flatten(&mut fields, key, value),
+            }
+        }
+    }
+    fields
+}
+
+fn flatten(fields: &mut Fields, prefix: &str, value: &Value) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, inner) in map {
+                flatten(fields, &format!("{prefix}.{key}"), inner);
+            }
+        }
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+            let names: Vec<Option<&str>> = items
+                .iter()
+                .map(|item| item.get("name").and_then(Value::as_str))
+                .collect();
+            let distinct: BTreeSet<&str> = names.iter().flatten().copied().collect();
+            let keyed = names.iter().all(Option::is_some) && distinct.len() == items.len();
+            for (index, item) in items.iter().enumerate() {
+                let key = match names[index] {
+                    Some(name) if keyed => name.to_string(),
+                    _ => index.to_string(),
+                };
+                flatten(fields, &format!("{prefix}[{key}]"), item);
+            }
+        }
+        Value::Null => {}
+        other => {
+            fields.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+/// The live fields worth comparing: those comfyplat renders now or rendered last time.
+/// Everything else on a live object belongs to the API server or to someone else.
+pub fn comparable(live: &Fields, desired: &Fields, last_applied: Option<&Fields>) -> Fields {
+    live.iter()
+        .filter(|(path, _)| {
+            desired.contains_key(*path) || last_applied.is_some_and(|f| f.contains_key(*path))
+        })
+        .map(|(path, value)| (path.clone(), value.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_with_names_are_keyed_by_name_and_others_by_position() {
+        let object = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "comfyui", "namespace": "comfyui", "labels": {"a": "b"}, "uid": "x"},
+            "spec": {
+                "replicas": 1,
+                "template": {"spec": {
+                    "containers": [{"name": "comfyui", "image": "i:1", "args": ["--listen"]}],
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+                }},
+            },
+            "status": {"availableReplicas": 1},
+        });
+        let fields = object_fields(&object);
+        let paths: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "metadata.labels.a",
+                "spec.replicas",
+                "spec.template.spec.containers[comfyui].args",
+                "spec.template.spec.containers[comfyui].image",
+                "spec.template.spec.containers[comfyui].name",
+                "spec.template.spec.tolerations[0].key",
+                "spec.template.spec.tolerations[0].operator",
+            ]
+        );
+    }
+
+    #[test]
+    fn server_defaults_are_not_compared() {
+        let desired = Fields::from([("spec.replicas".to_string(), json!(1))]);
+        let live = Fields::from([
+            ("spec.replicas".to_string(), json!(3)),
+            ("spec.progressDeadlineSeconds".to_string(), json!(600)),
+            ("spec.paused".to_string(), json!(false)),
+        ]);
+        let last = Fields::from([("spec.paused".to_string(), json!(false))]);
+        let compared = comparable(&live, &desired, Some(&last));
+        assert_eq!(compared.len(), 2);
+        assert_eq!(compared.get("spec.replicas"), Some(&json!(3)));
+        assert!(!compared.contains_key("spec.progressDeadlineSeconds"));
+    }
+}
