@@ -74,6 +74,17 @@ Pod Identity associations
     or deleted directly: InvalidRequestException. roleArn/targetRoleArn: syntax-checked IAM
     role ARNs (existence not checked); targetRoleArn gets an externalId; `policy` requires
     disableSessionTags=true.
+The cluster's Kubernetes API (attach_kubernetes(); eks_kube.py attaches the seeded cluster)
+  * DescribeCluster of an attached cluster returns `endpoint` = the https URL of the
+    Kubernetes API server running in the emulator process and `certificateAuthority.data` = its
+    CA (base64 PEM). Other clusters keep moto's fake endpoint and CA (nothing listens there).
+  * Add-ons of an attached cluster put their Kubernetes objects into that server (server-side
+    apply, field manager "eks") at the poll that ends a create or update with any outcome but
+    CREATE_FAILED (ACTIVE, DEGRADED, UPDATE_FAILED), and delete them at the poll that ends a
+    deletion (the one answering ResourceNotFoundException), unless DeleteAddon had
+    preserve=true (EKS then leaves them on the cluster). Only aws-mountpoint-s3-csi-driver has
+    objects: the CSIDriver s3.csi.aws.com (eks_kube.ADDON_OBJECTS). ListAddons, and the
+    transitional polls, touch nothing.
 Also: TagResource/UntagResource/ListTagsForResource work on add-on, access-entry and
 pod-identity-association ARNs; clientRequestToken makes Create*/UpdateAddon/
 UpdateClusterConfig retries idempotent; ResourceNotFoundException "No cluster found for name:
@@ -633,7 +644,11 @@ class ClusterExt:
         addon.pending = None
         if p.kind == "delete":
             self.addons.pop(addon.name, None)
+            if not addon.preserve:  # preserve=true leaves the add-on's objects on the cluster
+                self.kube_hook("addon_removed", addon)
             return False
+        if p.final_status != "CREATE_FAILED":
+            self.kube_hook("addon_installed", addon)
         addon.status = p.final_status
         addon.issues = _issues(addon, p.final_status)
         addon.modified_at = _utcnow()
@@ -647,6 +662,19 @@ class ClusterExt:
             else:
                 p.update.status = "Successful"
         return True
+
+    def kube_hook(self, method: str, addon: Addon) -> None:
+        """Tell the cluster's Kubernetes API (attach_kubernetes) that an add-on's objects were
+        installed or removed. A failure there never fails the EKS call."""
+        hook = self.cluster.__dict__.get("_comfyplat_kube")
+        if hook is None:
+            return
+        try:
+            getattr(hook, method)(addon.name, addon.version)
+        except Exception as e:  # pragma: no cover - a bug in the hook
+            import sys
+
+            sys.stderr.write(f"eks_extension: {method} {addon.name} on {self.name}: {e!r}\n")
 
     def remove_owned_associations(self, addon: Addon) -> None:
         for i in addon.association_ids:
@@ -1885,6 +1913,29 @@ def _wrap_list_tags(original: Callable) -> Callable:
         return original(self, resource_arn)
 
     return list_tags_for_resource
+
+
+# ---------------------------------------------------------------------------
+# the cluster's Kubernetes API (eks_kube.py)
+# ---------------------------------------------------------------------------
+
+
+def attach_kubernetes(account_id: str, region: str, cluster_name: str, endpoint: str, ca_data: str,
+                      hook: Any) -> None:
+    """Give an existing moto cluster a real Kubernetes API: DescribeCluster then returns
+    `endpoint` and `certificateAuthority.data` = ca_data, and add-ons that finish creating or
+    updating (any outcome but CREATE_FAILED) call hook.addon_installed(name, version), add-ons
+    whose deletion finishes without preserve call hook.addon_removed(name, version). Kept on
+    the moto Cluster object: a deleted or reset cluster takes it with it."""
+    from moto.eks.models import eks_backends
+
+    with LOCK:
+        cluster = eks_backends[account_id][region].clusters.get(cluster_name)
+        if cluster is None:
+            raise KeyError(f"no EKS cluster {cluster_name} in {account_id}/{region}")
+        cluster.endpoint = endpoint
+        cluster.certificate_authority = {"data": ca_data}
+        cluster.__dict__["_comfyplat_kube"] = hook
 
 
 # ---------------------------------------------------------------------------

@@ -14,6 +14,14 @@ temp dir (removed on exit), and the ready file gets "endpoint": "https://127.0.0
 kubectl never sends bearer tokens over plain http (kubernetes/kubectl#744), so kubectl needs
 --tls; other clients may use either.
 
+As a library (aws_emulator.py serves the seeded EKS cluster's API this way, see eks_kube.py):
+    server, info = kube_server.start(region, tls=True, port=0, store=Store(region, cloud, on_reset))
+    ...  # info = {"port", "endpoint", "ca_file", "ca_data"}
+    server.stop()  # also removes the TLS temp dir
+Standalone (`python kube_server.py`) the Store has no `cloud`: the controller stand-ins then
+act on nothing outside the store (fake ALB hostnames, node classes always Ready). Inside
+aws_emulator.py `cloud` is moto (eks_kube.MotoCloud): see Controllers.
+
 Implemented
 -----------
 Auth
@@ -34,7 +42,7 @@ Discovery (plain JSON; aggregated-discovery Accept headers are ignored, clients 
     fieldValidation=Strict, which is ignored).
 Kinds
   * v1 Namespace, ServiceAccount, Service, ConfigMap, Secret, PersistentVolume (cluster),
-    PersistentVolumeClaim; apps/v1 Deployment (+scale, +status); networking.k8s.io/v1
+    PersistentVolumeClaim; apps/v1 Deployment (+scale, +status), DaemonSet (+status); networking.k8s.io/v1
     Ingress, IngressClass (cluster), NetworkPolicy; storage.k8s.io/v1 CSIDriver (cluster);
     apiextensions.k8s.io/v1 CustomResourceDefinition (cluster).
   * CRDs: creating one serves every `served` version of its group/plural (scope from
@@ -66,10 +74,14 @@ CRUD
     when something changed: no-op writes return the object unchanged), generation (bumped
     when anything outside metadata/status changes, or on deletion). Main-resource writes of
     kinds with a status subresource ignore `status`; /status writes change only status.
-  * Defaults: ports[].protocol TCP, Deployment spec.replicas 1, Service type ClusterIP +
+  * Defaults: ports[].protocol TCP, Deployment spec.replicas 1, DaemonSet spec.updateStrategy
+    {type: RollingUpdate, rollingUpdate {maxUnavailable: 1, maxSurge: 0}} and
+    revisionHistoryLimit 10, CSIDriver spec attachRequired true, podInfoOnMount false,
+    storageCapacity false, fsGroupPolicy ReadWriteOnceWithFSType, volumeLifecycleModes
+    [Persistent], requiresRepublish false, seLinuxMount false, Service type ClusterIP +
     clusterIP(s), Namespace spec.finalizers/status.phase, Secret stringData -> data.
   * Validation (422 Invalid): metadata.name required and DNS-1123 (label for namespaces),
-    Deployment spec.selector present and matching the template labels, CRD name ==
+    Deployment/DaemonSet spec.selector present and matching the template labels, CRD name ==
     <plural>.<group>, scope Namespaced|Cluster, at least one version. 400 BadRequest for
     bad JSON, kind/apiVersion or name/namespace not matching the URL, bad selectors.
   * Errors are v1 Status objects: NotFound 404, AlreadyExists 409, Conflict 409, Invalid
@@ -101,24 +113,67 @@ PATCH
     `fieldManager` (default: User-Agent up to the first "/", else "unknown") with operation
     Update and take them from other managers. A write that changes metadata.managedFields
     itself (kubectl's client-side-apply -> SSA migration) is honoured as given.
-Controllers (synchronous on write, or on reads)
-  * Deployment: status {observedGeneration, replicas, readyReplicas, availableReplicas,
-    updatedReplicas = spec.replicas, conditions Available=True MinimumReplicasAvailable,
-    Progressing=True NewReplicaSetAvailable} on every write.
-  * Ingress with spec.ingressClassName alb (or annotation kubernetes.io/ingress.class: alb):
-    finalizer ingress.k8s.aws/resources on create (owned by manager
-    aws-load-balancer-controller); the first read (GET, list item, watch poll) after
-    creation answers without status and then sets status.loadBalancer.ingress[0].hostname =
-    k8s-<ns>-<name>-<10 hex>.<region>.elb.amazonaws.com; the first read after deletion still
-    returns the object (deletionTimestamp set), then the finalizer is removed and the
-    object is gone.
-  * EC2NodeClass (karpenter.k8s.aws) and NodePool (karpenter.sh) objects, once their CRDs
-    exist: status.conditions [{type: Ready, status: "True", ...}] on every write.
+Controllers (synchronous on write, or on reads: a "read" is a GET, a list item or a 0.1 s watch
+poll of the object; the object returned by that read is the one from before the controller ran)
+  * Deployment: on every write, status {observedGeneration, replicas, readyReplicas,
+    availableReplicas, updatedReplicas = spec.replicas, conditions Available=True
+    MinimumReplicasAvailable, Progressing=True NewReplicaSetAvailable}. Test hook: when a
+    container or init container image ends with `:never-ready` (and replicas > 0) the pods never
+    become available: status {observedGeneration, replicas, updatedReplicas,
+    unavailableReplicas = spec.replicas} (readyReplicas/availableReplicas omitted, i.e. 0, as the
+    apiserver omits zeros), Available=False MinimumReplicasUnavailable "Deployment does not have
+    minimum availability.", Progressing=True ReplicaSetUpdated; `kubectl rollout status` then
+    times out. Any other image makes it available again on the next write.
+  * DaemonSet: the cluster has no nodes: status {currentNumberScheduled 0, numberMisscheduled 0,
+    desiredNumberScheduled 0, numberReady 0, observedGeneration} on every write.
+  * Ingress with spec.ingressClassName alb (or annotation kubernetes.io/ingress.class: alb), as
+    the AWS Load Balancer Controller: finalizer ingress.k8s.aws/resources on create (owned by
+    manager aws-load-balancer-controller); the first read after creation answers without status
+    and then sets status.loadBalancer.ingress[0].hostname. Standalone the hostname is
+    k8s-<ns>-<name>-<10 hex>.<region>.elb.amazonaws.com and nothing else exists. With a cloud
+    (inside aws_emulator.py) the read creates, in moto, what the controller creates: an
+    application load balancer k8s-<ns 8>-<name 8>-<10 hex> (alnum only, <= 32 chars; scheme
+    from alb.ingress.kubernetes.io/scheme, default internal; subnets from
+    alb.ingress.kubernetes.io/subnets, else those of the cluster's VPC tagged
+    kubernetes.io/role/internal-elb resp. kubernetes.io/role/elb, one per AZ, else the cluster's
+    subnets; security groups from alb.ingress.kubernetes.io/security-groups, else a managed SG of
+    the same name allowing TCP 80 from 0.0.0.0/0), one target group per backend service:port
+    (HTTP, port = the service port number, target type from
+    alb.ingress.kubernetes.io/target-type, default instance), an HTTP:80 listener (default
+    action: forward to spec.defaultBackend, else fixed 404) with one rule per path (host-header
+    + path-pattern: Prefix / -> /*, Prefix /p -> /p and /p/*, Exact -> the path). Every one is
+    tagged elbv2.k8s.aws/cluster=<cluster>, ingress.k8s.aws/stack=<ns>/<name>,
+    ingress.k8s.aws/resource= LoadBalancer | <ns>/<name>-<svc>:<port> (TGs) |
+    ManagedLBSecurityGroup | 80 (listener) | 80:<priority> (rules), plus the k=v pairs of
+    alb.ingress.kubernetes.io/tags. The hostname is the load balancer's DNSName. A change of the
+    Ingress's spec or alb.ingress.kubernetes.io/* annotations is reconciled on the next read
+    (tags replaced, target groups added/removed, rules rewritten, a new scheme = a new load
+    balancer); a failure is logged to stderr and retried when the Ingress changes.
+    The first read after deletion still returns the object (deletionTimestamp set); then (with a
+    cloud: after deleting the listener, load balancer, target groups and managed SG) the
+    finalizer is removed and the object is gone. A read of a terminating namespace counts as a
+    read of the terminating Ingresses in it (so waiting for the namespace to go ends).
+  * NodePool (karpenter.sh, once its CRD exists): status.conditions [Ready=True] on every
+    write; finalizer karpenter.sh/termination on create (owned by manager karpenter); the first
+    read after deletion still returns the object (deletionTimestamp set), then the finalizer is
+    removed and the object is gone.
+  * EC2NodeClass (karpenter.k8s.aws): status.conditions as Karpenter v1 writes them, sorted by
+    type: AMIsReady, InstanceProfileReady, Ready, SecurityGroupsReady, SubnetsReady,
+    ValidationSucceeded, each {status, reason (= the type when True), message,
+    observedGeneration, lastTransitionTime (kept while the status stays)}. Standalone: all
+    True. With a cloud: spec.role must name an IAM role in moto (else InstanceProfileReady=False
+    reason RoleNotFound, message 'role "X" not found: NoSuchEntity: The role with name X cannot
+    be found.'), spec.instanceProfile an instance profile (else ValidationSucceeded=False
+    InstanceProfileNotFound 'Instance profile "X" not found'); then Ready=False reason
+    UnhealthyDependents message "<type>=False". Evaluated on every write and, with a cloud,
+    again on every read (Karpenter requeues: a role created later makes the class Ready).
   * PersistentVolume status.phase Available/Bound (claimRef), PVC Bound when spec.volumeName
     names an existing PV, else Pending.
 Test control (no auth)
   * POST /__control/reset: drops all objects, CRD registrations, watch history and the
-    request log; recreates namespaces default, kube-system, kube-public, kube-node-lease.
+    request log; recreates namespaces default, kube-system, kube-public, kube-node-lease, then
+    calls the Store's on_reset (inside aws_emulator.py: the seeded objects come back; objects of
+    EKS add-ons do not).
   * GET /__control/requests: [{method, path, query (dict, last value wins), write (method is
     POST/PUT/PATCH/DELETE), dryRun (query dryRun=All)}] of every API request since
     start/reset, in order, including rejected (401) ones; /__control calls are not logged.
@@ -136,8 +191,14 @@ propagationPolicy semantics; pagination (limit/continue); resourceVersion/
 resourceVersionMatch on GET/list (always the latest); set-type lists (`v:` keys, e.g.
 finalizers are one atomic field) and `i:` keys; conflicts between two entries of the same
 manager name (an Apply never conflicts with its own manager's Update entry); ownership of
-the fields controllers write (status, except the ALB finalizer); maintenance of the
-kubectl.kubernetes.io/last-applied-configuration annotation on server-side apply.
+the fields controllers write (status, except the ALB and NodePool finalizers); maintenance of
+the kubectl.kubernetes.io/last-applied-configuration annotation on server-side apply.
+Controller stand-ins, not done: nodes, pods and NodeClaims (Karpenter never launches
+anything); EC2NodeClass finalizer karpenter.k8s.aws/termination, status.instanceProfile/amis/
+subnets/securityGroups and the instance profile Karpenter would create in IAM; NodePool Ready
+depending on its node class; the ALB controller's HTTPS/listen-ports/certificate-arn,
+IngressGroups (group.name), the shared backend security group, target registration, events,
+and subnet discovery failures (it falls back to the cluster's subnets); DaemonSet rollout.
 Field sets are schema-less: a map gets its own "." entry only for list items, empty objects
 and fields named labels/annotations/data/stringData/binaryData/nodeSelector/matchLabels/
 limits/requests/capacity/volumeAttributes/selector/tags/parameters/hard/allocatable (other
@@ -167,6 +228,13 @@ from ready_file import write_json_atomic
 HOST = "127.0.0.1"
 ALB_FINALIZER = "ingress.k8s.aws/resources"
 ALB_MANAGER = "aws-load-balancer-controller"
+KARPENTER_FINALIZER = "karpenter.sh/termination"
+KARPENTER_MANAGER = "karpenter"
+# (group, plural) -> (finalizer, manager) a controller adds on create and removes, after a
+# deletion request, on the next read
+CONTROLLER_FINALIZERS = {("networking.k8s.io", "ingresses"): (ALB_FINALIZER, ALB_MANAGER),
+                         ("karpenter.sh", "nodepools"): (KARPENTER_FINALIZER, KARPENTER_MANAGER)}
+NEVER_READY_SUFFIX = ":never-ready"
 MISSING = object()
 
 
@@ -314,6 +382,7 @@ BUILTINS = [
     Res("", "v1", "persistentvolumes", "PersistentVolume", False, ["pv"], status_sub=True),
     Res("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ["pvc"], status_sub=True),
     Res("apps", "v1", "deployments", "Deployment", True, ["deploy"], ["all"], status_sub=True, scale_sub=True),
+    Res("apps", "v1", "daemonsets", "DaemonSet", True, ["ds"], ["all"], status_sub=True),
     Res("networking.k8s.io", "v1", "ingresses", "Ingress", True, ["ing"], status_sub=True),
     Res("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
     Res("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ["netpol"]),
@@ -761,8 +830,20 @@ def is_node_member(path, pathset):
 
 
 class Store:
-    def __init__(self, region: str):
+    """All state of one API server. Callers hold `lock` around every method call.
+
+    `cloud` (None when standalone) connects the controller stand-ins to an AWS emulator in the
+    same process; it must provide
+        ensure_alb(ingress) -> hostname   create/update the Ingress's ALB, return its DNS name
+        delete_alb(ingress) -> None       delete the Ingress's ALB, listeners, TGs, managed SG
+        nodeclass_problem(spec) -> None | (conditionType, reason, message)
+    and may raise (the controller then leaves the object as it is, as a failing controller
+    does). `on_reset` (optional) is called, with the lock held, after every reset."""
+
+    def __init__(self, region: str, cloud=None, on_reset=None):
         self.region = region
+        self.cloud = cloud
+        self.on_reset = None
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.rv = 0
@@ -771,7 +852,13 @@ class Store:
         self.events: list = []       # (rv, type, group, plural, ns, name, obj)
         self.event_base = 0
         self.requests: list = []
+        self.alb_seen: dict = {}     # ingress key -> ((uid, fingerprint), ok) last reconciled with the cloud
+        self.logged: dict = {}       # object key -> last controller error logged
         self.reset()
+        self.on_reset = on_reset
+        if on_reset is not None:
+            with self.lock:
+                on_reset(self)
 
     # ---- registry ----------------------------------------------------
     def reset(self):
@@ -779,11 +866,14 @@ class Store:
             self.objects.clear()
             self.events.clear()
             self.requests.clear()
+            self.alb_seen.clear()
             self.event_base = self.rv
             self.resources = {(r.group, r.version, r.plural): r for r in BUILTINS}
             for ns in DEFAULT_NAMESPACES:
                 self._create_raw(self.resources[("", "v1", "namespaces")],
                                  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            if self.on_reset is not None:
+                self.on_reset(self)
             self.cond.notify_all()
 
     def _create_raw(self, res, obj):
@@ -886,26 +976,90 @@ class Store:
 
     # ---- read hooks (lazy controllers) ---------------------------------
     def _on_read(self, key):
+        """What the controllers do between two reads of an object (GET, list item, watch poll)."""
         obj = self.objects.get(key)
-        if obj is None or key[:2] != ("networking.k8s.io", "ingresses") or not is_alb(obj):
+        if obj is None:
             return
+        gp = key[:2]
         md = obj["metadata"]
-        if md.get("deletionTimestamp"):
-            if ALB_FINALIZER in (md.get("finalizers") or []):
-                new = copy.deepcopy(obj)
-                new["metadata"]["finalizers"] = [f for f in md["finalizers"] if f != ALB_FINALIZER]
-                if not new["metadata"]["finalizers"]:
-                    del new["metadata"]["finalizers"]
-                self._put(self._res_for_key(key), new, "MODIFIED")
-                self._gc()
+        if gp == ("", "namespaces") and md.get("deletionTimestamp"):
+            # waiting for a namespace to go lets the controllers finish its objects' deletion
+            for k in [k for k in self.objects if k[2] == key[3] and k[:2] in CONTROLLER_FINALIZERS]:
+                self._on_read(k)
+            self._gc()
             return
-        lb = (obj.get("status") or {}).get("loadBalancer") or {}
-        if not lb.get("ingress"):
+        if gp in CONTROLLER_FINALIZERS and md.get("deletionTimestamp"):
+            fin = CONTROLLER_FINALIZERS[gp][0]
+            if fin not in (md.get("finalizers") or []):
+                return
+            if gp == ("networking.k8s.io", "ingresses") and self.cloud is not None:
+                try:
+                    self.cloud.delete_alb(obj)
+                except Exception as e:  # the finalizer stays until the cleanup works (retried on reads)
+                    self._log_once(key, f"ALB controller: deleting the load balancer of {key[2]}/{key[3]} "
+                                        f"failed: {e!r}")
+                    return
+                self.alb_seen.pop(key, None)
             new = copy.deepcopy(obj)
+            new["metadata"]["finalizers"] = [f for f in md["finalizers"] if f != fin]
+            if not new["metadata"]["finalizers"]:
+                del new["metadata"]["finalizers"]
+            self._put(self._res_for_key(key), new, "MODIFIED")
+            self._gc()
+            return
+        if md.get("deletionTimestamp"):
+            return
+        if gp == ("networking.k8s.io", "ingresses") and is_alb(obj):
+            self._reconcile_alb(key, obj)
+        elif gp == ("karpenter.k8s.aws", "ec2nodeclasses") and self.cloud is not None:
+            # Karpenter requeues node classes: an IAM role created later makes them Ready
+            st = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+            conds = nodeclass_conditions(obj, st.get("conditions"), self._nodeclass_problem(obj))
+            if [(c["type"], c["status"], c["reason"]) for c in conds] != \
+                    [(c.get("type"), c.get("status"), c.get("reason")) for c in st.get("conditions") or []]:
+                new = copy.deepcopy(obj)
+                new["status"] = {**st, "conditions": conds}
+                self._put(self._res_for_key(key), new, "MODIFIED")
+
+    def _reconcile_alb(self, key, obj):
+        md = obj["metadata"]
+        host = ((((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}])[0]).get("hostname")
+        if self.cloud is None:
+            if host:
+                return
             h = hashlib.sha1(md["uid"].encode()).hexdigest()[:10]
             host = f"k8s-{key[2]}-{key[3]}-{h}.{self.region}.elb.amazonaws.com"
-            new["status"] = {"loadBalancer": {"ingress": [{"hostname": host}]}}
-            self._put(self._res_for_key(key), new, "MODIFIED")
+        else:
+            ann = {k: v for k, v in (md.get("annotations") or {}).items() if k.startswith("alb.ingress.kubernetes.io/")}
+            seen = (md["uid"], json.dumps({"spec": obj.get("spec"), "annotations": ann}, sort_keys=True))
+            last = self.alb_seen.get(key)
+            if last == (seen, True) and host or last == (seen, False):
+                return  # reconciled already; a failure is retried when the Ingress changes
+            try:
+                host = self.cloud.ensure_alb(obj)
+            except Exception as e:
+                self.alb_seen[key] = (seen, False)
+                log(f"ALB controller: reconciling {key[2]}/{key[3]} failed: {e!r}")
+                return
+            self.alb_seen[key] = (seen, True)
+            if host == ((((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}])[0]).get("hostname"):
+                return
+        new = copy.deepcopy(obj)
+        new["status"] = {"loadBalancer": {"ingress": [{"hostname": host}]}}
+        self._put(self._res_for_key(key), new, "MODIFIED")
+
+    def _log_once(self, key, msg):
+        if self.logged.get(key) != msg:
+            self.logged[key] = msg
+            log(msg)
+
+    def _nodeclass_problem(self, obj):
+        if self.cloud is None:
+            return None
+        try:
+            return self.cloud.nodeclass_problem(obj.get("spec") if isinstance(obj.get("spec"), dict) else {})
+        except Exception as e:
+            return ("InstanceProfileReady", "InstanceProfileReconcileFailed", f"checking the node role: {e!r}")
 
     # ---- controllers on write ------------------------------------------
     def _controllers(self, res, obj, old):
@@ -919,40 +1073,73 @@ class Store:
             t = now()
             prev = {c.get("type"): c for c in ((old or {}).get("status") or {}).get("conditions") or []}
 
-            def cond(ctype, reason, msg):
+            def cond(ctype, status, reason, msg):
                 p = prev.get(ctype) or {}
-                ok = p.get("status") == "True" and p.get("reason") == reason
-                return {"type": ctype, "status": "True", "lastUpdateTime": p.get("lastUpdateTime", t) if ok else t,
-                        "lastTransitionTime": p.get("lastTransitionTime", t) if ok else t,
+                same = p.get("status") == status
+                return {"type": ctype, "status": status,
+                        "lastUpdateTime": p.get("lastUpdateTime", t) if same and p.get("reason") == reason else t,
+                        "lastTransitionTime": p.get("lastTransitionTime", t) if same else t,
                         "reason": reason, "message": msg}
 
-            obj["status"] = {"observedGeneration": md.get("generation", 1), "replicas": n, "updatedReplicas": n,
-                             "readyReplicas": n, "availableReplicas": n,
-                             "conditions": [cond("Available", "MinimumReplicasAvailable",
-                                                 "Deployment has minimum availability."),
-                                            cond("Progressing", "NewReplicaSetAvailable",
-                                                 f'ReplicaSet "{md["name"]}-{md["uid"][:10]}" has successfully '
-                                                 "progressed.")]}
-            if n == 0:
-                for k in ("readyReplicas", "availableReplicas"):
-                    obj["status"].pop(k)
-        elif gk == ("networking.k8s.io", "Ingress"):
-            if old is None and is_alb(obj) and not md.get("deletionTimestamp"):
+            rs = f'ReplicaSet "{md["name"]}-{md["uid"][:10]}"'
+            pod = (spec.get("template") or {}).get("spec") or {}
+            never = n and any(isinstance(c, dict) and str(c.get("image") or "").endswith(NEVER_READY_SUFFIX)
+                              for c in (pod.get("containers") or []) + (pod.get("initContainers") or []))
+            if never:
+                # the pods never become ready: zero counts are omitted, as the apiserver does
+                obj["status"] = {"observedGeneration": md.get("generation", 1), "replicas": n, "updatedReplicas": n,
+                                 "unavailableReplicas": n,
+                                 "conditions": [cond("Available", "False", "MinimumReplicasUnavailable",
+                                                     "Deployment does not have minimum availability."),
+                                                cond("Progressing", "True", "ReplicaSetUpdated",
+                                                     f"{rs} is progressing.")]}
+            else:
+                obj["status"] = {"observedGeneration": md.get("generation", 1), "replicas": n, "updatedReplicas": n,
+                                 "readyReplicas": n, "availableReplicas": n,
+                                 "conditions": [cond("Available", "True", "MinimumReplicasAvailable",
+                                                     "Deployment has minimum availability."),
+                                                cond("Progressing", "True", "NewReplicaSetAvailable",
+                                                     f"{rs} has successfully progressed.")]}
+                if n == 0:
+                    for k in ("readyReplicas", "availableReplicas"):
+                        obj["status"].pop(k)
+        elif gk == ("apps", "DaemonSet"):
+            spec = obj.setdefault("spec", {})
+            us = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+            if isinstance(us, dict) and us.get("type", "RollingUpdate") == "RollingUpdate":
+                us.setdefault("type", "RollingUpdate")
+                us.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
+            spec.setdefault("revisionHistoryLimit", 10)
+            # the cluster has no nodes: nothing to schedule
+            obj["status"] = {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                             "numberReady": 0, "observedGeneration": md.get("generation", 1)}
+        elif gk == ("storage.k8s.io", "CSIDriver") and spec is not None:
+            for k, v in (("attachRequired", True), ("podInfoOnMount", False), ("storageCapacity", False),
+                         ("fsGroupPolicy", "ReadWriteOnceWithFSType"), ("volumeLifecycleModes", ["Persistent"]),
+                         ("requiresRepublish", False), ("seLinuxMount", False)):
+                spec.setdefault(k, copy.deepcopy(v))
+        elif gk in (("networking.k8s.io", "Ingress"), ("karpenter.sh", "NodePool")):
+            fin, manager = CONTROLLER_FINALIZERS[(res.group, res.plural)]
+            if gk == ("karpenter.sh", "NodePool"):
+                st = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+                prev = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
+                obj["status"] = {**st, "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                     "observedGeneration": md.get("generation", 1),
+                     "lastTransitionTime": prev.get("lastTransitionTime") or now()}]}
+            if old is None and (gk != ("networking.k8s.io", "Ingress") or is_alb(obj)) \
+                    and not md.get("deletionTimestamp"):
                 fins = md.setdefault("finalizers", [])
-                if ALB_FINALIZER not in fins:
-                    fins.append(ALB_FINALIZER)
+                if fin not in fins:
+                    fins.append(fin)
                     mf = md.setdefault("managedFields", [])
-                    mf.append({"manager": ALB_MANAGER, "operation": "Update", "apiVersion": res.gv, "time": now(),
+                    mf.append({"manager": manager, "operation": "Update", "apiVersion": res.gv, "time": now(),
                                "fieldsType": "FieldsV1",
                                "fieldsV1": {"f:metadata": {"f:finalizers": {}}}})
-        elif gk in (("karpenter.k8s.aws", "EC2NodeClass"), ("karpenter.sh", "NodePool")):
-            st = obj.setdefault("status", {}) if isinstance(obj.get("status"), dict) else obj.setdefault("status", {})
-            if not isinstance(st, dict):
-                st = obj["status"] = {}
-            prev = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
-            st["conditions"] = [{"type": "Ready", "status": "True", "reason": "Ready", "message": "",
-                                 "observedGeneration": md.get("generation", 1),
-                                 "lastTransitionTime": prev.get("lastTransitionTime") or now()}]
+        elif gk == ("karpenter.k8s.aws", "EC2NodeClass"):
+            st = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+            obj["status"] = {**st, "conditions": nodeclass_conditions(obj, st.get("conditions"),
+                                                                      self._nodeclass_problem(obj))}
         elif gk == ("", "Namespace"):
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj["status"] = {"phase": "Terminating" if md.get("deletionTimestamp") else "Active"}
@@ -1011,7 +1198,7 @@ class Store:
             causes.append({"field": "metadata.name",
                            "message": f'Invalid value: "{name}": a lowercase RFC 1123 name must consist of lower '
                                       "case alphanumeric characters, '-' or '.'"})
-        if res.kind == "Deployment" and res.group == "apps":
+        if res.kind in ("Deployment", "DaemonSet") and res.group == "apps":
             spec = obj.get("spec") or {}
             sel = (spec.get("selector") or {}).get("matchLabels")
             labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
@@ -1446,6 +1633,42 @@ class Store:
         for key, _ in items:
             self._on_read(key)
         return out
+
+
+def log(msg):
+    sys.stderr.write(f"kube_server: {msg}\n")
+    sys.stderr.flush()
+
+
+NODECLASS_CONDITIONS = ("AMIsReady", "InstanceProfileReady", "SecurityGroupsReady", "SubnetsReady",
+                        "ValidationSucceeded")
+
+
+def nodeclass_conditions(obj, previous, problem):
+    """EC2NodeClass status.conditions as Karpenter v1 (operatorpkg) writes them, sorted by type:
+    every dependent condition True (reason = its type) and Ready True; or, for
+    problem = (type, reason, message), that condition False and Ready False with reason
+    UnhealthyDependents and message "<type>=False"."""
+    gen = obj["metadata"].get("generation", 1)
+    prev = {c.get("type"): c for c in previous or [] if isinstance(c, dict)}
+    t = now()
+
+    def cond(ctype, ok, reason, message):
+        status = "True" if ok else "False"
+        p = prev.get(ctype) or {}
+        return {"type": ctype, "status": status, "reason": reason, "message": message, "observedGeneration": gen,
+                "lastTransitionTime": p.get("lastTransitionTime") if p.get("status") == status
+                and p.get("lastTransitionTime") else t}
+
+    out = []
+    for ctype in NODECLASS_CONDITIONS:
+        if problem and problem[0] == ctype:
+            out.append(cond(ctype, False, problem[1], problem[2]))
+        else:
+            out.append(cond(ctype, True, ctype, ""))
+    out.append(cond("Ready", False, "UnhealthyDependents", f"{problem[0]}=False") if problem
+               else cond("Ready", True, "Ready", ""))
+    return sorted(out, key=lambda c: c["type"])
 
 
 def is_alb(obj):
@@ -1990,11 +2213,58 @@ def make_certs(directory: str) -> dict:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     verbose = False
+    store: Store = None
+    tmpdir = None
+    thread = None
 
     def handle_error(self, request, client_address):
         # TLS handshake failures, clients going away: one line at most
         if self.verbose:
             sys.stderr.write(f"kube_server: connection error from {client_address}: {sys.exc_info()[1]!r}\n")
+
+    def stop(self):
+        """Stop serving, close the socket, remove the TLS temp dir."""
+        if self.thread is not None:
+            self.shutdown()
+            self.thread = None
+        self.server_close()
+        if self.tmpdir:
+            import shutil
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+
+def start(region: str = "us-west-2", *, tls: bool = True, port: int = 0, verbose: bool = False,
+          store: Store | None = None) -> tuple[Server, dict]:
+    """Serve on 127.0.0.1:port (0 = a free port) on a daemon thread; returns (server, info).
+
+    info: {"port", "endpoint"} and, with tls, {"ca_file", "ca_data"} (the CA lives in a temp dir
+    that server.stop() removes). `store` defaults to a fresh Store(region)."""
+    store = store if store is not None else Store(region)
+    handler = type("BoundHandler", (Handler,), {"store": store, "verbose": verbose})
+    server = Server((HOST, port), handler)
+    server.verbose = verbose
+    server.store = store
+    port = server.server_address[1]
+    info = {"port": port, "endpoint": f"http://{HOST}:{port}"}
+    if tls:
+        import ssl
+        import tempfile
+        server.tmpdir = tempfile.mkdtemp(prefix="kube-server-tls-")
+        try:
+            certs = make_certs(server.tmpdir)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(certs["cert"], certs["key"])
+            ctx.set_alpn_protocols(["http/1.1"])
+            server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        except BaseException:
+            server.stop()
+            raise
+        info.update(endpoint=f"https://{HOST}:{port}", ca_file=certs["ca_file"], ca_data=certs["ca_data"])
+    server.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                                     name=f"kube-server-{port}")
+    server.thread.start()
+    return server, info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -2007,23 +2277,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="serve HTTPS with a fresh CA (kubectl sends tokens only over TLS)")
     args = parser.parse_args(argv)
 
-    handler = type("BoundHandler", (Handler,), {"store": Store(args.region), "verbose": args.verbose})
-    server = Server((HOST, args.port), handler)
-    server.verbose = args.verbose
-    port = server.server_address[1]
-    info = {"port": port, "pid": os.getpid(), "endpoint": f"http://{HOST}:{port}"}
-    tmpdir = None
-    if args.tls:
-        import shutil
-        import ssl
-        import tempfile
-        tmpdir = tempfile.mkdtemp(prefix="kube-server-tls-")
-        certs = make_certs(tmpdir)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(certs["cert"], certs["key"])
-        ctx.set_alpn_protocols(["http/1.1"])
-        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        info.update(endpoint=f"https://{HOST}:{port}", ca_file=certs["ca_file"], ca_data=certs["ca_data"])
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -2031,15 +2284,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.start()
-    write_json_atomic(args.ready_file, info)
+    server, info = start(args.region, tls=args.tls, port=args.port, verbose=args.verbose)
+    write_json_atomic(args.ready_file, {"port": info["port"], "pid": os.getpid(), **info})
     while not stop.wait(0.5):
         pass
-    server.shutdown()
-    server.server_close()
-    if tmpdir:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    server.stop()
     return 0
 
 

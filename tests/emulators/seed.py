@@ -8,6 +8,12 @@ Usage (as a library):
 Everything created here is *unowned* by comfyplat: the tests check that
 comfyplat reads some of it (cluster, node role, subnets) and never modifies
 the rest (the node role's inline policy, the platform-team bucket).
+
+seed_kubernetes(store) fills the seeded cluster's Kubernetes API (a kube_server.Store in
+aws_emulator's process, see eks_kube.py) with what the platform team installed: Karpenter's
+v1 CRDs (nodepools/nodeclaims.karpenter.sh, ec2nodeclasses.karpenter.k8s.aws, with the
+`default:`s of the real schemas), the AWS Load Balancer Controller's IngressClass `alb` and
+NVIDIA's device plugin DaemonSet kube-system/nvidia-device-plugin-daemonset.
 """
 
 from __future__ import annotations
@@ -211,4 +217,228 @@ def seed_sandbox(endpoint: str, region: str) -> dict:
         "people_roles": people,
         "unowned_bucket": UNOWNED_BUCKET,
         "unowned_object_key": UNOWNED_OBJECT_KEY,
+    }
+
+
+# ---------------------------------------------------------------------------
+# the Kubernetes side of the sandbox cluster
+# ---------------------------------------------------------------------------
+# What the cluster's API server holds before comfyplat runs, as a platform team that installed
+# Karpenter (its CRDs), the AWS Load Balancer Controller (its IngressClass) and NVIDIA's device
+# plugin (its DaemonSet) would have. The controllers themselves are played by kube_server.py.
+# The Mountpoint S3 CSI driver is NOT here: its CSIDriver appears when the EKS add-on is
+# installed (eks_kube.py).
+
+KARPENTER_CRD_GEN = "v0.17.1"  # controller-gen of the Karpenter v1.x CRDs
+NVIDIA_DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.1"
+ALB_CONTROLLER_CHART = "aws-load-balancer-controller-1.13.4"
+ALB_CONTROLLER_VERSION = "v2.13.4"
+
+_STR = {"type": "string"}
+_BOOL = {"type": "boolean"}
+_OBJ = {"type": "object"}
+_STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_DURATION = {"type": "string", "pattern": r"^(([0-9]+(s|m|h))+)|(Never)$"}
+_QUANTITY_MAP = {"type": "object", "additionalProperties": {
+    "anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}}
+_CONDITIONS = {"type": "array", "items": {"type": "object", "required": [
+    "lastTransitionTime", "message", "reason", "status", "type"], "properties": {
+    "lastTransitionTime": {"type": "string", "format": "date-time"}, "message": _STR,
+    "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0}, "reason": _STR,
+    "status": {"type": "string", "enum": ["True", "False", "Unknown"]}, "type": _STR}}}
+_REQUIREMENTS = {"type": "array", "maxItems": 100, "items": {"type": "object", "required": ["key", "operator"],
+                                                              "properties": {
+    "key": _STR, "minValues": {"type": "integer", "minimum": 1, "maximum": 50},
+    "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]},
+    "values": {"type": "array", "items": _STR, "x-kubernetes-list-type": "atomic"}}}}
+_TAINTS = {"type": "array", "items": {"type": "object", "required": ["effect", "key"], "properties": {
+    "effect": {"type": "string", "enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}, "key": _STR,
+    "timeAdded": {"type": "string", "format": "date-time"}, "value": _STR}}}
+_NODE_CLASS_REF = {"type": "object", "required": ["group", "kind", "name"],
+                   "properties": {"group": _STR, "kind": _STR, "name": _STR}}
+_SELECTOR_TERMS = {"type": "array", "maxItems": 30, "items": {"type": "object", "properties": {
+    "id": _STR, "name": _STR, "tags": _STR_MAP}}}
+
+
+def _root(spec: dict, status: dict) -> dict:
+    return {"type": "object", "properties": {"apiVersion": _STR, "kind": _STR, "metadata": _OBJ,
+                                             "spec": spec, "status": status}}
+
+
+# The parts of the Karpenter v1 schemas that matter here: every `default:` the real CRDs
+# declare (aws/karpenter-provider-aws pkg/apis/crds), with the properties leading to them.
+NODEPOOL_SCHEMA = _root(
+    {"type": "object", "required": ["template"], "properties": {
+        "disruption": {"type": "object", "default": {"consolidateAfter": "0s"}, "required": ["consolidateAfter"],
+                       "properties": {
+            "budgets": {"type": "array", "maxItems": 50, "default": [{"nodes": "10%"}], "items": {
+                "type": "object", "required": ["nodes"], "properties": {
+                    "duration": _STR, "nodes": {"type": "string", "default": "10%",
+                                                "pattern": r"^((100|[0-9]{1,2})%|[0-9]+)$"},
+                    "reasons": {"type": "array", "items": {"type": "string", "enum": [
+                        "Underutilized", "Empty", "Drifted"]}},
+                    "schedule": _STR}}},
+            "consolidateAfter": _DURATION,
+            "consolidationPolicy": {"type": "string", "default": "WhenEmptyOrUnderutilized",
+                                    "enum": ["WhenEmpty", "WhenEmptyOrUnderutilized"]}}},
+        "limits": _QUANTITY_MAP,
+        "template": {"type": "object", "required": ["spec"], "properties": {
+            "metadata": {"type": "object", "properties": {"annotations": _STR_MAP, "labels": _STR_MAP}},
+            "spec": {"type": "object", "required": ["nodeClassRef", "requirements"], "properties": {
+                "expireAfter": {**_DURATION, "default": "720h"},
+                "nodeClassRef": _NODE_CLASS_REF,
+                "requirements": _REQUIREMENTS,
+                "startupTaints": _TAINTS,
+                "taints": _TAINTS,
+                "terminationGracePeriod": {"type": "string", "pattern": r"^([0-9]+(s|m|h))+$"}}}}},
+        "weight": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 100}}},
+    {"type": "object", "properties": {"conditions": _CONDITIONS, "resources": _QUANTITY_MAP}})
+
+NODECLAIM_SCHEMA = _root(
+    {"type": "object", "required": ["nodeClassRef", "requirements"], "properties": {
+        "expireAfter": {**_DURATION, "default": "720h"},
+        "nodeClassRef": _NODE_CLASS_REF,
+        "requirements": _REQUIREMENTS,
+        "resources": {"type": "object", "properties": {"requests": _QUANTITY_MAP}},
+        "startupTaints": _TAINTS,
+        "taints": _TAINTS,
+        "terminationGracePeriod": {"type": "string", "pattern": r"^([0-9]+(s|m|h))+$"}}},
+    {"type": "object", "properties": {
+        "allocatable": _QUANTITY_MAP, "capacity": _QUANTITY_MAP, "conditions": _CONDITIONS, "imageID": _STR,
+        "lastPodEventTime": {"type": "string", "format": "date-time"}, "nodeName": _STR, "providerID": _STR}})
+
+EC2NODECLASS_SCHEMA = _root(
+    {"type": "object", "required": ["amiSelectorTerms", "securityGroupSelectorTerms", "subnetSelectorTerms"],
+     "properties": {
+        "amiFamily": {"type": "string", "enum": ["AL2", "AL2023", "Bottlerocket", "Custom", "Windows2019",
+                                                 "Windows2022"]},
+        "amiSelectorTerms": {"type": "array", "minItems": 1, "maxItems": 30, "items": {
+            "type": "object", "properties": {"alias": {"type": "string", "maxLength": 30}, "id": _STR,
+                                             "name": _STR, "owner": _STR, "ssmParameter": _STR,
+                                             "tags": _STR_MAP}}},
+        "associatePublicIPAddress": _BOOL,
+        "blockDeviceMappings": {"type": "array", "maxItems": 50, "items": {"type": "object", "properties": {
+            "deviceName": _STR, "rootVolume": _BOOL, "ebs": {"type": "object", "properties": {
+                "deleteOnTermination": _BOOL, "encrypted": _BOOL, "iops": {"type": "integer"},
+                "kmsKeyID": _STR, "snapshotID": _STR, "throughput": {"type": "integer"}, "volumeSize": _STR,
+                "volumeType": {"type": "string", "enum": ["standard", "io1", "io2", "gp2", "sc1", "st1",
+                                                          "gp3"]}}}}}},
+        "context": _STR,
+        "detailedMonitoring": _BOOL,
+        "instanceProfile": _STR,
+        "instanceStorePolicy": {"type": "string", "enum": ["RAID0"]},
+        "kubelet": {"type": "object", "properties": {
+            "clusterDNS": {"type": "array", "items": _STR}, "cpuCFSQuota": _BOOL, "evictionHard": _STR_MAP,
+            "evictionMaxPodGracePeriod": {"type": "integer"}, "evictionSoft": _STR_MAP,
+            "evictionSoftGracePeriod": _STR_MAP, "imageGCHighThresholdPercent": {"type": "integer"},
+            "imageGCLowThresholdPercent": {"type": "integer"}, "kubeReserved": _STR_MAP,
+            "maxPods": {"type": "integer"}, "podsPerCore": {"type": "integer"}, "systemReserved": _STR_MAP}},
+        "metadataOptions": {
+            "type": "object",
+            "default": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled", "httpPutResponseHopLimit": 1,
+                        "httpTokens": "required"},
+            "properties": {
+                "httpEndpoint": {"type": "string", "default": "enabled", "enum": ["enabled", "disabled"]},
+                "httpProtocolIPv6": {"type": "string", "default": "disabled", "enum": ["enabled", "disabled"]},
+                "httpPutResponseHopLimit": {"type": "integer", "format": "int64", "default": 1, "minimum": 1,
+                                            "maximum": 64},
+                "httpTokens": {"type": "string", "default": "required", "enum": ["required", "optional"]}}},
+        "role": _STR,
+        "securityGroupSelectorTerms": _SELECTOR_TERMS,
+        "subnetSelectorTerms": _SELECTOR_TERMS,
+        "tags": _STR_MAP,
+        "userData": _STR}},
+    {"type": "object", "properties": {
+        "amis": {"type": "array", "items": {"type": "object", "properties": {
+            "deprecated": _BOOL, "id": _STR, "name": _STR, "requirements": _REQUIREMENTS}}},
+        "conditions": _CONDITIONS, "instanceProfile": _STR,
+        "securityGroups": {"type": "array", "items": {"type": "object", "properties": {"id": _STR, "name": _STR}}},
+        "subnets": {"type": "array", "items": {"type": "object", "properties": {
+            "id": _STR, "zone": _STR, "zoneID": _STR}}}}})
+
+
+def _crd(group: str, plural: str, kind: str, schema: dict, columns: list, short=None) -> dict:
+    names = {"categories": ["karpenter"], "kind": kind, "listKind": kind + "List", "plural": plural,
+             "singular": kind.lower()}
+    if short:
+        names["shortNames"] = short
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}",
+                     "annotations": {"controller-gen.kubebuilder.io/version": KARPENTER_CRD_GEN}},
+        "spec": {"group": group, "names": names, "scope": "Cluster", "versions": [{
+            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+            "additionalPrinterColumns": columns, "schema": {"openAPIV3Schema": schema}}]}}
+
+
+_READY_COLUMN = {"jsonPath": '.status.conditions[?(@.type=="Ready")].status', "name": "Ready", "type": "string"}
+_AGE_COLUMN = {"jsonPath": ".metadata.creationTimestamp", "name": "Age", "type": "date"}
+
+KARPENTER_CRDS = [
+    _crd("karpenter.sh", "nodepools", "NodePool", NODEPOOL_SCHEMA, [
+        {"jsonPath": ".spec.template.spec.nodeClassRef.name", "name": "NodeClass", "type": "string"},
+        {"jsonPath": ".status.resources.nodes", "name": "Nodes", "type": "string"},
+        _READY_COLUMN, _AGE_COLUMN,
+        {"jsonPath": ".spec.weight", "name": "Weight", "priority": 1, "type": "integer"}]),
+    _crd("karpenter.sh", "nodeclaims", "NodeClaim", NODECLAIM_SCHEMA, [
+        {"jsonPath": ".metadata.labels.node\\.kubernetes\\.io/instance-type", "name": "Type", "type": "string"},
+        {"jsonPath": ".status.nodeName", "name": "Node", "type": "string"},
+        _READY_COLUMN, _AGE_COLUMN]),
+    _crd("karpenter.k8s.aws", "ec2nodeclasses", "EC2NodeClass", EC2NODECLASS_SCHEMA, [
+        _READY_COLUMN, _AGE_COLUMN,
+        {"jsonPath": ".spec.role", "name": "Role", "priority": 1, "type": "string"}], short=["ec2nc", "ec2ncs"]),
+]
+
+_ALB_LABELS = {"app.kubernetes.io/name": "aws-load-balancer-controller",
+               "app.kubernetes.io/instance": "aws-load-balancer-controller",
+               "app.kubernetes.io/version": ALB_CONTROLLER_VERSION,
+               "app.kubernetes.io/managed-by": "Helm",
+               "helm.sh/chart": ALB_CONTROLLER_CHART}
+ALB_INGRESS_CLASS = {
+    "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+    "metadata": {"name": "alb", "labels": _ALB_LABELS,
+                 "annotations": {"meta.helm.sh/release-name": "aws-load-balancer-controller",
+                                 "meta.helm.sh/release-namespace": "kube-system"}},
+    "spec": {"controller": "ingress.k8s.aws/alb"}}
+
+_DP_LABELS = {"app.kubernetes.io/name": "nvidia-device-plugin"}
+NVIDIA_DEVICE_PLUGIN = {
+    "apiVersion": "apps/v1", "kind": "DaemonSet",
+    "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": "kube-system", "labels": _DP_LABELS},
+    "spec": {
+        "selector": {"matchLabels": _DP_LABELS},
+        "updateStrategy": {"type": "RollingUpdate"},
+        "template": {
+            "metadata": {"labels": _DP_LABELS},
+            "spec": {
+                "priorityClassName": "system-node-critical",
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "containers": [{
+                    "name": "nvidia-device-plugin-ctr",
+                    "image": NVIDIA_DEVICE_PLUGIN_IMAGE,
+                    "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    "volumeMounts": [{"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"}]}],
+                "volumes": [{"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}]}}}}
+
+
+def seed_kubernetes(store) -> dict:
+    """Create the sandbox cluster's pre-installed objects in a kube_server.Store (in process).
+
+    Called with store.lock held (kube_server calls it again after a /__control/reset)."""
+    import copy
+
+    def create(group: str, version: str, plural: str, obj: dict, manager: str) -> None:
+        res = store.find_res(group, version, plural)
+        store.create(res, obj["metadata"].get("namespace"), copy.deepcopy(obj), manager, False)
+
+    with store.lock:
+        for crd in KARPENTER_CRDS:
+            create("apiextensions.k8s.io", "v1", "customresourcedefinitions", crd, "helm")
+        create("networking.k8s.io", "v1", "ingressclasses", ALB_INGRESS_CLASS, "helm")
+        create("apps", "v1", "daemonsets", NVIDIA_DEVICE_PLUGIN, "helm")
+    return {
+        "crds": [c["metadata"]["name"] for c in KARPENTER_CRDS],
+        "ingress_classes": [ALB_INGRESS_CLASS["metadata"]["name"]],
+        "daemonsets": [f'{NVIDIA_DEVICE_PLUGIN["metadata"]["namespace"]}/{NVIDIA_DEVICE_PLUGIN["metadata"]["name"]}'],
     }

@@ -83,7 +83,7 @@ class Proc:
         return self.popen.returncode
 
 
-def start_emulator(tmp_path, seed="sandbox") -> tuple[Proc, dict]:
+def start_emulator(tmp_path, seed="sandbox", extra=()) -> tuple[Proc, dict]:
     ready = str(tmp_path / "aws.json")
     proc = Proc(
         [
@@ -92,6 +92,7 @@ def start_emulator(tmp_path, seed="sandbox") -> tuple[Proc, dict]:
             "--ready-file", ready,
             "--seed", seed,
             "--region", REGION,
+            *extra,
         ],
         ready,
         str(tmp_path / "aws.log"),
@@ -177,6 +178,8 @@ def emulator(tmp_path_factory):
     yield info
     rc = proc.stop()
     assert rc == 0, f"emulator exited with {rc}"
+    for path in (info["kube"]["kubeconfig"], info["kube"]["ca_file"]):
+        assert not os.path.exists(os.path.dirname(path)), f"{path}: temp dir left behind"
 
 
 @pytest.fixture
@@ -211,6 +214,11 @@ def test_ready_file_shape(emulator):
     assert emulator["endpoint"] == f"http://127.0.0.1:{emulator['port']}"
     assert isinstance(emulator["pid"], int) and emulator["pid"] > 0
     assert emulator["port"] > 0
+    kube = emulator["kube"]
+    assert kube["endpoint"] == f"https://127.0.0.1:{kube['port']}"
+    # without --kubeconfig the kubeconfig goes to a temp dir (removed at exit: see the fixture)
+    assert os.path.isfile(kube["kubeconfig"]) and os.path.isfile(kube["ca_file"])
+    assert not kube["kubeconfig"].startswith(HERE)
 
 
 def test_seeded_cluster_active(emulator):
@@ -270,6 +278,7 @@ def test_emulator_without_seed_and_clean_exit(tmp_path):
     proc, info = start_emulator(tmp_path, seed="none")
     try:
         assert info["seed"] is None
+        assert info["kube"] is None  # no cluster, no Kubernetes API
         s3 = client("s3", info["endpoint"])
         assert s3.list_buckets()["Buckets"] == []
     finally:

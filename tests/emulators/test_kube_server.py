@@ -640,6 +640,61 @@ def test_scale_and_status_subresources_and_keyed_lists(kube):
     assert fields(d, "comfyplat")["f:spec"]["f:template"]["f:spec"]["f:tolerations"] == {}
 
 
+def test_never_ready_deployment_for_wait_timeouts(kube):
+    # an image tag ending in :never-ready makes the Deployment stand-in report the pods as never
+    # becoming available (the hook for comfyplat's wait timeouts)
+    d = ok(apply(kube, deployment(replicas=2, image="comfyui:never-ready")))
+    st = d["status"]
+    assert (st["replicas"], st["updatedReplicas"], st["unavailableReplicas"]) == (2, 2, 2)
+    assert "availableReplicas" not in st and "readyReplicas" not in st  # zero: omitted, as the apiserver does
+    avail = [c for c in st["conditions"] if c["type"] == "Available"][0]
+    assert (avail["status"], avail["reason"], avail["message"]) == (
+        "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+    prog = [c for c in st["conditions"] if c["type"] == "Progressing"][0]
+    assert (prog["status"], prog["reason"]) == ("True", "ReplicaSetUpdated")
+    p = kubectl(kube, "rollout", "status", "deployment/web", "--timeout=1s", ok=False)
+    assert p.returncode != 0 and "0 of 2 updated replicas are available" in p.stdout + p.stderr
+    # a good image: available on the write, and the Available condition transitions
+    d = ok(apply(kube, deployment(replicas=2, image="comfyui:1")))
+    avail = [c for c in d["status"]["conditions"] if c["type"] == "Available"][0]
+    assert (avail["status"], d["status"]["availableReplicas"]) == ("True", 2)
+    assert "successfully rolled out" in kubectl(kube, "rollout", "status", "deployment/web", "--timeout=5s").stdout
+
+
+def test_daemonset_crud(kube):
+    rows = {r.split()[0]: r.split() for r in kubectl(kube, "api-resources", "--api-group=apps", "--no-headers")
+            .stdout.splitlines()}
+    assert rows["daemonsets"][1:] == ["ds", "apps/v1", "true", "DaemonSet"]
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+          "metadata": {"name": "agent", "namespace": "kube-system", "labels": {"app": "agent"}},
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"metadata": {"labels": {"app": "agent"}},
+                                "spec": {"containers": [{"name": "agent", "image": "agent:1"}]}}}}
+    out = kubectl(kube, "apply", "--server-side", "--field-manager", "comfyplat", "-f",
+                  manifest(kube, "ds.json", [ds])).stdout
+    assert "daemonset.apps/agent serverside-applied" in out
+    got = kjson(kube, "-n", "kube-system", "get", "ds", "agent")
+    assert got["spec"]["updateStrategy"] == {"type": "RollingUpdate",
+                                             "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    assert got["spec"]["revisionHistoryLimit"] == 10
+    assert got["status"] == {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                             "numberReady": 0, "observedGeneration": 1}
+    assert fields(got, "comfyplat")["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    kubectl(kube, "-n", "kube-system", "set", "image", "ds/agent", "agent=agent:2")
+    got = kjson(kube, "-n", "kube-system", "get", "ds", "agent")
+    assert got["spec"]["template"]["spec"]["containers"][0]["image"] == "agent:2"
+    assert got["metadata"]["generation"] == 2 and got["status"]["observedGeneration"] == 2
+    # across namespaces, status subresource, selector validation, delete
+    assert [i["metadata"]["name"] for i in ok(call(kube, "GET", "/apis/apps/v1/daemonsets"))["items"]] == ["agent"]
+    st = ok(call(kube, "PATCH", "/apis/apps/v1/namespaces/kube-system/daemonsets/agent/status",
+                 {"spec": {"revisionHistoryLimit": 3}}, MERGE))
+    assert st["spec"]["revisionHistoryLimit"] == 10
+    bad = dict(ds, metadata={"name": "bad"}, spec={**ds["spec"], "selector": {"matchLabels": {"app": "x"}}})
+    assert ok(call(kube, "POST", "/apis/apps/v1/namespaces/default/daemonsets", bad), 422)["reason"] == "Invalid"
+    kubectl(kube, "-n", "kube-system", "delete", "ds", "agent")
+    assert call(kube, "GET", "/apis/apps/v1/namespaces/kube-system/daemonsets/agent")[0] == 404
+
+
 def test_plain_http_mode_and_sigterm(tmp_path):
     ready = tmp_path / "ready.json"
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "kube_server.py"), "--port", "0",
