@@ -34,7 +34,14 @@ fn apply_creates_the_objects_and_a_second_apply_writes_nothing() {
     );
 
     // kubectl sees what was rendered.
-    let deployment = emulator.kubectl_json(&["-n", NS, "get", "deployment", "comfyui"]);
+    let deployment = emulator.kubectl_json(&[
+        "-n",
+        NS,
+        "get",
+        "deployment",
+        "comfyui",
+        "--show-managed-fields",
+    ]);
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(
         pod["containers"][0]["image"],
@@ -49,9 +56,11 @@ fn apply_creates_the_objects_and_a_second_apply_writes_nothing() {
         deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "comfyplat"
     );
-    assert_eq!(
-        deployment["metadata"]["managedFields"][0]["manager"],
-        "comfyplat"
+    let managers = deployment["metadata"]["managedFields"].to_string();
+    assert!(
+        managers.contains(r#""manager":"comfyplat""#)
+            && managers.contains(r#""operation":"Apply""#),
+        "{managers}"
     );
     let pool = emulator.kubectl_json(&["get", "nodepools.karpenter.sh", "sandbox-gpu"]);
     let requirements = pool["spec"]["template"]["spec"]["requirements"].to_string();
