@@ -11,7 +11,7 @@
 //! starting the operation again. Polls start at 1 s and back off to 15 s.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AccessScope, AccessScopeType, AddonIssue, AddonPodIdentityAssociations, AddonStatus,
@@ -19,7 +19,7 @@ use aws_sdk_eks::types::{
 };
 use serde_json::{Value, json};
 
-use super::{ApiError, Aws, ErrorClass, aws_error};
+use super::{ApiError, Aws, Backoff, ErrorClass, Poll, aws_error};
 use crate::model::{
     AddonGoal, ClusterFacts, Fields, Live, Observation, Owner, Pending, field_group, tags_of,
 };
@@ -953,41 +953,31 @@ pub async fn wait(
     }
 }
 
-enum Poll {
-    Waiting(String),
-    Done(Vec<String>),
-}
-
-/// Polls `check` with backoff until it is done, fails, or [`WAIT_LIMIT`] passes.
+/// Polls `check` with backoff until it is done, fails, or [`WAIT_LIMIT`] passes; then the
+/// wait fails as transient (the next apply waits again).
 async fn poll<F, Fut>(
     operation: &str,
     progress: &(dyn Fn(String) + Sync),
-    mut check: F,
+    check: F,
 ) -> Result<Vec<String>, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll, ApiError>>,
 {
-    let started = Instant::now();
-    let mut delay = FIRST_POLL;
-    loop {
-        match check().await? {
-            Poll::Done(warnings) => return Ok(warnings),
-            Poll::Waiting(status) => {
-                progress(status.clone());
-                if started.elapsed() > WAIT_LIMIT {
-                    return Err(ApiError::new(
-                        operation,
-                        ErrorClass::Transient,
-                        format!(
-                            "still `{status}` after {} minutes",
-                            WAIT_LIMIT.as_secs() / 60
-                        ),
-                    ));
-                }
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(LONGEST_POLL);
-    }
+    let backoff = Backoff {
+        first: FIRST_POLL,
+        longest: LONGEST_POLL,
+        limit: WAIT_LIMIT,
+    };
+    super::poll(backoff, progress, check, |status| {
+        ApiError::new(
+            operation,
+            ErrorClass::Transient,
+            format!(
+                "still `{status}` after {} minutes",
+                WAIT_LIMIT.as_secs() / 60
+            ),
+        )
+    })
+    .await
 }

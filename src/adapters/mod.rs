@@ -191,12 +191,17 @@ fn classify(code: Option<&str>, status: Option<u16>) -> ErrorClass {
         Some(code) if ACCESS_DENIED_CODES.contains(&code) => return ErrorClass::AccessDenied,
         _ => {}
     }
+    status.map_or(ErrorClass::Rejected, status_class)
+}
+
+/// The class of an HTTP status, for AWS and Kubernetes alike.
+pub fn status_class(status: u16) -> ErrorClass {
     match status {
-        Some(429) => ErrorClass::Transient,
-        Some(status) if status >= 500 => ErrorClass::Transient,
-        Some(404) => ErrorClass::NotFound,
-        Some(403) => ErrorClass::AccessDenied,
-        Some(409) | Some(412) => ErrorClass::Conflict,
+        429 => ErrorClass::Transient,
+        status if status >= 500 => ErrorClass::Transient,
+        404 => ErrorClass::NotFound,
+        403 => ErrorClass::AccessDenied,
+        409 | 412 => ErrorClass::Conflict,
         _ => ErrorClass::Rejected,
     }
 }
@@ -491,6 +496,50 @@ impl Apis {
             },
             _ => self.aws.wait(pending, progress).await,
         }
+    }
+}
+
+/// One look at something under way: still going (with its status), or done (with warnings).
+pub enum Poll {
+    Waiting(String),
+    Done(Vec<String>),
+}
+
+/// How often, and how long, [`poll`] looks.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub longest: Duration,
+    pub limit: Duration,
+}
+
+/// Calls `check` with doubling delays until it is done or fails, reporting each status; once
+/// `limit` has passed, fails with `timed_out(last status)`. Shared by every wait (EKS updates
+/// and add-ons, Kubernetes objects).
+pub async fn poll<F, Fut>(
+    backoff: Backoff,
+    progress: &(dyn Fn(String) + Sync),
+    mut check: F,
+    timed_out: impl FnOnce(&str) -> ApiError,
+) -> Result<Vec<String>, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll, ApiError>>,
+{
+    let started = std::time::Instant::now();
+    let mut delay = backoff.first;
+    loop {
+        match check().await? {
+            Poll::Done(warnings) => return Ok(warnings),
+            Poll::Waiting(status) => {
+                progress(status.clone());
+                if started.elapsed() >= backoff.limit {
+                    return Err(timed_out(&status));
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(backoff.longest);
     }
 }
 

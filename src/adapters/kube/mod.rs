@@ -19,7 +19,7 @@ use kube::api::{
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{ApiError, Aws, ErrorClass};
+use super::{ApiError, Aws, Backoff, ErrorClass, Poll, poll, status_class};
 use crate::model::kubernetes::{KINDS, PLATFORM_LABEL, kind_info, object_fields};
 use crate::model::{
     ClusterFacts, Identity, Live, ObjectGoal, Observation, Owner, Pending, Resource,
@@ -297,49 +297,46 @@ impl Kube {
         goal: ObjectGoal,
         progress: &(dyn Fn(String) + Sync),
     ) -> Result<Vec<String>, ApiError> {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(200);
-        loop {
+        let backoff = Backoff {
+            first: Duration::from_millis(200),
+            longest: Duration::from_secs(5),
+            limit: self.wait_timeout,
+        };
+        let check = || async move {
             let (api, name) = self.api(object).await?;
             let live = api
                 .get_opt(&name)
                 .await
                 .map_err(|e| kube_error(format!("failed to read {object}"), e))?;
-            let (done, status) = match goal {
-                ObjectGoal::Ready => match &live {
-                    None => (false, "not found".to_string()),
-                    Some(live) => {
-                        readiness(object, &serde_json::to_value(live).unwrap_or(Value::Null))
-                    }
-                },
-                ObjectGoal::Deleted => match &live {
-                    None => (true, "deleted".to_string()),
-                    Some(live) => (false, deletion_status(object, live)),
-                },
+            let (done, status) = match (goal, &live) {
+                (ObjectGoal::Ready, None) => (false, "not found".to_string()),
+                (ObjectGoal::Ready, Some(live)) => {
+                    readiness(object, &serde_json::to_value(live).unwrap_or(Value::Null))
+                }
+                (ObjectGoal::Deleted, None) => (true, "deleted".to_string()),
+                (ObjectGoal::Deleted, Some(live)) => (false, deletion_status(object, live)),
             };
-            if done {
-                return Ok(Vec::new());
-            }
-            progress(status.clone());
-            if started.elapsed() >= self.wait_timeout {
-                let what = match goal {
-                    ObjectGoal::Ready => "to become ready",
-                    ObjectGoal::Deleted => "to be deleted",
-                };
-                return Err(ApiError::new(
-                    format!(
-                        "timed out after {} waiting for {object} {what}",
-                        humantime::format_duration(Duration::from_secs(
-                            self.wait_timeout.as_secs()
-                        ))
-                    ),
-                    ErrorClass::Rejected,
-                    format!("last seen: {status}"),
-                ));
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+            Ok(if done {
+                Poll::Done(Vec::new())
+            } else {
+                Poll::Waiting(status)
+            })
+        };
+        let what = match goal {
+            ObjectGoal::Ready => "to become ready",
+            ObjectGoal::Deleted => "to be deleted",
+        };
+        poll(backoff, progress, check, |status| {
+            ApiError::new(
+                format!(
+                    "timed out after {} waiting for {object} {what}",
+                    humantime::format_duration(Duration::from_secs(self.wait_timeout.as_secs()))
+                ),
+                ErrorClass::Rejected,
+                format!("last seen: {status}"),
+            )
+        })
+        .await
     }
 
     /// Objects of `platform` found by its label, of every kind comfyplat renders whose API
@@ -605,11 +602,8 @@ fn kube_error(operation: impl Into<String>, error: kube::Error) -> ApiError {
     match error {
         kube::Error::Api(status) => {
             let class = match status.code {
-                404 => ErrorClass::NotFound,
-                401 | 403 => ErrorClass::AccessDenied,
-                409 => ErrorClass::Conflict,
-                429 | 500..=599 => ErrorClass::Transient,
-                _ => ErrorClass::Rejected,
+                401 => ErrorClass::AccessDenied,
+                code => status_class(code),
             };
             let mut cause = format!("{} ({})", status.message, status.reason);
             if status.code == 401 {
