@@ -80,9 +80,18 @@ pub enum Command {
     /// Delete everything comfyplat owns for this platform
     #[command(after_help = EXIT_CODES)]
     Destroy(DestroyArgs),
+    /// Print the platform's URLs (CloudFront, load balancer) and bucket names
+    Output(OutputArgs),
     /// Inspect the state file
     #[command(subcommand)]
     State(StateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print the outputs as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +118,10 @@ pub struct ApplyArgs {
     /// A plan saved with `comfyplat plan --out`; applied exactly, refused if stale
     #[arg(value_name = "PLANFILE")]
     pub plan_file: Option<PathBuf>,
+    /// Return once CloudFront accepted a change instead of waiting for it to deploy
+    /// (minutes); the next plan shows it in progress until it is deployed
+    #[arg(long)]
+    pub no_wait: bool,
     #[command(flatten)]
     pub execute: ExecuteArgs,
 }
@@ -136,7 +149,9 @@ pub struct ExecuteArgs {
     /// apply (drift shown by the plan is always taken back)
     #[arg(long)]
     pub force_conflicts: bool,
-    /// Longest wait for a Kubernetes object to become ready or go away, e.g. `90s`, `15m`
+    /// Longest wait for a Kubernetes object to become ready or go away, or for CloudFront
+    /// to deploy, e.g. `90s`, `15m`; what is still under way then is waited for by the next
+    /// run
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub wait_timeout: std::time::Duration,
 }

@@ -186,6 +186,7 @@ pub async fn observe_access_config(aws: &Aws, cluster: &str) -> Result<Observati
             owner: Owner::Name,
             holds_objects: None,
             status: Some(facts.status),
+            attributes: Fields::new(),
         }),
     })
 }
@@ -226,7 +227,8 @@ pub async fn update_access_config(
     }))
 }
 
-async fn wait_cluster_update(
+/// Waits for an `UpdateClusterConfig` to finish.
+pub async fn wait_cluster_update(
     aws: &Aws,
     cluster: &str,
     update_id: &str,
@@ -887,7 +889,8 @@ fn issues_text(issues: &[AddonIssue]) -> String {
         .join("; ")
 }
 
-async fn wait_addon(
+/// Waits for an add-on to become ACTIVE or to be gone.
+pub async fn wait_addon(
     aws: &Aws,
     cluster: &str,
     name: &str,
@@ -928,29 +931,6 @@ async fn wait_addon(
         }
     })
     .await
-}
-
-/// Waits for a pending operation to finish; returns warnings worth showing.
-pub async fn wait(
-    aws: &Aws,
-    pending: &Pending,
-    progress: &(dyn Fn(String) + Sync),
-) -> Result<Vec<String>, ApiError> {
-    match pending {
-        Pending::ClusterUpdate { cluster, update_id } => {
-            wait_cluster_update(aws, cluster, update_id, progress).await
-        }
-        Pending::Addon {
-            cluster,
-            name,
-            goal,
-        } => wait_addon(aws, cluster, name, *goal, progress).await,
-        Pending::Kubernetes { object, .. } => Err(ApiError::new(
-            format!("failed to wait for {object}"),
-            ErrorClass::Rejected,
-            "internal error: Kubernetes objects are waited for by the Kubernetes adapter",
-        )),
-    }
 }
 
 /// Polls `check` with backoff until it is done, fails, or [`WAIT_LIMIT`] passes; then the

@@ -299,6 +299,7 @@ pub async fn observe_role_policy(
                 owner: Owner::Name,
                 holds_objects: None,
                 status: None,
+                attributes: Fields::new(),
             }))
         }
         Err(error) => {

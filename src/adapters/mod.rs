@@ -11,8 +11,10 @@
 //! already exists and is ours succeeds; delete of something gone succeeds), because a
 //! request can succeed on the server while its response is lost.
 
+pub mod cloudfront;
 pub mod eks;
 pub mod iam;
+pub mod leftovers;
 pub mod kube;
 pub mod s3;
 pub mod sts;
@@ -213,6 +215,9 @@ pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
     pub eks: aws_sdk_eks::Client,
+    pub cloudfront: aws_sdk_cloudfront::Client,
+    /// The Resource Groups Tagging API: what controllers left behind, found by tag.
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub region: String,
     /// The loaded configuration: credentials for EKS tokens.
     pub config: aws_config::SdkConfig,
@@ -252,6 +257,8 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(&config),
             eks: aws_sdk_eks::Client::new(&config),
+            cloudfront: aws_sdk_cloudfront::Client::new(&config),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             region: region.to_string(),
             config,
         }
@@ -273,6 +280,9 @@ impl Aws {
             }
             Identity::EksAddon { cluster, name } => eks::observe_addon(self, cluster, name).await,
             Identity::IamOidcProvider { arn, .. } => iam::observe_oidc_provider(self, arn).await,
+            Identity::CloudFrontDistribution { caller_reference } => {
+                cloudfront::observe(self, caller_reference).await
+            }
             Identity::K8sObject { .. } => Err(not_aws(identity)),
         }
     }
@@ -314,6 +324,9 @@ impl Aws {
                     .await
                     .map(|()| None)
             }
+            Identity::CloudFrontDistribution { caller_reference } => {
+                cloudfront::create(self, caller_reference, fields).await
+            }
             Identity::K8sObject { .. } => Err(not_aws(&resource.identity)),
         }
     }
@@ -353,6 +366,9 @@ impl Aws {
                     .await
                     .map(|()| None)
             }
+            Identity::CloudFrontDistribution { caller_reference } => {
+                cloudfront::update(self, caller_reference, fields).await
+            }
             Identity::K8sObject { .. } => Err(not_aws(&resource.identity)),
         }
     }
@@ -383,18 +399,13 @@ impl Aws {
             Identity::IamOidcProvider { arn, .. } => {
                 iam::delete_oidc_provider(self, arn).await.map(|()| None)
             }
+            Identity::CloudFrontDistribution { caller_reference } => {
+                cloudfront::delete(self, caller_reference).await
+            }
             Identity::K8sObject { .. } => Err(not_aws(identity)),
         }
     }
 
-    /// Waits for an operation a call left under way; returns warnings worth showing.
-    pub async fn wait(
-        &self,
-        pending: &Pending,
-        progress: &(dyn Fn(String) + Sync),
-    ) -> Result<Vec<String>, ApiError> {
-        eks::wait(self, pending, progress).await
-    }
 }
 
 fn not_aws(identity: &Identity) -> ApiError {
@@ -413,6 +424,8 @@ pub struct Apis {
     pub kube: Option<kube::Kube>,
     /// `--force-conflicts`: take over fields other field managers set, on every apply.
     pub force_conflicts: bool,
+    /// How long a CloudFront deployment may take (`--wait-timeout`).
+    pub wait_timeout: Duration,
 }
 
 impl Apis {
@@ -494,7 +507,17 @@ impl Apis {
                 Some(kube) => kube.wait(object, *goal, progress).await,
                 None => Ok(Vec::new()),
             },
-            _ => self.aws.wait(pending, progress).await,
+            Pending::Distribution { id, goal } => {
+                cloudfront::wait(&self.aws, id, *goal, self.wait_timeout, progress).await
+            }
+            Pending::ClusterUpdate { cluster, update_id } => {
+                eks::wait_cluster_update(&self.aws, cluster, update_id, progress).await
+            }
+            Pending::Addon {
+                cluster,
+                name,
+                goal,
+            } => eks::wait_addon(&self.aws, cluster, name, *goal, progress).await,
         }
     }
 }

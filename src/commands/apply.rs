@@ -10,7 +10,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::plan::stdout_style;
 use super::session::{Connected, KubeOptions};
-use super::{CommandError, EXIT_INTERRUPTED, Exit, Session};
+use super::{CommandError, EXIT_INTERRUPTED, Exit, Session, output};
 use crate::adapters::ApiError;
 use crate::cli::{ApplyArgs, DestroyArgs, ExecuteArgs, Global};
 use crate::executor::{ChangeResult, Executor};
@@ -18,7 +18,10 @@ use crate::observe::OBSERVE_CONCURRENCY;
 use crate::planner::{self, Mode, Options, PLAN_FORMAT_VERSION, Plan};
 use crate::state::State;
 use crate::state::lock::StateLock;
-use crate::ui::{ProgressReporter, Style, render_blockers, render_outcome, render_plan};
+use crate::ui::{
+    ProgressReporter, Style, render_blockers, render_destroy_report, render_outcome,
+    render_outputs, render_plan,
+};
 
 pub async fn run_apply(global: &Global, args: &ApplyArgs, style: Style) -> anyhow::Result<Exit> {
     let mut run = Locked::start(global, "apply", Mode::Apply, kube_options(&args.execute)).await?;
@@ -32,6 +35,7 @@ pub async fn run_apply(global: &Global, args: &ApplyArgs, style: Style) -> anyho
             !args.execute.yes,
         ),
     };
+    run.no_wait = args.no_wait;
     run.execute(global, &plan, confirm, args.execute.parallelism, style)
         .await
 }
@@ -72,6 +76,7 @@ struct Locked {
     _lock: StateLock,
     state: State,
     connected: Connected,
+    no_wait: bool,
 }
 
 impl Locked {
@@ -90,6 +95,7 @@ impl Locked {
             _lock: lock,
             state,
             connected,
+            no_wait: false,
         })
     }
 
@@ -145,6 +151,7 @@ impl Locked {
             reporter: &reporter,
             parallelism: usize::from(parallelism),
             stop: &stop,
+            no_wait: self.no_wait,
         };
         let outcome = executor.run(plan).await;
         watcher.abort();
@@ -155,6 +162,27 @@ impl Locked {
             return Ok(EXIT_INTERRUPTED);
         }
         let failed = outcome.count(|r| matches!(r, ChangeResult::Failed(_)));
+        let apis = &self.connected.apis;
+        match plan.mode {
+            Mode::Apply if failed == 0 && outcome.succeeded() => {
+                let outputs = output::gather(apis, &self.state).await?;
+                if outputs != Default::default() {
+                    println!("\nOutputs:");
+                    print!("{}", render_outputs(&outputs, stdout_style(style)));
+                }
+            }
+            Mode::Apply => {}
+            Mode::Destroy => {
+                let report = output::destroy_report(apis, &self.session, plan).await?;
+                eprint!("{}", render_destroy_report(&report, style));
+                if failed == 0 && !report.still_owned.is_empty() {
+                    return Err(CommandError::Leftovers {
+                        count: report.still_owned.len(),
+                    }
+                    .into());
+                }
+            }
+        }
         if failed > 0 || !outcome.succeeded() {
             return Err(CommandError::ApplyFailed {
                 failed: failed.max(1),

@@ -2,6 +2,7 @@
 //! execute. Also the process edge: logging, colour, error rendering and exit codes.
 
 mod apply;
+mod output;
 mod plan;
 mod session;
 mod state;
@@ -57,6 +58,8 @@ pub enum CommandError {
     },
     #[error("{failed} change(s) failed")]
     ApplyFailed { failed: usize },
+    #[error("destroy finished, but {count} resource(s) comfyplat owns are still there (listed above)")]
+    Leftovers { count: usize },
     #[error("EKS cluster `{cluster}` does not exist in account {account}, region {region}")]
     ClusterNotFound {
         cluster: String,
@@ -162,6 +165,7 @@ async fn dispatch(cli: Cli, style: Style) -> anyhow::Result<Exit> {
         Command::Plan(args) => plan::run(&global, &args, style).await,
         Command::Apply(args) => apply::run_apply(&global, &args, style).await,
         Command::Destroy(args) => apply::run_destroy(&global, &args, style).await,
+        Command::Output(args) => output::run(&global, &args, style).await,
         Command::State(command) => state::run(&global, &command),
     }
 }

@@ -155,12 +155,19 @@ impl Session {
             region: self.platform.region.clone(),
             cluster,
             addons,
+            distribution_reference: state.resources.values().find_map(|e| match &e.identity {
+                model::Identity::CloudFrontDistribution { caller_reference } => {
+                    Some(caller_reference.clone())
+                }
+                _ => None,
+            }),
         };
         Ok(Connected {
             apis: Apis {
                 aws,
                 kube,
                 force_conflicts: kube_options.force_conflicts,
+                wait_timeout: kube_options.wait_timeout,
             },
             caller,
             environment,

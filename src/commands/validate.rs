@@ -35,6 +35,7 @@ pub fn run(global: &Global) -> anyhow::Result<Exit> {
                 pod_identity: true,
             })
             .collect(),
+        distribution_reference: None,
     };
     let desired = model::desired(platform, &environment)?;
     println!(
@@ -53,6 +54,7 @@ pub fn run(global: &Global) -> anyhow::Result<Exit> {
         Kind::EksAddon,
         Kind::IamOidcProvider,
         Kind::K8sObject,
+        Kind::CloudFrontDistribution,
     ] {
         for resource in desired
             .resources

@@ -7,6 +7,7 @@
 //! [`Platform::bucket_name`] once the account is known.
 
 mod diagnostic;
+mod edge;
 mod parse;
 mod schema;
 mod validate;
@@ -51,6 +52,8 @@ pub struct Platform {
     pub node_pool: NodePoolSettings,
     /// The ComfyUI workload; `None`: the AWS side only, no Kubernetes objects.
     pub comfyui: Option<ComfyuiSettings>,
+    /// The CloudFront distribution; `None`: no distribution.
+    pub cdn: Option<CdnSettings>,
     /// Templates that replace the built-in ones (resolved against platform.yaml's folder).
     pub templates_dir: Option<PathBuf>,
     /// Things comfyplat changed about the input on the way (shown by plan).
@@ -129,6 +132,31 @@ pub struct IngressSettings {
     pub inbound_cidrs: Vec<String>,
     pub stickiness_seconds: u32,
     pub idle_timeout_seconds: u32,
+}
+
+/// How CloudFront reaches the load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginProtocol {
+    Http,
+    Https,
+}
+
+/// The CloudFront distribution in front of the ComfyUI load balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdnSettings {
+    /// `PriceClass_100`, `PriceClass_200` or `PriceClass_All`.
+    pub price_class: String,
+    pub origin_protocol: OriginProtocol,
+    /// The load balancer's certificate (HTTPS origin only).
+    pub origin_certificate_arn: Option<String>,
+    /// Seconds, 1 to 120.
+    pub read_timeout: u32,
+    /// Seconds, 1 to 120.
+    pub keepalive_timeout: u32,
+    pub aliases: Vec<String>,
+    /// ACM certificate in us-east-1 for the aliases.
+    pub certificate_arn: Option<String>,
+    pub web_acl_arn: Option<String>,
 }
 
 /// One principal's access to the cluster.

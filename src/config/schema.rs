@@ -44,9 +44,53 @@ pub struct PlatformFile {
     /// The ComfyUI workload; absent means comfyplat manages the AWS side only.
     #[serde(default)]
     pub comfyui: Option<ComfyuiFile>,
+    /// The CloudFront distribution in front of the ComfyUI load balancer (on by default
+    /// when `comfyui` is present).
+    #[serde(default)]
+    pub cdn: Option<CdnFile>,
     /// A directory whose templates replace the built-in ones of the same name.
     #[serde(default)]
     pub templates_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdnFile {
+    /// `false`: no distribution; browsers reach the load balancer directly.
+    #[serde(default)]
+    pub enabled: Option<Spanned<bool>>,
+    /// `PriceClass_100`, `PriceClass_200` or `PriceClass_All` (default).
+    #[serde(default)]
+    pub price_class: Option<Spanned<String>>,
+    /// How CloudFront talks to the load balancer.
+    #[serde(default)]
+    pub origin: CdnOriginFile,
+    /// Domain names of the distribution (need `certificate_arn`).
+    #[serde(default)]
+    pub aliases: Option<Spanned<Vec<String>>>,
+    /// ACM certificate in us-east-1 covering the aliases.
+    #[serde(default)]
+    pub certificate_arn: Option<Spanned<String>>,
+    /// WAF (v2, CloudFront scope) web ACL ARN.
+    #[serde(default)]
+    pub web_acl_arn: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdnOriginFile {
+    /// `http` (default) or `https`.
+    #[serde(default)]
+    pub protocol: Option<Spanned<String>>,
+    /// ACM certificate in the platform's region for the load balancer's HTTPS listener.
+    #[serde(default)]
+    pub certificate_arn: Option<Spanned<String>>,
+    /// Seconds CloudFront waits for a response (1 to 120, default 60).
+    #[serde(default)]
+    pub read_timeout_seconds: Option<Spanned<i64>>,
+    /// Seconds CloudFront keeps an idle origin connection (1 to 120, default 5).
+    #[serde(default)]
+    pub keepalive_timeout_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

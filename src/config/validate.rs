@@ -464,6 +464,13 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
             &mut notes,
         )
     });
+    let cdn = super::edge::cdn(
+        file.cdn.as_ref(),
+        comfyui.as_ref(),
+        &file.region.value,
+        super::edge::key_position(text, "cdn"),
+        &mut problems_out,
+    );
     let templates_dir = file
         .templates_dir
         .as_ref()
@@ -488,6 +495,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         kubernetes,
         node_pool,
         comfyui,
+        cdn,
         templates_dir,
         notes,
     })

@@ -24,11 +24,16 @@ pub struct Problems<'a>(pub &'a mut Vec<Diagnostic>);
 
 impl Problems<'_> {
     pub fn at<T>(&mut self, spanned: &Spanned<T>, message: String, hint: &str) {
-        let mut diagnostic = Diagnostic::new(
+        self.at_position(
             spanned.referenced.line() as usize,
             spanned.referenced.column() as usize,
             message,
+            hint,
         );
+    }
+
+    pub fn at_position(&mut self, line: usize, column: usize, message: String, hint: &str) {
+        let mut diagnostic = Diagnostic::new(line, column, message);
         if !hint.is_empty() {
             diagnostic = diagnostic.with_hint(hint);
         }
@@ -335,7 +340,7 @@ pub fn comfyui(
     }
 }
 
-fn number(
+pub fn number(
     value: &Option<Spanned<i64>>,
     default: u32,
     range: std::ops::RangeInclusive<u32>,

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use crate::adapters::{ApiError, Apis};
-use crate::model::{Address, Pending};
+use crate::model::{Address, Identity, Observation, Pending, Resource, deferred};
 use crate::planner::{Action, Change, Plan, Reason};
 use crate::state::{State, StateError};
 
@@ -133,6 +133,9 @@ pub struct Executor<'a> {
     pub reporter: &'a dyn Reporter,
     pub parallelism: usize,
     pub stop: &'a AtomicBool,
+    /// `--no-wait`: do not wait for CloudFront to deploy a change (the next plan shows it in
+    /// progress until it has).
+    pub no_wait: bool,
 }
 
 impl Executor<'_> {
@@ -216,7 +219,7 @@ impl Executor<'_> {
             results[i] = Slot::Ended(match result {
                 Ok(()) => ChangeResult::Done,
                 Err(Failure::Aws(error)) => {
-                    let text = crate::ui::error_chain(&error);
+                    let text = self.redact(&crate::ui::error_chain(&error));
                     self.reporter.event(Event::Failed {
                         address: change.address.clone(),
                         action: change.action,
@@ -260,17 +263,19 @@ impl Executor<'_> {
         });
         match (change.action, &change.resource) {
             (Action::Create | Action::Update, Some(resource)) => {
+                let mut left_running = None;
                 match &change.pending {
                     // An earlier apply started this and was interrupted: only wait.
                     Some(pending) => self.await_pending(change, pending).await?,
                     None => {
+                        let (resource, request) = self.prepare(change, resource).await?;
                         let pending = if change.action == Action::Create {
-                            self.persist(|state| state.mark_creating(resource))?;
-                            self.retrying(change, || self.apis.create(resource)).await?
+                            self.persist(|state| state.mark_creating(&resource))?;
+                            self.retrying(change, || self.apis.create(&request)).await?
                         } else {
                             self.retrying(change, || {
                                 self.apis.update(
-                                    resource,
+                                    &request,
                                     &change.fields,
                                     change.reasons.contains(&Reason::Drifted),
                                 )
@@ -278,9 +283,21 @@ impl Executor<'_> {
                             .await?
                         };
                         if let Some(pending) = pending {
-                            self.persist(|state| state.record_pending(resource, pending.clone()))?;
-                            self.await_pending(change, &pending).await?;
+                            self.persist(|state| {
+                                state.record_pending(&resource, pending.clone())
+                            })?;
+                            if self.no_wait && pending.may_run_on() {
+                                left_running = Some(pending);
+                            } else {
+                                self.await_pending(change, &pending).await?;
+                            }
                         }
+                        self.persist(|state| {
+                            state.record_applied(&resource);
+                            state.set_pending(&resource.address, left_running.clone());
+                        })?;
+                        self.finished(change, started, left_running);
+                        return Ok(());
                     }
                 }
                 self.persist(|state| state.record_applied(resource))?;
@@ -296,12 +313,13 @@ impl Executor<'_> {
                 {
                     self.await_pending(change, &pending).await?;
                 }
-                self.persist(|state| state.mark_creating(resource))?;
-                if let Some(pending) = self.retrying(change, || self.apis.create(resource)).await? {
-                    self.persist(|state| state.record_pending(resource, pending.clone()))?;
+                let (resource, request) = self.prepare(change, resource).await?;
+                self.persist(|state| state.mark_creating(&resource))?;
+                if let Some(pending) = self.retrying(change, || self.apis.create(&request)).await? {
+                    self.persist(|state| state.record_pending(&resource, pending.clone()))?;
                     self.await_pending(change, &pending).await?;
                 }
-                self.persist(|state| state.record_applied(resource))?;
+                self.persist(|state| state.record_applied(&resource))?;
             }
             (Action::Delete, _) => {
                 let pending = match &change.pending {
@@ -335,12 +353,109 @@ impl Executor<'_> {
                 )));
             }
         }
+        self.finished(change, started, None);
+        Ok(())
+    }
+
+    fn finished(&self, change: &Change, started: Instant, left_running: Option<Pending>) {
+        if let Some(pending) = left_running {
+            self.reporter.event(Event::Warning {
+                address: change.address.clone(),
+                message: format!(
+                    "not waiting for {} (--no-wait); the next plan shows it in progress until it is done",
+                    pending.describe()
+                ),
+            });
+        }
         self.reporter.event(Event::Finished {
             address: change.address.clone(),
             action: change.action,
             elapsed: started.elapsed(),
         });
-        Ok(())
+    }
+
+    /// The resource to record (after-apply values filled in, secrets as placeholders) and
+    /// the one to send (secrets revealed). A secret used for the first time is generated and
+    /// saved to state before any request carries it.
+    async fn prepare(
+        &self,
+        change: &Change,
+        resource: &Resource,
+    ) -> Result<(Resource, Resource), Failure> {
+        let mut recorded = resource.clone();
+        for value in recorded.fields.values_mut() {
+            let Some(deferred::AfterApply::IngressHostname { namespace, name }) =
+                deferred::after_apply(value)
+            else {
+                continue;
+            };
+            let hostname = self
+                .retrying(change, || self.ingress_hostname(&namespace, &name))
+                .await?;
+            *value = serde_json::Value::String(hostname);
+        }
+        let mut names = Vec::new();
+        for value in recorded.fields.values().chain(recorded.parameters.values()) {
+            deferred::secrets_in(value, &mut names);
+        }
+        let missing: Vec<String> = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            names
+                .into_iter()
+                .filter(|n| !state.secrets.contains_key(n))
+                .collect()
+        };
+        if !missing.is_empty() {
+            self.persist(|state| {
+                for name in missing {
+                    state.secrets.insert(name, deferred::generate_secret());
+                }
+            })?;
+        }
+        let secrets = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .secrets
+            .clone();
+        let mut request = recorded.clone();
+        request
+            .fields
+            .values_mut()
+            .chain(request.parameters.values_mut())
+            .for_each(|value| deferred::reveal(value, &secrets));
+        Ok((recorded, request))
+    }
+
+    /// The load balancer hostname of an Ingress comfyplat applied (and waited for).
+    async fn ingress_hostname(&self, namespace: &str, name: &str) -> Result<String, ApiError> {
+        let identity = Identity::K8sObject {
+            api_version: "networking.k8s.io/v1".to_string(),
+            kind: "Ingress".to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        let hostname = match self.apis.observe(&identity).await? {
+            Observation::Present(live) => live
+                .fields
+                .get(crate::model::kubernetes::INGRESS_HOSTNAME)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+            _ => None,
+        };
+        hostname.filter(|h| !h.is_empty()).ok_or_else(|| {
+            ApiError::new(
+                format!("failed to read the load balancer hostname of {identity}"),
+                crate::adapters::ErrorClass::Transient,
+                "the Ingress has no load balancer hostname yet (is the AWS Load Balancer Controller running?)",
+            )
+        })
+    }
+
+    /// Masks secrets in text that is about to be shown.
+    fn redact(&self, text: &str) -> String {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        deferred::mask_text(text, &state.secrets)
     }
 
     fn persist(&self, update: impl FnOnce(&mut State)) -> Result<(), Failure> {
@@ -398,7 +513,7 @@ impl Executor<'_> {
                         address: change.address.clone(),
                         attempt,
                         delay,
-                        error: crate::ui::error_chain(&error),
+                        error: self.redact(&crate::ui::error_chain(&error)),
                     });
                     tokio::time::sleep(delay).await;
                     attempt += 1;

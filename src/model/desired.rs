@@ -16,6 +16,8 @@ pub struct Environment {
     pub cluster: ClusterFacts,
     /// The resolved version of each add-on platform.yaml asks for.
     pub addons: Vec<AddonFacts>,
+    /// The CloudFront CallerReference state holds; `None`: a new one.
+    pub distribution_reference: Option<String>,
 }
 
 /// What DescribeCluster says about the adopted cluster.
@@ -287,11 +289,13 @@ pub fn desired(
     ));
 
     let aws_addresses = resources.iter().map(|r| r.address.clone()).collect();
-    resources.extend(super::kubernetes::resources(
-        platform,
-        environment,
-        &aws_addresses,
-    )?);
+    let objects = super::kubernetes::resources(platform, environment, &aws_addresses)?;
+    let ingress = objects.iter().find(|r| {
+        matches!(&r.identity, Identity::K8sObject { kind, .. } if kind == "Ingress")
+    });
+    let distribution = super::edge::distribution(platform, environment, ingress);
+    resources.extend(objects);
+    resources.extend(distribution);
 
     Ok(Desired {
         platform: platform.name.clone(),

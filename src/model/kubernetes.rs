@@ -26,6 +26,8 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "comfyplat";
 /// Label with the platform name: how pruning finds what is ours.
 pub const PLATFORM_LABEL: &str = "comfyplat.io/platform";
+/// Where an Ingress's live fields hold its load balancer's hostname.
+pub const INGRESS_HOSTNAME: &str = "status.loadBalancer.ingress[0].hostname";
 /// The key of the full manifest in a resource's parameters.
 pub const MANIFEST: &str = "manifest";
 
@@ -170,6 +172,9 @@ pub fn context(platform: &Platform, environment: &Environment) -> Option<Value> 
             "stickiness_seconds": comfyui.ingress.stickiness_seconds,
             "idle_timeout_seconds": comfyui.ingress.idle_timeout_seconds,
             "tags": tags,
+            // With CloudFront in front: only requests carrying its secret header get through.
+            "origin_conditions": platform.cdn.as_ref().map(|_| super::edge::origin_condition().to_string()),
+            "certificate_arn": platform.cdn.as_ref().and_then(|cdn| cdn.origin_certificate_arn.clone()),
         },
         "network_policy": comfyui.network_policy.as_ref().map(|cidrs| json!({"allow_from": cidrs})),
     }))

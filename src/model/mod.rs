@@ -5,10 +5,13 @@
 //! (flat dotted paths to JSON values, absent = not set) and its dependencies. [`Desired`] is the
 //! whole wanted set plus the adopted things that must already exist. Pure: no I/O.
 
+pub mod deferred;
 mod desired;
+pub mod edge;
 pub mod kubernetes;
 mod observed;
 pub mod policy;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +24,9 @@ pub use desired::{
     bucket_address, csi_role_name, desired,
 };
 pub use observed::{Live, Observation, Observed, Owner};
+
+/// Secret values by name (see [`deferred`]).
+pub type Secrets = BTreeMap<String, String>;
 
 /// Field path (e.g. `public_access_block.block_public_acls`, `tags.team`) to value.
 pub type Fields = BTreeMap<String, serde_json::Value>;
@@ -54,6 +60,7 @@ pub enum Kind {
     EksAddon,
     IamOidcProvider,
     K8sObject,
+    CloudFrontDistribution,
 }
 
 impl Kind {
@@ -67,6 +74,7 @@ impl Kind {
             Kind::EksAddon => "EKS add-on",
             Kind::IamOidcProvider => "IAM OIDC provider",
             Kind::K8sObject => "Kubernetes object",
+            Kind::CloudFrontDistribution => "CloudFront distribution",
         }
     }
 
@@ -123,6 +131,10 @@ pub enum Identity {
         namespace: String,
         name: String,
     },
+    /// Found by the `CallerReference` it was created with (CloudFront assigns the id).
+    CloudFrontDistribution {
+        caller_reference: String,
+    },
 }
 
 impl Identity {
@@ -136,6 +148,7 @@ impl Identity {
             Identity::EksAddon { .. } => Kind::EksAddon,
             Identity::IamOidcProvider { .. } => Kind::IamOidcProvider,
             Identity::K8sObject { .. } => Kind::K8sObject,
+            Identity::CloudFrontDistribution { .. } => Kind::CloudFrontDistribution,
         }
     }
 
@@ -169,6 +182,9 @@ impl fmt::Display for Identity {
                 name,
                 ..
             } => write!(f, "{kind} {namespace}/{name}"),
+            Identity::CloudFrontDistribution { caller_reference } => {
+                write!(f, "with caller reference {caller_reference}")
+            }
         }
     }
 }
@@ -205,6 +221,42 @@ pub enum Pending {
     },
     /// A Kubernetes object becoming ready (available, provisioned), or going away.
     Kubernetes { object: Identity, goal: ObjectGoal },
+    /// A CloudFront distribution deploying a change; for `Deleted`, deploying its disabling,
+    /// then deleted.
+    Distribution { id: String, goal: DistributionGoal },
+}
+
+impl Pending {
+    /// Whether the cloud finishes it by itself, so that `--no-wait` may leave it running:
+    /// a CloudFront deployment (nothing waits for it, and CloudFront serves meanwhile).
+    pub fn may_run_on(&self) -> bool {
+        matches!(
+            self,
+            Pending::Distribution {
+                goal: DistributionGoal::Deployed,
+                ..
+            }
+        )
+    }
+
+    /// What is under way, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Pending::ClusterUpdate { cluster, .. } => format!("the update of cluster {cluster}"),
+            Pending::Addon { name, .. } => format!("add-on {name}"),
+            Pending::Kubernetes { object, .. } => object.to_string(),
+            Pending::Distribution { id, .. } => {
+                format!("CloudFront distribution {id} to deploy")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistributionGoal {
+    Deployed,
+    Deleted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

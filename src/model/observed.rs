@@ -29,6 +29,10 @@ pub struct Live {
     /// The service's own status word where it has one (an add-on's `ACTIVE`, `CREATE_FAILED`).
     #[serde(default)]
     pub status: Option<String>,
+    /// Read-only facts the service assigned (a distribution's id and domain name): shown as
+    /// outputs, never compared.
+    #[serde(default, skip_serializing_if = "Fields::is_empty")]
+    pub attributes: Fields,
 }
 
 impl Live {
@@ -50,6 +54,7 @@ impl Live {
             owner: Owner::Tag(owner),
             holds_objects,
             status: None,
+            attributes: Fields::new(),
         }
     }
 }

@@ -14,8 +14,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    Address, Adopted, Desired, Environment, Fields, Identity, Kind, Observation, Observed, Owner,
-    Pending, Resource, kubernetes,
+    Address, Adopted, Desired, DistributionGoal, Environment, Fields, Identity, Kind,
+    Observation, Observed, Owner, Pending, Resource, deferred, kubernetes,
 };
 use crate::state::{State, Status};
 
@@ -247,7 +247,8 @@ pub fn plan(
     let mut handled = BTreeSet::new();
     if options.mode == Mode::Apply {
         for resource in &desired.resources {
-            planner.plan_wanted(resource);
+            let resource = planner.resolve(resource);
+            planner.plan_wanted(&resource);
             handled.insert(resource.address.clone());
         }
     }
@@ -341,17 +342,62 @@ impl Planner<'_> {
 
     /// The live fields to compare with the desired ones. For Kubernetes objects: only the
     /// paths comfyplat renders now or applied last time, never the server's defaults.
+    /// Secrets are masked into their placeholders, and a live value where a secret belongs
+    /// that is not the current secret reads `(sensitive)`: no secret ever reaches a plan.
     fn live_fields(&self, resource: &Resource, live: &Fields) -> Fields {
-        if resource.identity.kind() != Kind::K8sObject {
-            return live.clone();
+        let mut live = if resource.identity.kind() == Kind::K8sObject {
+            let last = self
+                .state
+                .resources
+                .get(&resource.address)
+                .filter(|e| e.identity == resource.identity)
+                .map(|e| &e.fields);
+            kubernetes::comparable(live, &resource.fields, last)
+        } else {
+            live.clone()
+        };
+        for (path, value) in live.iter_mut() {
+            deferred::mask(value, &self.state.secrets);
+            let mut secrets = Vec::new();
+            if let Some(wanted) = resource.fields.get(path) {
+                deferred::secrets_in(wanted, &mut secrets);
+            }
+            if !secrets.is_empty() && Some(&*value) != resource.fields.get(path) {
+                *value = Value::String(deferred::secret("unknown"));
+            }
         }
-        let last = self
-            .state
-            .resources
-            .get(&resource.address)
-            .filter(|e| e.identity == resource.identity)
-            .map(|e| &e.fields);
-        kubernetes::comparable(live, &resource.fields, last)
+        live
+    }
+
+    /// The resource with the after-apply values the observations already know (an Ingress
+    /// that has its load balancer hostname); the others stay `(known after apply)`.
+    fn resolve<'r>(&self, resource: &'r Resource) -> std::borrow::Cow<'r, Resource> {
+        if !deferred::has_after_apply(&resource.fields) {
+            return std::borrow::Cow::Borrowed(resource);
+        }
+        let mut resolved = resource.clone();
+        for value in resolved.fields.values_mut() {
+            let Some(deferred::AfterApply::IngressHostname { namespace, name }) =
+                deferred::after_apply(value)
+            else {
+                continue;
+            };
+            let ingress = self.desired.resources.iter().find(|r| {
+                matches!(&r.identity, Identity::K8sObject { kind, namespace: ns, name: n, .. }
+                    if kind == "Ingress" && *ns == namespace && *n == name)
+            });
+            let hostname = ingress
+                .and_then(|i| match self.observation(&i.identity) {
+                    Observation::Present(live) => live.fields.get(kubernetes::INGRESS_HOSTNAME),
+                    _ => None,
+                })
+                .and_then(Value::as_str)
+                .filter(|h| !h.is_empty());
+            if let Some(hostname) = hostname {
+                *value = Value::String(hostname.to_string());
+            }
+        }
+        std::borrow::Cow::Owned(resolved)
     }
 
     fn check_adopted(&mut self) {
@@ -380,6 +426,7 @@ impl Planner<'_> {
         if let Some(entry) = entry
             && let Some(pending) = &entry.pending
             && entry.identity == resource.identity
+            && !self.finished(pending, &resource.identity)
         {
             let live = match self.observation(&resource.identity) {
                 Observation::Present(live) => self.live_fields(resource, &live.fields),
@@ -509,6 +556,20 @@ impl Planner<'_> {
                 }
             }
         }
+    }
+
+    /// Whether an operation an earlier apply left running (`--no-wait`) has finished by
+    /// itself, as the live status shows: a CloudFront deployment that is `Deployed`.
+    fn finished(&self, pending: &Pending, identity: &Identity) -> bool {
+        let Pending::Distribution {
+            goal: DistributionGoal::Deployed,
+            ..
+        } = pending
+        else {
+            return false;
+        };
+        matches!(self.observation(identity), Observation::Present(live)
+            if live.status.as_deref() == Some("Deployed"))
     }
 
     fn plan_replacement(&mut self, resource: &Resource, previous: &Identity) {

@@ -7,7 +7,9 @@ use serde_json::json;
 
 use super::*;
 use crate::config;
-use crate::model::{self, AddonFacts, ClusterFacts, Live, Observation, Observed, Owner};
+use crate::model::{
+    self, AddonFacts, ClusterFacts, Fields, Live, Observation, Observed, Owner,
+};
 use crate::state::State;
 
 const YAML: &str = "version: 1
@@ -50,6 +52,7 @@ fn environment() -> Environment {
                 pod_identity: true,
             },
         ],
+        distribution_reference: None,
     }
 }
 
@@ -93,6 +96,7 @@ fn applied(desired: &Desired) -> (State, Observed) {
                 owner,
                 holds_objects: resource.identity.holds_data().then_some(false),
                 status: None,
+                attributes: Fields::new(),
             }),
         );
     }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Address, Fields, Identity, Pending, Resource};
+use crate::model::{Address, Fields, Identity, Pending, Resource, Secrets};
 
 pub const STATE_VERSION: u32 = 1;
 
@@ -103,6 +103,10 @@ pub struct State {
     pub account: Option<String>,
     pub region: String,
     pub resources: BTreeMap<Address, Entry>,
+    /// Secrets comfyplat generated (e.g. CloudFront's origin header value), by name. Only
+    /// the requests that set them carry them; nothing comfyplat prints does.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: Secrets,
 }
 
 impl State {
@@ -115,6 +119,7 @@ impl State {
             account: None,
             region: region.to_string(),
             resources: BTreeMap::new(),
+            secrets: Secrets::new(),
         }
     }
 

@@ -77,7 +77,9 @@ fn context() -> Value {
             "health_check_path": "/system_stats",
             "stickiness_seconds": 300,
             "idle_timeout_seconds": 4000,
-            "tags": {"comfyplat:platform": "sandbox", "team": "art"}
+            "tags": {"comfyplat:platform": "sandbox", "team": "art"},
+            "origin_conditions": null,
+            "certificate_arn": null
         },
         "network_policy": {"allow_from": ["10.2.0.0/16"]}
     })
@@ -968,4 +970,44 @@ fn rendered_manifests_cover_what_the_reference_sets() {
         pod["tolerations"],
         json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
     );
+}
+
+#[test]
+fn behind_cloudfront_the_ingress_requires_the_secret_header() {
+    let mut context = context();
+    let conditions = crate::model::edge::origin_condition().to_string();
+    context["ingress"]["origin_conditions"] = json!(conditions);
+    context["ingress"]["certificate_arn"] =
+        json!("arn:aws:acm:us-west-2:123456789012:certificate/abc");
+    let rendered = render_ok(&context);
+    let ingress = find(&rendered, "Ingress", "comfyui");
+    let annotations = &ingress["metadata"]["annotations"];
+    let condition: Value = serde_json::from_str(
+        annotations["alb.ingress.kubernetes.io/conditions.comfyui"]
+            .as_str()
+            .expect("the conditions annotation is a string"),
+    )
+    .expect("the conditions annotation is JSON");
+    assert_eq!(condition[0]["field"], "http-header");
+    assert_eq!(
+        condition[0]["httpHeaderConfig"]["httpHeaderName"],
+        "X-Origin-Verify"
+    );
+    assert_eq!(
+        condition[0]["httpHeaderConfig"]["values"][0],
+        "((secret:origin-secret))"
+    );
+    assert_eq!(
+        annotations["alb.ingress.kubernetes.io/listen-ports"],
+        r#"[{"HTTP": 80}, {"HTTPS": 443}]"#
+    );
+    assert_eq!(
+        annotations["alb.ingress.kubernetes.io/certificate-arn"],
+        "arn:aws:acm:us-west-2:123456789012:certificate/abc"
+    );
+    // Without CloudFront neither annotation is rendered.
+    let plain = render_ok(&super::tests::context());
+    let annotations = &find(&plain, "Ingress", "comfyui")["metadata"]["annotations"];
+    assert!(annotations.get("alb.ingress.kubernetes.io/conditions.comfyui").is_none());
+    assert!(annotations.get("alb.ingress.kubernetes.io/listen-ports").is_none());
 }

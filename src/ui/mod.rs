@@ -8,10 +8,12 @@
 mod errors;
 mod plan;
 mod progress;
+mod report;
 
 pub use errors::{error_chain, render_error};
 pub use plan::{reason_text, render_blockers, render_outcome, render_plan};
 pub use progress::{ProgressReporter, Spinner};
+pub use report::{render_destroy_report, render_outputs};
 
 /// ANSI styling that can be switched off (`--no-color`, `NO_COLOR`, not a terminal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::Style;
 use crate::executor::{ChangeResult, Outcome};
+use crate::model::deferred;
 use crate::planner::{Action, Change, FieldChange, Mode, Plan, Reason};
 
 fn symbol(action: Action) -> &'static str {
@@ -255,7 +256,7 @@ fn is_document(value: &Value) -> bool {
 }
 
 fn pretty(value: &Value) -> Vec<String> {
-    serde_json::to_string_pretty(value)
+    serde_json::to_string_pretty(&shown(value))
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
@@ -265,9 +266,26 @@ fn pretty(value: &Value) -> Vec<String> {
 /// A value on one line, or a JSON document indented under the field.
 fn inline(value: &Value, indent: &str) -> String {
     if is_document(value) {
-        pretty(value).join(&format!("\n{indent}    "))
-    } else {
-        value.to_string()
+        return pretty(value).join(&format!("\n{indent}    "));
+    }
+    match shown(value) {
+        Value::String(text) if text == "(known after apply)" || text == "(sensitive)" => text,
+        other => other.to_string(),
+    }
+}
+
+/// The value as the plan shows it: secrets as `(sensitive)`, values only known once
+/// applied as `(known after apply)` (see `model::deferred`).
+fn shown(value: &Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(deferred::display(text)),
+        Value::Array(items) => Value::Array(items.iter().map(shown).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), shown(value)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -16,6 +16,24 @@ and connects the cluster to moto's EKS (eks_extension.attach_kubernetes): Descri
 answers with this server's endpoint and CA, and add-ons that become ACTIVE put their
 Kubernetes objects into the store (ADDON_OBJECTS) and take them away when deleted.
 
+The ALB controller stand-in (MotoCloud.ensure_alb/delete_alb; what it creates is listed in
+kube_server.py's docstring) keeps the HTTP:80 listener of a load balancer and reconciles it in
+place on every change of the Ingress, as the controller's deployer does: the default action
+(forward to spec.defaultBackend, else a fixed 404) is modified, rules are modified, created
+or deleted by priority (ARNs stay), and each carries the controller's tags
+(elbv2.k8s.aws/cluster, ingress.k8s.aws/stack, ingress.k8s.aws/resource=80:<priority>, the
+tags annotation). A path's rule gets the conditions of the annotation
+alb.ingress.kubernetes.io/conditions.<service of the path> (the controller's JSON, e.g.
+[{"field":"http-header","httpHeaderConfig":{"httpHeaderName":"X-Origin-Verify",
+"values":["secret"]}}]; fields host-header, path-pattern, http-header, http-request-method,
+query-string, source-ip) the way the controller builds them: the non host/path conditions
+first, then host-header (the rule's host + the annotation's), then path-pattern (the path's
+patterns + the annotation's). So an Ingress with a `/` Prefix path to service S and
+conditions.S gets rule 1 = [http-header, path-pattern /*] -> S, and everything else meets the
+default 404. As in the controller, the annotation does nothing for spec.defaultBackend (no
+rule, the listener's default action forwards), and a malformed annotation fails the
+reconciliation before anything changes (logged; the Ingress keeps its old status).
+
 info = {"endpoint": "https://127.0.0.1:N", "port": N, "ca_data": <base64 PEM, as EKS
 certificateAuthority.data>, "ca_file": <PEM path>, "kubeconfig": <path>}. The kubeconfig
 (written to `kubeconfig`, or into a temp dir) authenticates with `aws eks get-token` of the
@@ -138,6 +156,71 @@ def parse_tags_annotation(value: str) -> dict[str, str]:
         if not sep or not k.strip():
             raise ValueError(f"bad tags annotation entry {pair!r}")
         out[k.strip()] = v.strip()
+    return out
+
+
+# alb.ingress.kubernetes.io/conditions.<service>: the controller's JSON field -> ELBv2's config
+CONDITION_CONFIGS = {"host-header": "HostHeaderConfig", "path-pattern": "PathPatternConfig",
+                     "http-header": "HttpHeaderConfig", "http-request-method": "HttpRequestMethodConfig",
+                     "query-string": "QueryStringConfig", "source-ip": "SourceIpConfig"}
+
+
+def _member(obj: Any, name: str) -> Any:
+    """obj[name], matching the key case-insensitively as Go's encoding/json does (None if absent)."""
+    if not isinstance(obj, dict):
+        return None
+    return next((v for k, v in obj.items() if k.lower() == name.lower()), None)
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what}: expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def parse_conditions_annotation(value: str) -> list[dict[str, Any]]:
+    """alb.ingress.kubernetes.io/conditions.<service> (the controller's format, e.g.
+    [{"field":"http-header","httpHeaderConfig":{"httpHeaderName":"X-Origin-Verify","values":["s"]}}])
+    -> ELBv2 rule conditions ({"Field": ..., "HttpHeaderConfig": {"HttpHeaderName", "Values"}}, ...),
+    in order. The value may be empty (no conditions). A condition without the config its field
+    needs is an error, as in the controller; a condition with another field is ignored, as
+    there."""
+    if not (value or "").strip():
+        return []
+    try:
+        items = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"bad conditions annotation {value!r}: {e}") from None
+    if not isinstance(items, list):
+        raise ValueError(f"bad conditions annotation {value!r}: expected a JSON list")
+    out: list[dict[str, Any]] = []
+    for item in items:
+        field = _member(item, "field")
+        config_name = CONDITION_CONFIGS.get(field) if isinstance(field, str) else None
+        if config_name is None:
+            continue
+        config = _member(item, config_name)
+        if not isinstance(config, dict):
+            raise ValueError(f"conditions annotation: missing {config_name[0].lower() + config_name[1:]} "
+                             f"for field {field}")
+        values = _member(config, "values")
+        if field == "http-header":
+            name = _member(config, "httpHeaderName")
+            if not isinstance(name, str) or not name:
+                raise ValueError("conditions annotation: http-header without httpHeaderName")
+            elbv2_config: dict[str, Any] = {"HttpHeaderName": name,
+                                            "Values": _strings(values, "httpHeaderConfig.values")}
+        elif field == "query-string":
+            if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
+                raise ValueError(f"queryStringConfig.values: expected a list of {{key, value}}, got {values!r}")
+            pairs = []
+            for pair in values:
+                key, val = _member(pair, "key"), _member(pair, "value")
+                pairs.append({"Value": val} if key is None else {"Key": key, "Value": val})
+            elbv2_config = {"Values": pairs}
+        else:
+            elbv2_config = {"Values": _strings(values, f"{config_name}.values")}
+        out.append({"Field": field, config_name: elbv2_config})
     return out
 
 
@@ -264,6 +347,9 @@ class MotoCloud:
             raise ValueError(f"unknown scheme {scheme!r}")
         target_type = ann.get(ANN + "target-type", "instance")
         extra = parse_tags_annotation(ann.get(ANN + "tags", ""))
+        for key, value in ann.items():  # as the controller: a bad annotation fails before any change
+            if key.startswith(ANN + "conditions."):
+                parse_conditions_annotation(value)
         cluster = self._cluster()
         subnets = self._subnets(ann, scheme, cluster)
         elbv2, ec2 = self._elbv2(), self._ec2()
@@ -327,33 +413,90 @@ class MotoCloud:
                 tags=_tag_list(tg_tags))
             wanted[(svc, port)] = tg.arn
 
-        # one HTTP:80 listener; its rules are rewritten
-        for arn in list(lb.listeners):
-            elbv2.delete_listener(arn)
+        # one HTTP:80 listener, kept (same ARN) and reconciled in place: default action, then the
+        # rules by priority (modified, created, deleted), as the controller's deployer does
         default = next((b for b in backends if b[0] == "" and b[1] == ""), None)
         action = ({"Type": "forward", "TargetGroupArn": wanted[(default[2], default[3])]} if default else
                   {"Type": "fixed-response", "FixedResponseConfig": {"ContentType": "text/plain",
                                                                     "StatusCode": "404"}})
-        listener = elbv2.create_listener(load_balancer_arn=lb.arn, protocol="HTTP", port=80, ssl_policy=None,
-                                         certificate=None, actions=[action],
-                                         tags=_tag_list({**extra, **base, TAG_RESOURCE: "80"}))
-        priority = 0
-        for host, patterns, svc, port in backends:
-            if not patterns:
+        listener = next((li for li in lb.listeners.values() if str(li.port) == "80" and li.protocol == "HTTP"), None)
+        for arn in [a for a in lb.listeners if listener is None or a != listener.arn]:
+            self._delete_listener(arn)
+        listener_tags = {**extra, **base, TAG_RESOURCE: "80"}
+        if listener is None:
+            listener = elbv2.create_listener(load_balancer_arn=lb.arn, protocol="HTTP", port=80, ssl_policy=None,
+                                             certificate=None, actions=[action], tags=_tag_list(listener_tags))
+        else:
+            if [a.data for a in listener.default_actions] != [action]:
+                elbv2.modify_listener(listener.arn, actions=[action])
+                self._used_by(lb.arn, [action])
+            self._retag(listener.arn, listener_tags)
+        existing = {int(r.priority): r for r in listener.rules.values() if not r.is_default}
+        for priority, (conditions, actions) in enumerate(self._rules(ann, backends, wanted), start=1):
+            rule_tags = {**extra, **base, TAG_RESOURCE: f"80:{priority}"}
+            rule = existing.pop(priority, None)
+            if rule is None:
+                elbv2.create_rule(listener.arn, conditions, priority, actions, tags=_tag_list(rule_tags))
                 continue
-            priority += 1
-            conditions = [{"Field": "path-pattern", "PathPatternConfig": {"Values": json.loads(patterns)}}]
-            if host:
-                conditions.insert(0, {"Field": "host-header", "HostHeaderConfig": {"Values": [host]}})
-            elbv2.create_rule(listener.arn, conditions, priority,
-                              [{"Type": "forward", "TargetGroupArn": wanted[(svc, port)]}],
-                              tags=_tag_list({**extra, **base, TAG_RESOURCE: f"80:{priority}"}))
+            if rule.conditions != conditions or [a.data for a in rule.actions] != actions:
+                elbv2.modify_rule(rule.arn, conditions, actions)
+                self._used_by(lb.arn, actions)
+            self._retag(rule.arn, rule_tags)
+        for rule in existing.values():
+            elbv2.delete_rule(rule.arn)
+            elbv2.tagging_service.delete_all_tags_for_resource(rule.arn)
 
         # target groups no backend uses any more
         for arn in self._tagged(list(elbv2.target_groups), base):
             if arn not in wanted.values():
                 elbv2.delete_target_group(arn)
         return lb.dns_name
+
+    def _rules(self, ann: dict[str, str], backends: list[tuple[str, str, str, str]],
+               wanted: dict[tuple[str, str], str]) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """(conditions, actions) of the listener rules, in priority order: one per path, as the
+        controller's buildRuleConditions makes them: the conditions.<service> annotation's
+        conditions other than host-header/path-pattern first, in its order, then host-header
+        (the rule's host + the annotation's hosts), then path-pattern (the path's patterns + the
+        annotation's paths); none at all -> path-pattern /*."""
+        out = []
+        for host, patterns, svc, port in backends:
+            if not patterns:
+                continue  # spec.defaultBackend: the listener's default action, no rule
+            hosts = [host] if host else []
+            paths = list(json.loads(patterns))
+            conditions = []
+            for c in parse_conditions_annotation(ann.get(f"{ANN}conditions.{svc}", "")):
+                if c["Field"] == "host-header":
+                    hosts += c["HostHeaderConfig"]["Values"]
+                elif c["Field"] == "path-pattern":
+                    paths += c["PathPatternConfig"]["Values"]
+                else:
+                    conditions.append(c)
+            if hosts:
+                conditions.append({"Field": "host-header", "HostHeaderConfig": {"Values": hosts}})
+            if paths:
+                conditions.append({"Field": "path-pattern", "PathPatternConfig": {"Values": paths}})
+            if not conditions:
+                conditions.append({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}})
+            out.append((conditions, [{"Type": "forward", "TargetGroupArn": wanted[(svc, port)]}]))
+        return out
+
+    def _used_by(self, lb_arn: str, actions: list[dict[str, Any]]) -> None:
+        """What moto's CreateListener/CreateRule do and ModifyListener/ModifyRule forget: a target
+        group forwarded to lists the load balancer (DescribeTargetGroups LoadBalancerArns)."""
+        elbv2 = self._elbv2()
+        for action in actions:
+            tg = elbv2.target_groups.get(action.get("TargetGroupArn", ""))
+            if tg is not None and lb_arn not in tg.load_balancer_arns:
+                tg.load_balancer_arns.append(lb_arn)
+
+    def _delete_listener(self, arn: str) -> None:
+        """The listener, its rules and their tags."""
+        elbv2 = self._elbv2()
+        listener = elbv2.delete_listener(arn)
+        for tagged in [arn, *(r.arn for r in listener.rules.values() if not r.is_default)]:
+            elbv2.tagging_service.delete_all_tags_for_resource(tagged)
 
     def _retag(self, arn: str, tags: dict[str, str]) -> None:
         ts = self._elbv2().tagging_service
@@ -379,7 +522,7 @@ class MotoCloud:
         elbv2 = self._elbv2()
         for arn in self._tagged(list(elbv2.load_balancers), base):
             for listener in list(elbv2.load_balancers[arn].listeners):
-                elbv2.delete_listener(listener)
+                self._delete_listener(listener)
             elbv2.delete_load_balancer(arn)
         for arn in self._tagged(list(elbv2.target_groups), base):
             elbv2.delete_target_group(arn)

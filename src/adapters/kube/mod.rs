@@ -245,6 +245,7 @@ impl Kube {
             owner: Owner::Tag(owner),
             holds_objects: None,
             status,
+            attributes: crate::model::Fields::new(),
         }))
     }
 
