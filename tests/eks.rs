@@ -650,7 +650,7 @@ fn an_interrupted_authentication_mode_update_is_waited_for_not_repeated() {
     let proxy = Proxy::start(&emulator.endpoint, ProxyOptions::default());
     let plan = workspace.run(&proxy.endpoint, &["plan"]).expect(0).stdout;
     assert!(
-        plan.contains("an earlier apply started this and was interrupted; waiting for it"),
+        plan.contains("in progress: an earlier apply started it and did not see it finish"),
         "{plan}"
     );
     workspace

@@ -27,8 +27,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Aws, Backoff, ErrorClass, Poll, aws_error, poll};
 use crate::model::{
-    DistributionGoal, Fields, Live, Observation, Pending, edge, field_group, insert_flat,
-    tags_of,
+    DistributionGoal, Fields, Live, Observation, Pending, edge, field_group, insert_flat, tags_of,
 };
 
 /// The comment prefix of every distribution comfyplat makes.
@@ -96,7 +95,10 @@ pub async fn list_ours(aws: &Aws) -> Result<Vec<(String, String)>, ApiError> {
                 ours.push((summary.id, summary.comment));
             }
         }
-        match list.next_marker.filter(|m| list.is_truncated && !m.is_empty()) {
+        match list
+            .next_marker
+            .filter(|m| list.is_truncated && !m.is_empty())
+        {
             Some(next) => marker = Some(next),
             None => break,
         }
@@ -109,7 +111,10 @@ pub async fn read(aws: &Aws, id: &str) -> Result<Option<Found>, ApiError> {
     let output = match aws.cloudfront.get_distribution().id(id).send().await {
         Ok(output) => output,
         Err(error) => {
-            let error = aws_error(format!("failed to read CloudFront distribution `{id}`"), error);
+            let error = aws_error(
+                format!("failed to read CloudFront distribution `{id}`"),
+                error,
+            );
             return match error.class {
                 ErrorClass::NotFound => Ok(None),
                 _ => Err(error),
@@ -184,10 +189,13 @@ pub async fn create(
         .send()
         .await
     {
-        Ok(output) => output
-            .distribution
-            .map(|d| d.id)
-            .ok_or_else(|| ApiError::new(operation, ErrorClass::Rejected, "no distribution in the response"))?,
+        Ok(output) => output.distribution.map(|d| d.id).ok_or_else(|| {
+            ApiError::new(
+                operation,
+                ErrorClass::Rejected,
+                "no distribution in the response",
+            )
+        })?,
         Err(error) => {
             let error = aws_error(operation, error);
             if error.code.as_deref() != Some("DistributionAlreadyExists") {
@@ -597,7 +605,10 @@ fn empty_config(caller_reference: &str, fields: &Fields) -> Result<DistributionC
 pub fn apply_fields(config: &mut DistributionConfig, fields: &Fields) -> Result<(), ApiError> {
     let operation = "failed to build the CloudFront configuration";
     let bad = |e: aws_sdk_cloudfront::error::BuildError| rejected(operation, e);
-    config.enabled = fields.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+    config.enabled = fields
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     config.comment = text(fields, "comment").to_string();
     config.price_class = Some(PriceClass::from(text(fields, "price_class")));
     config.http_version = Some(HttpVersion::from(text(fields, "http_version")));

@@ -70,12 +70,16 @@ pub async fn controllers(aws: &Aws, scope: &Scope<'_>) -> Result<Vec<Finding>, A
         let (what, advice) = if arn.contains(":targetgroup/") {
             (
                 "target group",
-                format!("the AWS Load Balancer Controller left it (is it running? see its logs); delete it with `aws elbv2 delete-target-group --target-group-arn {arn}`"),
+                format!(
+                    "the AWS Load Balancer Controller left it (is it running? see its logs); delete it with `aws elbv2 delete-target-group --target-group-arn {arn}`"
+                ),
             )
         } else {
             (
                 "load balancer",
-                format!("the AWS Load Balancer Controller left it and it is billed by the hour (is the controller running? see its logs); delete it with `aws elbv2 delete-load-balancer --load-balancer-arn {arn}`"),
+                format!(
+                    "the AWS Load Balancer Controller left it and it is billed by the hour (is the controller running? see its logs); delete it with `aws elbv2 delete-load-balancer --load-balancer-arn {arn}`"
+                ),
             )
         };
         found.push(Finding {

@@ -14,8 +14,8 @@
 pub mod cloudfront;
 pub mod eks;
 pub mod iam;
-pub mod leftovers;
 pub mod kube;
+pub mod leftovers;
 pub mod s3;
 pub mod sts;
 
@@ -405,7 +405,6 @@ impl Aws {
             Identity::K8sObject { .. } => Err(not_aws(identity)),
         }
     }
-
 }
 
 fn not_aws(identity: &Identity) -> ApiError {

@@ -58,7 +58,9 @@ pub enum CommandError {
     },
     #[error("{failed} change(s) failed")]
     ApplyFailed { failed: usize },
-    #[error("destroy finished, but {count} resource(s) comfyplat owns are still there (listed above)")]
+    #[error(
+        "destroy finished, but {count} resource(s) comfyplat owns are still there (listed above)"
+    )]
     Leftovers { count: usize },
     #[error("EKS cluster `{cluster}` does not exist in account {account}, region {region}")]
     ClusterNotFound {

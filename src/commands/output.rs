@@ -81,12 +81,14 @@ pub async fn gather(apis: &Apis, state: &State) -> Result<Outputs, ApiError> {
             }
             Identity::K8sObject { kind, .. } if kind == "Ingress" => {
                 if let Observation::Present(live) = apis.observe(&entry.identity).await?
-                    && let Some(hostname) = live.fields.get(INGRESS_HOSTNAME).and_then(|v| v.as_str())
+                    && let Some(hostname) = live
+                        .attributes
+                        .get(INGRESS_HOSTNAME)
+                        .and_then(|v| v.as_str())
                 {
-                    let cloudfront_only = live
-                        .fields
-                        .keys()
-                        .any(|k| k.starts_with("metadata.annotations.alb.ingress.kubernetes.io/conditions."));
+                    let cloudfront_only = live.fields.keys().any(|k| {
+                        k.starts_with("metadata.annotations.alb.ingress.kubernetes.io/conditions.")
+                    });
                     outputs.load_balancer = Some(LoadBalancerOutput {
                         hostname: hostname.to_string(),
                         url: format!("http://{hostname}"),

@@ -112,11 +112,7 @@ pub fn cdn(
         sorted.sort();
         sorted.dedup();
         if sorted.len() != aliases.len() {
-            problems.at(
-                spanned,
-                "`cdn.aliases` lists a name twice".to_string(),
-                "",
-            );
+            problems.at(spanned, "`cdn.aliases` lists a name twice".to_string(), "");
         }
     }
     let certificate_arn = file.certificate_arn.as_ref().map(|c| c.value.clone());

@@ -283,9 +283,7 @@ impl Executor<'_> {
                             .await?
                         };
                         if let Some(pending) = pending {
-                            self.persist(|state| {
-                                state.record_pending(&resource, pending.clone())
-                            })?;
+                            self.persist(|state| state.record_pending(&resource, pending.clone()))?;
                             if self.no_wait && pending.may_run_on() {
                                 left_running = Some(pending);
                             } else {
@@ -437,7 +435,7 @@ impl Executor<'_> {
         };
         let hostname = match self.apis.observe(&identity).await? {
             Observation::Present(live) => live
-                .fields
+                .attributes
                 .get(crate::model::kubernetes::INGRESS_HOSTNAME)
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_string),

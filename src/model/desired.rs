@@ -290,9 +290,9 @@ pub fn desired(
 
     let aws_addresses = resources.iter().map(|r| r.address.clone()).collect();
     let objects = super::kubernetes::resources(platform, environment, &aws_addresses)?;
-    let ingress = objects.iter().find(|r| {
-        matches!(&r.identity, Identity::K8sObject { kind, .. } if kind == "Ingress")
-    });
+    let ingress = objects
+        .iter()
+        .find(|r| matches!(&r.identity, Identity::K8sObject { kind, .. } if kind == "Ingress"));
     let distribution = super::edge::distribution(platform, environment, ingress);
     resources.extend(objects);
     resources.extend(distribution);

@@ -12,9 +12,7 @@
 
 use serde_json::{Value, json};
 
-use super::{
-    Address, Environment, Fields, Identity, Resource, deferred, insert_flat, insert_tags,
-};
+use super::{Address, Environment, Fields, Identity, Resource, deferred, insert_flat, insert_tags};
 use crate::config::{OriginProtocol, Platform};
 
 pub const DISTRIBUTION: &str = "cloudfront.distribution.comfyui";

@@ -26,8 +26,8 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "comfyplat";
 /// Label with the platform name: how pruning finds what is ours.
 pub const PLATFORM_LABEL: &str = "comfyplat.io/platform";
-/// Where an Ingress's live fields hold its load balancer's hostname.
-pub const INGRESS_HOSTNAME: &str = "status.loadBalancer.ingress[0].hostname";
+/// The live attribute holding an Ingress's load balancer hostname (from its status).
+pub const INGRESS_HOSTNAME: &str = "load_balancer_hostname";
 /// The key of the full manifest in a resource's parameters.
 pub const MANIFEST: &str = "manifest";
 

@@ -14,8 +14,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    Address, Adopted, Desired, DistributionGoal, Environment, Fields, Identity, Kind,
-    Observation, Observed, Owner, Pending, Resource, deferred, kubernetes,
+    Address, Adopted, Desired, DistributionGoal, Environment, Fields, Identity, Kind, Observation,
+    Observed, Owner, Pending, Resource, deferred, kubernetes,
 };
 use crate::state::{State, Status};
 
@@ -388,7 +388,7 @@ impl Planner<'_> {
             });
             let hostname = ingress
                 .and_then(|i| match self.observation(&i.identity) {
-                    Observation::Present(live) => live.fields.get(kubernetes::INGRESS_HOSTNAME),
+                    Observation::Present(live) => live.attributes.get(kubernetes::INGRESS_HOSTNAME),
                     _ => None,
                 })
                 .and_then(Value::as_str)

@@ -7,9 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::config;
-use crate::model::{
-    self, AddonFacts, ClusterFacts, Fields, Live, Observation, Observed, Owner,
-};
+use crate::model::{self, AddonFacts, ClusterFacts, Fields, Live, Observation, Observed, Owner};
 use crate::state::State;
 
 const YAML: &str = "version: 1

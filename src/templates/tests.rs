@@ -1008,6 +1008,14 @@ fn behind_cloudfront_the_ingress_requires_the_secret_header() {
     // Without CloudFront neither annotation is rendered.
     let plain = render_ok(&super::tests::context());
     let annotations = &find(&plain, "Ingress", "comfyui")["metadata"]["annotations"];
-    assert!(annotations.get("alb.ingress.kubernetes.io/conditions.comfyui").is_none());
-    assert!(annotations.get("alb.ingress.kubernetes.io/listen-ports").is_none());
+    assert!(
+        annotations
+            .get("alb.ingress.kubernetes.io/conditions.comfyui")
+            .is_none()
+    );
+    assert!(
+        annotations
+            .get("alb.ingress.kubernetes.io/listen-ports")
+            .is_none()
+    );
 }

@@ -64,7 +64,7 @@ pub fn reason_text(reason: &Reason) -> String {
             "it holds objects; pass --delete-data to delete it with its objects".to_string()
         }
         Reason::InProgress => {
-            "an earlier apply started this and was interrupted; waiting for it".to_string()
+            "in progress: an earlier apply started it and did not see it finish (interrupted, or --no-wait); apply waits for it".to_string()
         }
         Reason::FailedEarlier => "it failed earlier; trying again".to_string(),
         Reason::LeftAsIs => {

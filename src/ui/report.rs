@@ -46,7 +46,11 @@ pub fn render_destroy_report(report: &DestroyReport, style: Style) -> String {
             let _ = writeln!(out, "  {title}: {}", style.green(none));
             return;
         }
-        let _ = writeln!(out, "  {title}: {}", style.yellow(&findings.len().to_string()));
+        let _ = writeln!(
+            out,
+            "  {title}: {}",
+            style.yellow(&findings.len().to_string())
+        );
         for finding in findings {
             let _ = writeln!(out, "    - {} {}", finding.what, finding.id);
             let _ = writeln!(out, "      {}", style.dim(&finding.advice));

@@ -174,7 +174,7 @@ def _member(obj: Any, name: str) -> Any:
 
 def _strings(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{what}: expected a list of strings, got {value!r}")
+        raise ValueError(f"conditions annotation: {what}: expected a list of strings")
     return list(value)
 
 
@@ -190,36 +190,38 @@ def parse_conditions_annotation(value: str) -> list[dict[str, Any]]:
     try:
         items = json.loads(value)
     except json.JSONDecodeError as e:
-        raise ValueError(f"bad conditions annotation {value!r}: {e}") from None
+        # (the value is not repeated: it may hold a secret header value)
+        raise ValueError(f"bad conditions annotation: {e}") from None
     if not isinstance(items, list):
-        raise ValueError(f"bad conditions annotation {value!r}: expected a JSON list")
+        raise ValueError("bad conditions annotation: expected a JSON list")
     out: list[dict[str, Any]] = []
     for item in items:
         field = _member(item, "field")
         config_name = CONDITION_CONFIGS.get(field) if isinstance(field, str) else None
         if config_name is None:
             continue
+        json_name = config_name[0].lower() + config_name[1:]  # as the controller spells it
         config = _member(item, config_name)
         if not isinstance(config, dict):
-            raise ValueError(f"conditions annotation: missing {config_name[0].lower() + config_name[1:]} "
-                             f"for field {field}")
+            raise ValueError(f"conditions annotation: missing {json_name} for field {field}")
         values = _member(config, "values")
         if field == "http-header":
             name = _member(config, "httpHeaderName")
             if not isinstance(name, str) or not name:
                 raise ValueError("conditions annotation: http-header without httpHeaderName")
             elbv2_config: dict[str, Any] = {"HttpHeaderName": name,
-                                            "Values": _strings(values, "httpHeaderConfig.values")}
+                                            "Values": _strings(values, f"{json_name}.values")}
         elif field == "query-string":
             if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
-                raise ValueError(f"queryStringConfig.values: expected a list of {{key, value}}, got {values!r}")
+                raise ValueError("conditions annotation: queryStringConfig.values: expected a list of "
+                                 "{key, value}")
             pairs = []
             for pair in values:
                 key, val = _member(pair, "key"), _member(pair, "value")
                 pairs.append({"Value": val} if key is None else {"Key": key, "Value": val})
             elbv2_config = {"Values": pairs}
         else:
-            elbv2_config = {"Values": _strings(values, f"{config_name}.values")}
+            elbv2_config = {"Values": _strings(values, f"{json_name}.values")}
         out.append({"Field": field, config_name: elbv2_config})
     return out
 

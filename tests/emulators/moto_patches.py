@@ -1,7 +1,7 @@
 """Fidelity fixes to moto, applied in the emulator process before the server starts.
 
 Each patch makes moto answer as AWS does for something comfyplat relies on; each has a test
-in test_emulators.py (S3) or test_cloudfront.py (CloudFront).
+in test_emulators.py (S3) or test_cloudfront.py (CloudFront, Tagging API).
 
 1. Bucket policies with `aws:SecureTransport` conditions. moto evaluates bucket-policy Deny
    statements on object operations but ignores their `Condition`, and it treats a condition
@@ -71,6 +71,13 @@ in test_emulators.py (S3) or test_cloudfront.py (CloudFront).
    * Staging (required in DistributionSummary) is answered, false unless sent;
      DistributionSummary carries the distribution's ETag; LastModifiedTime is the time of
      the create/last update (moto: a constant 2021 date).
+
+8. Resource Groups Tagging API GetResources, by region. moto answers in every region with the
+   resources of global backends: CloudFront distributions (and functions, key-value stores)
+   and the S3 buckets of all regions. As AWS: CloudFront resources are listed in us-east-1
+   only, an S3 bucket only in its own region. (GetTagKeys/GetTagValues are left as they are.)
+   Not changed: terminated EC2 instances stay listed with their tags for as long as moto keeps
+   them (for good), where AWS lists them for a while (about an hour).
 """
 
 from __future__ import annotations
@@ -78,8 +85,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import datetime, timezone
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 CLOUDFRONT_DEPLOY_READS_ENV = "COMFYPLAT_EMULATOR_CLOUDFRONT_DEPLOY_READS"
@@ -121,6 +128,7 @@ def _only_matches_insecure_transport(statement: dict[str, Any]) -> bool:
 def apply() -> None:
     _apply_s3()
     _apply_cloudfront(cloudfront_deploy_reads())
+    _apply_tagging_api()
 
 
 def _apply_s3() -> None:
@@ -269,7 +277,7 @@ def _apply_cloudfront(deploy_reads: int) -> None:
         if if_match != dist.etag:
             raise error("PreconditionFailed", PRECONDITION_FAILED)
 
-    # 3, 4, 6
+    # 6: moto's, with the CallerReference check and the insert atomic
     def create_distribution_with_tags(
         self: Any, distribution_config: dict[str, Any], tags: list[dict[str, str]]
     ) -> tuple[Any, str, str]:
@@ -282,6 +290,7 @@ def _apply_cloudfront(deploy_reads: int) -> None:
             self.tagger.tag_resource(dist.arn, tags)
             return dist, dist.location, dist.etag
 
+    # 3, 4, 6
     def update_distribution(
         self: Any, dist_config: dict[str, Any], _id: str, if_match: str | None
     ) -> tuple[Any, str, str]:
@@ -298,7 +307,7 @@ def _apply_cloudfront(deploy_reads: int) -> None:
             new_version(dist)
             return dist, dist.location, dist.etag
 
-    # 5
+    # 3, 5
     def delete_distribution(self: Any, distribution_id: str, if_match: str | None) -> None:
         with lock:
             dist = self.distributions.get(distribution_id)
@@ -339,3 +348,38 @@ def _apply_cloudfront(deploy_reads: int) -> None:
     cf.CloudFrontBackend.list_tags_for_resource = list_tags_for_resource
     cf.CloudFrontBackend.tag_resource = tag_resource
     cf.CloudFrontBackend.untag_resource = untag_resource
+
+
+# --------------------------------------------------------------------------
+# Resource Groups Tagging API (patch 8)
+# --------------------------------------------------------------------------
+
+CLOUDFRONT_TAGGING_REGION = "us-east-1"
+
+
+def _apply_tagging_api() -> None:
+    from collections.abc import Iterator
+
+    from moto.core.resource_tagging import TaggedResource
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    def listed_in(resource: TaggedResource, account_id: str, region: str) -> bool:
+        if resource.resource_type.startswith("cloudfront:"):
+            return region == CLOUDFRONT_TAGGING_REGION
+        if resource.resource_type == "s3:bucket":
+            name = resource.arn.rsplit(":", 1)[-1]
+            bucket = s3_backends[account_id][get_partition(region)].buckets.get(name)
+            return bucket is not None and bucket.region_name == region
+        return True
+
+    original = ResourceGroupsTaggingAPIBackend._get_resources_generator
+
+    def get_resources_generator(self: ResourceGroupsTaggingAPIBackend, *args: Any,
+                                **kwargs: Any) -> Iterator[TaggedResource]:
+        for resource in original(self, *args, **kwargs):
+            if listed_in(resource, self.account_id, self.region_name):
+                yield resource
+
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = get_resources_generator

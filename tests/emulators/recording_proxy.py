@@ -22,6 +22,9 @@ Faults (probability --fault-rate, deterministic RNG seeded by --fault-seed):
   reset   not forwarded; the client connection is reset without a response
 --deny ACTION[,ACTION]: those actions always get AccessDenied (403), not forwarded
 (logged with fault "deny"): a permanent failure, for partial-failure tests.
+--hang-after ACTION[,ACTION]: those actions are forwarded (the change happens upstream and
+is logged with its upstream status and fault "hang"), then the client never gets an answer:
+a process killed right after a call whose response it never saw.
 Requests with header `x-comfyplat-no-fault: 1` are never faulted.
 
 Control endpoint (not logged, not forwarded): GET /__proxy/stats ->
@@ -371,7 +374,8 @@ def deny_response(service: str):
 class ProxyState:
     def __init__(self, upstream: str, log_path: str, fault_rate: float,
                  fault_seed: int, delay_ms: int, fault_modes: list[str],
-                 deny: frozenset[str] = frozenset()):
+                 deny: frozenset[str] = frozenset(),
+                 hang: frozenset[str] = frozenset()):
         u = urllib.parse.urlsplit(upstream)
         if u.scheme != "http" or not u.hostname:
             raise ValueError(f"upstream must be http://host:port, got {upstream!r}")
@@ -386,6 +390,7 @@ class ProxyState:
         self.rng = random.Random(fault_seed)
         self.fault_modes = fault_modes
         self.deny = deny
+        self.hang = hang
         self.delay = delay_ms / 1000.0
         self.lock = threading.Lock()
         self.requests = 0
@@ -566,6 +571,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
                            f"upstream error: {exc}".encode(), head=head)
                 return
             entry["upstream_status"] = up_status
+            if action in st.hang and not exempt:
+                entry["fault"] = "hang"
+                st.record(entry, write, "hang")
+                while True:  # the client gives up or is killed; the thread is a daemon
+                    time.sleep(60)
             if fault == "after":
                 status, headers, fbody = fault_response(service, "internal")
                 entry["status"] = status
@@ -632,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--fault-modes", default="before,after,reset")
     p.add_argument("--deny", default="", help="comma-separated actions always answered with AccessDenied (not forwarded)")
+    p.add_argument("--hang-after", default="", help="comma-separated actions forwarded and then never answered")
     args = p.parse_args(argv)
 
     modes = [m.strip() for m in args.fault_modes.split(",") if m.strip()]
@@ -643,7 +654,8 @@ def main(argv: list[str] | None = None) -> int:
 
     state = ProxyState(args.upstream, args.log, args.fault_rate, args.fault_seed,
                        args.delay_ms, modes,
-                       frozenset(a.strip() for a in args.deny.split(",") if a.strip()))
+                       frozenset(a.strip() for a in args.deny.split(",") if a.strip()),
+                       frozenset(a.strip() for a in args.hang_after.split(",") if a.strip()))
     server = make_server(state, args.port)
     port = server.server_address[1]
 

@@ -2,7 +2,8 @@
 aws_emulator.py --seed none: versions (ETag / If-Match), deployment status driven by reads
 (COMFYPLAT_EMULATOR_CLOUDFRONT_DEPLOY_READS), DeleteDistribution's preconditions,
 CallerReference rules, the DistributionConfig round trip and the XML shapes the AWS SDK for
-Rust parses, ListDistributions summaries and tagging.
+Rust parses, ListDistributions summaries and tagging; and where the Resource Groups Tagging
+API lists distributions and buckets (moto_patches 8).
 
 Run with:  .venv/bin/python -m pytest tests/emulators -q
 """
@@ -389,6 +390,31 @@ def test_tagging(cf):
     assert tags() == [("b", "2")]
     missing = arn.rsplit("/", 1)[0] + "/E000000000000"
     assert error(lambda: cf.list_tags_for_resource(Resource=missing))[:2] == ("NoSuchResource", 404)
+
+
+def test_tagging_api_lists_distributions_in_us_east_1_and_buckets_in_their_region(emu, cf):
+    """moto_patches 8: GetResources in us-west-2 does not list the (global) distribution, nor
+    a bucket of another region; us-east-1 lists the distribution."""
+    dist_arn = create(cf, "rgta-1", {"comfyplat:platform": "rgta"})["Distribution"]["ARN"]
+    buckets = {"us-west-2": "cp-rgta-west", "eu-west-1": "cp-rgta-eu"}
+    for region, name in buckets.items():
+        s3 = client("s3", emu["endpoint"], region=region)
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": "comfyplat:platform", "Value": "rgta"}]})
+
+    def found(region):
+        rgta = client("resourcegroupstaggingapi", emu["endpoint"], region=region)
+        pages = rgta.get_paginator("get_resources").paginate(
+            TagFilters=[{"Key": "comfyplat:platform", "Values": ["rgta"]}])
+        return {m["ResourceARN"] for page in pages for m in page["ResourceTagMappingList"]}
+
+    try:
+        assert found("us-west-2") == {"arn:aws:s3:::cp-rgta-west"}
+        assert found("eu-west-1") == {"arn:aws:s3:::cp-rgta-eu"}
+        assert found("us-east-1") == {dist_arn}
+    finally:
+        for region, name in buckets.items():
+            client("s3", emu["endpoint"], region=region).delete_bucket(Bucket=name)
 
 
 # --------------------------------------------------------------------------

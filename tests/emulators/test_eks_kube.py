@@ -412,6 +412,241 @@ def test_deleting_the_ingress_removes_the_alb_first(emu):
     assert lbs_of(elbv2, "doomed/web") == [] and tgs_of(elbv2, "doomed/web") == []
 
 
+def listener_of(elbv2, stack):
+    [(lb, _)] = lbs_of(elbv2, stack)
+    [listener] = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    return listener
+
+
+def rules_of(elbv2, listener):
+    """(default rule, [non-default rules by priority])."""
+    rules = elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+    [default] = [r for r in rules if r["IsDefault"]]
+    return default, sorted((r for r in rules if not r["IsDefault"]), key=lambda r: int(r["Priority"]))
+
+
+def conditions_of(rule):
+    """The rule's conditions as (field, values) pairs; http-header: (field, name, values)."""
+    out = []
+    for c in rule["Conditions"]:
+        if c["Field"] == "http-header":
+            out.append((c["Field"], c["HttpHeaderConfig"]["HttpHeaderName"], c["HttpHeaderConfig"]["Values"]))
+        else:
+            config = {"host-header": "HostHeaderConfig", "path-pattern": "PathPatternConfig",
+                      "http-request-method": "HttpRequestMethodConfig", "source-ip": "SourceIpConfig",
+                      "query-string": "QueryStringConfig"}[c["Field"]]
+            out.append((c["Field"], c[config]["Values"]))
+    return out
+
+
+def header_condition(value, name="X-Origin-Verify"):
+    return json.dumps([{"field": "http-header", "httpHeaderConfig": {"httpHeaderName": name, "values": [value]}}])
+
+
+def test_conditions_annotation_makes_a_header_rule_in_front_of_the_404(emu):
+    """alb.ingress.kubernetes.io/conditions.<service>: the path's rule also needs the header;
+    the rule follows the annotation on every change (same rule, modified in place)."""
+    ensure_namespace(emu, "cdn")
+    elbv2 = client("elbv2", emu["endpoint"])
+    base = "/apis/networking.k8s.io/v1/namespaces/cdn/ingresses"
+    ann = {"alb.ingress.kubernetes.io/target-type": "ip", "alb.ingress.kubernetes.io/tags": "team=art"}
+    cond_key = "alb.ingress.kubernetes.io/conditions.comfyui"
+    apply(emu, base, ingress("comfyui", {**ann, cond_key: header_condition("s3cret")}))
+    assert hostname_after_reads(emu, f"{base}/comfyui")[-1]
+    [(tg, _)] = tgs_of(elbv2, "cdn/comfyui")
+    listener = listener_of(elbv2, "cdn/comfyui")
+    default, [rule] = rules_of(elbv2, listener)
+    # requests without the header match no rule: the listener's 404
+    assert [(a["Type"], a["FixedResponseConfig"]) for a in default["Actions"]] == [
+        ("fixed-response", {"ContentType": "text/plain", "StatusCode": "404"})]
+    assert rule["Priority"] == "1"
+    assert conditions_of(rule) == [("http-header", "X-Origin-Verify", ["s3cret"]), ("path-pattern", ["/*"])]
+    assert [(a["Type"], a["TargetGroupArn"]) for a in rule["Actions"]] == [("forward", tg["TargetGroupArn"])]
+    assert tags_of(elbv2, rule["RuleArn"]) == {
+        "elbv2.k8s.aws/cluster": CLUSTER, "ingress.k8s.aws/stack": "cdn/comfyui",
+        "ingress.k8s.aws/resource": "80:1", "team": "art"}
+    assert tags_of(elbv2, listener["ListenerArn"])["ingress.k8s.aws/resource"] == "80"
+    assert tg["LoadBalancerArns"] == [listener["LoadBalancerArn"]]
+
+    # a new secret: the same rule, modified; the listener stays
+    apply(emu, base, ingress("comfyui", {**ann, cond_key: header_condition("n3w")}))
+    hostname_after_reads(emu, f"{base}/comfyui", 1)
+    assert listener_of(elbv2, "cdn/comfyui")["ListenerArn"] == listener["ListenerArn"]
+    _, [modified] = rules_of(elbv2, listener)
+    assert modified["RuleArn"] == rule["RuleArn"]
+    assert conditions_of(modified)[0] == ("http-header", "X-Origin-Verify", ["n3w"])
+
+    # other condition fields, the controller's order: others, then hosts, then paths
+    apply(emu, base, ingress("comfyui", {**ann, cond_key: json.dumps([
+        {"field": "path-pattern", "pathPatternConfig": {"values": ["/api/*"]}},
+        {"field": "source-ip", "sourceIpConfig": {"values": ["10.0.0.0/8"]}},
+        {"field": "host-header", "hostHeaderConfig": {"values": ["b.example.com"]}},
+        {"field": "http-request-method", "httpRequestMethodConfig": {"values": ["GET"]}}])},
+        rules=[{"host": "a.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": "comfyui", "port": {"number": 8848}}}}]}}]))
+    hostname_after_reads(emu, f"{base}/comfyui", 1)
+    _, [rule2] = rules_of(elbv2, listener)
+    assert rule2["RuleArn"] == rule["RuleArn"]
+    assert conditions_of(rule2) == [("source-ip", ["10.0.0.0/8"]), ("http-request-method", ["GET"]),
+                                    ("host-header", ["a.example.com", "b.example.com"]),
+                                    ("path-pattern", ["/*", "/api/*"])]
+
+    # without the annotation the rule is the path's alone; the default stays 404
+    apply(emu, base, ingress("comfyui", ann))
+    hostname_after_reads(emu, f"{base}/comfyui", 1)
+    default, [plain] = rules_of(elbv2, listener)
+    assert plain["RuleArn"] == rule["RuleArn"] and conditions_of(plain) == [("path-pattern", ["/*"])]
+    assert default["Actions"][0]["Type"] == "fixed-response"
+
+    # a malformed annotation: the controller changes nothing (and logs why)
+    apply(emu, base, ingress("comfyui", {**ann, cond_key: "[{not json"}))
+    hostname_after_reads(emu, f"{base}/comfyui", 1)
+    _, [same] = rules_of(elbv2, listener)
+    assert same == plain
+    apply(emu, base, ingress("comfyui", {**ann, cond_key: json.dumps([{"field": "http-header"}])}))
+    hostname_after_reads(emu, f"{base}/comfyui", 1)
+    assert rules_of(elbv2, listener)[1] == [plain]
+
+    # a second path: a second rule, created; then removed again: deleted with its tags
+    two_paths = [{"http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "comfyui", "port": {"number": 8848}}}},
+        {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 80}}}}]}}]
+    apply(emu, base, ingress("comfyui", {**ann, cond_key: header_condition("s3cret")}, rules=two_paths))
+    hostname_after_reads(emu, f"{base}/comfyui", 1)
+    _, [first, second] = rules_of(elbv2, listener)
+    assert first["RuleArn"] == rule["RuleArn"] and second["Priority"] == "2"
+    assert conditions_of(first) == [("http-header", "X-Origin-Verify", ["s3cret"]), ("path-pattern", ["/*"])]
+    assert conditions_of(second) == [("path-pattern", ["/api", "/api/*"])]  # only comfyui's paths
+    assert tags_of(elbv2, second["RuleArn"])["ingress.k8s.aws/resource"] == "80:2"
+    apply(emu, base, ingress("comfyui", {**ann, cond_key: header_condition("s3cret")}))
+    hostname_after_reads(emu, f"{base}/comfyui", 1)
+    _, [only] = rules_of(elbv2, listener)
+    assert only["RuleArn"] == rule["RuleArn"]
+    assert len(tgs_of(elbv2, "cdn/comfyui")) == 1
+    with pytest.raises(ClientError):
+        elbv2.describe_rules(RuleArns=[second["RuleArn"]])
+    assert call(emu, "DELETE", f"{base}/comfyui")[0] == 202
+    hostname_after_reads(emu, f"{base}/comfyui", 1)
+    assert lbs_of(elbv2, "cdn/comfyui") == [] and tgs_of(elbv2, "cdn/comfyui") == []
+
+
+def test_conditions_annotation_does_not_apply_to_the_default_backend(emu):
+    """As in the controller: spec.defaultBackend is the listener's default action, which has no
+    conditions; only paths get rules (so the header is not enforced for a default backend)."""
+    ensure_namespace(emu, "cdn")
+    elbv2 = client("elbv2", emu["endpoint"])
+    base = "/apis/networking.k8s.io/v1/namespaces/cdn/ingresses"
+    backend = {"service": {"name": "comfyui", "port": {"number": 8848}}}
+    ing = ingress("default-only", {"alb.ingress.kubernetes.io/conditions.comfyui": header_condition("s3cret")},
+                  defaultBackend=backend)
+    del ing["spec"]["rules"]
+    apply(emu, base, ing)
+    assert hostname_after_reads(emu, f"{base}/default-only")[-1]
+    [(tg, _)] = tgs_of(elbv2, "cdn/default-only")
+    listener = listener_of(elbv2, "cdn/default-only")
+    default, rules = rules_of(elbv2, listener)
+    assert rules == []
+    assert [(a["Type"], a["TargetGroupArn"]) for a in default["Actions"]] == [("forward", tg["TargetGroupArn"])]
+    # adding a path to the same service: its rule has the condition; the default still forwards
+    ing["spec"]["rules"] = [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]
+    apply(emu, base, ing)
+    hostname_after_reads(emu, f"{base}/default-only", 1)
+    default, [rule] = rules_of(elbv2, listener)
+    assert conditions_of(rule)[0] == ("http-header", "X-Origin-Verify", ["s3cret"])
+    assert default["Actions"][0]["Type"] == "forward"
+    # dropping the default backend: the default action becomes the 404 (listener modified)
+    del ing["spec"]["defaultBackend"]
+    apply(emu, base, ing)
+    hostname_after_reads(emu, f"{base}/default-only", 1)
+    assert listener_of(elbv2, "cdn/default-only")["ListenerArn"] == listener["ListenerArn"]
+    default, [same] = rules_of(elbv2, listener)
+    assert same["RuleArn"] == rule["RuleArn"]
+    assert default["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+    assert call(emu, "DELETE", f"{base}/default-only")[0] == 202
+    hostname_after_reads(emu, f"{base}/default-only", 1)
+    assert lbs_of(elbv2, "cdn/default-only") == []
+
+
+def test_parse_conditions_annotation():
+    import eks_kube
+
+    assert eks_kube.parse_conditions_annotation("") == []
+    assert eks_kube.parse_conditions_annotation(header_condition("v")) == [
+        {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Origin-Verify", "Values": ["v"]}}]
+    # Go's encoding/json matches keys case-insensitively; unknown fields are ignored
+    assert eks_kube.parse_conditions_annotation(json.dumps([
+        {"Field": "query-string", "QueryStringConfig": {"Values": [{"key": "a", "value": "1"}, {"value": "2"}]}},
+        {"field": "nonsense"}])) == [
+        {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "a", "Value": "1"}, {"Value": "2"}]}}]
+    for bad in ("[{", "{}", '[{"field": "http-header"}]',
+                '[{"field": "http-header", "httpHeaderConfig": {"values": ["v"]}}]',
+                '[{"field": "source-ip", "sourceIpConfig": {"values": "10.0.0.0/8"}}]'):
+        with pytest.raises(ValueError):
+            eks_kube.parse_conditions_annotation(bad)
+
+
+# --------------------------------------------------------------------------
+# Resource Groups Tagging API (what comfyplat's destroy report looks for)
+# --------------------------------------------------------------------------
+
+
+def test_tagging_api_finds_tagged_load_balancers_and_instances(emu):
+    """GetResources with TagFilters + ResourceTypeFilters, as the destroy report asks for
+    leftovers: the controller's load balancers / target groups, Karpenter's instances.
+    moto also returns terminated instances while their tags last (see the end)."""
+    ep, account = emu["endpoint"], emu["seed"]["account_id"]
+    rgta, elbv2, ec2 = client("resourcegroupstaggingapi", ep), client("elbv2", ep), client("ec2", ep)
+
+    def resources(key, value, types):
+        out = {}
+        for page in rgta.get_paginator("get_resources").paginate(
+                TagFilters=[{"Key": key, "Values": [value]}], ResourceTypeFilters=types):
+            for mapping in page["ResourceTagMappingList"]:
+                out[mapping["ResourceARN"]] = {t["Key"]: t["Value"] for t in mapping["Tags"]}
+        return out
+
+    elb_types = ["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup"]
+    before = resources("elbv2.k8s.aws/cluster", CLUSTER, elb_types)  # other tests' ALBs may be there
+    tags = {"elbv2.k8s.aws/cluster": CLUSTER, "ingress.k8s.aws/stack": "leftover/web"}
+    tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    lb = elbv2.create_load_balancer(Name="k8s-leftover-web-0123456789", Subnets=emu["seed"]["subnet_ids"],
+                                    Scheme="internal", Type="application", Tags=tag_list)["LoadBalancers"][0]
+    tg = elbv2.create_target_group(Name="k8s-leftover-web-9876543210", Protocol="HTTP", Port=80,
+                                   VpcId=emu["seed"]["vpc_id"], TargetType="ip", Tags=tag_list)["TargetGroups"][0]
+    other = elbv2.create_load_balancer(Name="someone-elses", Subnets=emu["seed"]["subnet_ids"], Scheme="internal",
+                                       Type="application",
+                                       Tags=[{"Key": "elbv2.k8s.aws/cluster", "Value": "another-cluster"}])
+    try:
+        found = resources("elbv2.k8s.aws/cluster", CLUSTER, elb_types)
+        assert {arn: t for arn, t in found.items() if arn not in before} == {
+            lb["LoadBalancerArn"]: tags, tg["TargetGroupArn"]: tags}
+        assert set(resources("elbv2.k8s.aws/cluster", CLUSTER, ["elasticloadbalancing:loadbalancer"])) - \
+            set(before) == {lb["LoadBalancerArn"]}
+        assert resources("elbv2.k8s.aws/cluster", "no-such-cluster", elb_types) == {}
+        assert resources("elbv2.k8s.aws/cluster", CLUSTER, ["ec2:instance"]) == {}
+
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        [instance] = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="g5.xlarge",
+                                       SubnetId=emu["seed"]["subnet_ids"][0])["Instances"]
+        node_tags = {"karpenter.sh/nodepool": "rgta-gpu", f"kubernetes.io/cluster/{CLUSTER}": "owned"}
+        ec2.create_tags(Resources=[instance["InstanceId"]],
+                        Tags=[{"Key": k, "Value": v} for k, v in node_tags.items()])
+        instance_arn = f"arn:aws:ec2:{REGION}:{account}:instance/{instance['InstanceId']}"
+        assert resources("karpenter.sh/nodepool", "rgta-gpu", ["ec2:instance"]) == {instance_arn: node_tags}
+        assert resources("karpenter.sh/nodepool", "rgta-cpu", ["ec2:instance"]) == {}
+        assert resources("karpenter.sh/nodepool", "rgta-gpu", elb_types) == {}
+
+        # a terminated instance is still found (AWS too may list it for a while)
+        ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+        assert resources("karpenter.sh/nodepool", "rgta-gpu", ["ec2:instance"]) == {instance_arn: node_tags}
+    finally:
+        elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+        elbv2.delete_load_balancer(LoadBalancerArn=other["LoadBalancers"][0]["LoadBalancerArn"])
+        elbv2.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
+    assert {arn for arn in resources("elbv2.k8s.aws/cluster", CLUSTER, elb_types) if arn not in before} == set()
+
+
 # --------------------------------------------------------------------------
 # Karpenter stand-in
 # --------------------------------------------------------------------------

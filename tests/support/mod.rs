@@ -88,6 +88,11 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Emulator {
+        Emulator::start_with(&[])
+    }
+
+    /// An emulator with extra environment (e.g. `COMFYPLAT_EMULATOR_CLOUDFRONT_DEPLOY_READS`).
+    pub fn start_with(env: &[(&str, &str)]) -> Emulator {
         let dir = tempfile::tempdir().expect("temporary directory");
         let ready = dir.path().join("aws.json");
         let log = std::fs::File::create(dir.path().join("aws.log")).expect("log file");
@@ -103,6 +108,7 @@ impl Emulator {
                 "--ready-file",
             ])
             .arg(&ready)
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
@@ -132,6 +138,9 @@ pub struct ProxyOptions {
     pub delay_ms: u64,
     /// Actions always answered with AccessDenied, e.g. `PutBucketPolicy`.
     pub deny: Option<String>,
+    /// Actions forwarded and then never answered (the caller hangs), e.g.
+    /// `POST /2020-05-31/distribution`.
+    pub hang_after: Option<String>,
 }
 
 /// One logged request.
@@ -174,6 +183,9 @@ impl Proxy {
         }
         if let Some(deny) = &options.deny {
             command.args(["--deny", deny]);
+        }
+        if let Some(hang) = &options.hang_after {
+            command.args(["--hang-after", hang]);
         }
         let mut child = command
             .stdout(output.try_clone().expect("log file"))
@@ -485,6 +497,10 @@ pub fn aws_cli(endpoint: &str, args: &[&str]) -> serde_json::Value {
         "aws {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    if output.stdout.iter().all(u8::is_ascii_whitespace) {
+        // Nothing to show (e.g. an empty list the CLI leaves out).
+        return serde_json::Value::Null;
+    }
     serde_json::from_slice(&output.stdout).expect("the aws CLI prints JSON")
 }
 

@@ -245,7 +245,7 @@ impl Kube {
             owner: Owner::Tag(owner),
             holds_objects: None,
             status,
-            attributes: crate::model::Fields::new(),
+            attributes: attributes(&value),
         }))
     }
 
@@ -459,6 +459,22 @@ pub struct Preflight {
 }
 
 /// Kinds that are waited for after an apply.
+/// Read-only facts of a live object: an Ingress's load balancer hostname.
+fn attributes(object: &Value) -> crate::model::Fields {
+    let mut attributes = crate::model::Fields::new();
+    if let Some(hostname) = object
+        .pointer("/status/loadBalancer/ingress/0/hostname")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+    {
+        attributes.insert(
+            crate::model::kubernetes::INGRESS_HOSTNAME.to_string(),
+            Value::String(hostname.to_string()),
+        );
+    }
+    attributes
+}
+
 fn needs_wait(identity: &Identity) -> bool {
     matches!(identity, Identity::K8sObject { kind, .. }
         if matches!(kind.as_str(), "Deployment" | "Ingress" | "EC2NodeClass" | "NodePool"))
