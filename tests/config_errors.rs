@@ -251,6 +251,54 @@ fn corpus() -> Vec<Case> {
             None,
         ),
         case(
+            "cdn-price-class",
+            &format!("{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  price_class: PriceClass_300\n"),
+            "11:16",
+            "unknown price class `PriceClass_300`",
+            Some("did you mean `PriceClass_"),
+        ),
+        case(
+            "cdn-without-comfyui",
+            &format!("{GOOD}cdn:\n  price_class: PriceClass_100\n"),
+            "8:1",
+            "`cdn` needs `comfyui`",
+            Some("cdn.enabled: false"),
+        ),
+        case(
+            "cdn-certificate-region",
+            &format!(
+                "{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  aliases: [comfy.example.com]\n  certificate_arn: arn:aws:acm:us-west-2:123456789012:certificate/abc\n"
+            ),
+            "12:20",
+            "the certificate is in `us-west-2`, not `us-east-1`",
+            Some("only uses ACM certificates from us-east-1"),
+        ),
+        case(
+            "cdn-aliases-without-certificate",
+            &format!("{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  aliases: [comfy.example.com]\n"),
+            "11:12",
+            "`cdn.aliases` need `cdn.certificate_arn`",
+            None,
+        ),
+        case(
+            "cdn-read-timeout",
+            &format!(
+                "{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  origin:\n    read_timeout_seconds: 180\n"
+            ),
+            "12:27",
+            "`cdn.origin.read_timeout_seconds` is 180",
+            Some("from 1 to 120"),
+        ),
+        case(
+            "cdn-internal-load-balancer",
+            &format!(
+                "{GOOD}comfyui:\n  image: r/comfyui:v1\n  ingress:\n    scheme: internal\n"
+            ),
+            "11:13",
+            "CloudFront cannot reach an `internal` load balancer",
+            Some("cdn.enabled: false"),
+        ),
+        case(
             "not-a-mapping",
             "- version: 1\n",
             "1:1",

@@ -5,6 +5,8 @@
 //! the three price classes, a viewer certificate in us-east-1, a CloudFront-scope WAF web
 //! ACL), so a file that validates is one CloudFront accepts.
 
+use serde_saphyr::Spanned;
+
 use super::diagnostic::did_you_mean;
 use super::schema::CdnFile;
 use super::workloads::{Problems, number};
@@ -18,6 +20,7 @@ pub const PRICE_CLASSES: &[&str] = &["PriceClass_100", "PriceClass_200", "PriceC
 pub fn cdn(
     file: Option<&CdnFile>,
     comfyui: Option<&ComfyuiSettings>,
+    scheme: Option<&Spanned<String>>,
     region: &str,
     cdn_line: Option<(usize, usize)>,
     problems: &mut Problems,
@@ -28,7 +31,7 @@ pub fn cdn(
     if file.enabled.as_ref().is_some_and(|e| !e.value) {
         return None;
     }
-    let Some(comfyui) = comfyui else {
+    if comfyui.is_none() {
         if explicit && let Some((line, column)) = cdn_line {
             problems.at_position(
                 line,
@@ -40,14 +43,12 @@ pub fn cdn(
         }
         return None;
     };
-    if comfyui.ingress.scheme == "internal" {
-        let message = "CloudFront cannot reach an `internal` load balancer without a VPC origin, which comfyplat does not create".to_string();
-        let hint = "use `comfyui.ingress.scheme: internet-facing` (comfyplat lets the load balancer answer only CloudFront, by a secret header), or `cdn.enabled: false`";
-        match (&file.enabled, cdn_line) {
-            (Some(enabled), _) => problems.at(enabled, message, hint),
-            (None, Some((line, column))) => problems.at_position(line, column, message, hint),
-            (None, None) => problems.at_position(1, 1, message, hint),
-        }
+    if let Some(scheme) = scheme.filter(|s| s.value == "internal") {
+        problems.at(
+            scheme,
+            "CloudFront cannot reach an `internal` load balancer without a VPC origin, which comfyplat does not create".to_string(),
+            "use `internet-facing` (comfyplat lets the load balancer answer only CloudFront, by a secret header), or set `cdn.enabled: false`",
+        );
     }
     let price_class = match &file.price_class {
         None => "PriceClass_All".to_string(),

@@ -467,6 +467,9 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
     let cdn = super::edge::cdn(
         file.cdn.as_ref(),
         comfyui.as_ref(),
+        file.comfyui
+            .as_ref()
+            .and_then(|c| c.ingress.scheme.as_ref()),
         &file.region.value,
         super::edge::key_position(text, "cdn"),
         &mut problems_out,

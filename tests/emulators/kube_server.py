@@ -145,10 +145,13 @@ poll of the object; the object returned by that read is the one from before the 
     tagged elbv2.k8s.aws/cluster=<cluster>, ingress.k8s.aws/stack=<ns>/<name>,
     ingress.k8s.aws/resource= LoadBalancer | <ns>/<name>-<svc>:<port> (TGs) |
     ManagedLBSecurityGroup | 80 (listener) | 80:<priority> (rules), plus the k=v pairs of
-    alb.ingress.kubernetes.io/tags. The hostname is the load balancer's DNSName. A change of the
-    Ingress's spec or alb.ingress.kubernetes.io/* annotations is reconciled on the next read
-    (tags replaced, target groups added/removed, rules rewritten, a new scheme = a new load
-    balancer); a failure is logged to stderr and retried when the Ingress changes.
+    alb.ingress.kubernetes.io/tags. alb.ingress.kubernetes.io/conditions.<service> adds its
+    conditions (e.g. an http-header match) to that service's path rules, before host-header and
+    path-pattern, as the controller does. The hostname is the load balancer's DNSName. A change
+    of the Ingress's spec or alb.ingress.kubernetes.io/* annotations is reconciled on the next
+    read (tags replaced, target groups added/removed, the listener's default action and rules
+    modified, created or deleted by priority, a new scheme = a new load balancer); a failure is
+    logged to stderr (without annotation values) and retried when the Ingress changes.
     The first read after deletion still returns the object (deletionTimestamp set); then (with a
     cloud: after deleting the listener, load balancer, target groups and managed SG) the
     finalizer is removed and the object is gone. A read of a terminating namespace counts as a
