@@ -252,7 +252,9 @@ fn corpus() -> Vec<Case> {
         ),
         case(
             "cdn-price-class",
-            &format!("{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  price_class: PriceClass_300\n"),
+            &format!(
+                "{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  price_class: PriceClass_300\n"
+            ),
             "11:16",
             "unknown price class `PriceClass_300`",
             Some("did you mean `PriceClass_"),
@@ -275,7 +277,9 @@ fn corpus() -> Vec<Case> {
         ),
         case(
             "cdn-aliases-without-certificate",
-            &format!("{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  aliases: [comfy.example.com]\n"),
+            &format!(
+                "{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  aliases: [comfy.example.com]\n"
+            ),
             "11:12",
             "`cdn.aliases` need `cdn.certificate_arn`",
             None,
@@ -291,9 +295,7 @@ fn corpus() -> Vec<Case> {
         ),
         case(
             "cdn-internal-load-balancer",
-            &format!(
-                "{GOOD}comfyui:\n  image: r/comfyui:v1\n  ingress:\n    scheme: internal\n"
-            ),
+            &format!("{GOOD}comfyui:\n  image: r/comfyui:v1\n  ingress:\n    scheme: internal\n"),
             "11:13",
             "CloudFront cannot reach an `internal` load balancer",
             Some("cdn.enabled: false"),
