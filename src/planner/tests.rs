@@ -493,3 +493,140 @@ fn the_rendered_plan_reads_like_terraform() {
     }
     assert_eq!(counts.get(&Action::Delete), Some(&1));
 }
+
+const WITH_COMFYUI: &str = "comfyui:
+  image: r/comfyui:v1
+cdn:
+  price_class: PriceClass_100
+";
+
+/// The test environment with what rendering the node class needs.
+fn cluster_environment() -> Environment {
+    let mut environment = environment();
+    environment.cluster.subnet_ids = vec!["subnet-1".to_string()];
+    environment.cluster.security_group_id = Some("sg-1".to_string());
+    environment
+}
+
+fn edge_desired() -> Desired {
+    let yaml = format!("{YAML}{WITH_COMFYUI}");
+    let platform =
+        config::from_bytes(Path::new("platform.yaml"), yaml.as_bytes()).expect("valid platform");
+    model::desired(&platform, &cluster_environment()).expect("templates render")
+}
+
+const DISTRIBUTION: &str = model::edge::DISTRIBUTION;
+const INGRESS: &str = "k8s.networking.k8s.io/v1.Ingress.comfyui/comfyui";
+
+fn change<'a>(plan: &'a Plan, address: &str) -> &'a Change {
+    plan.changes
+        .iter()
+        .find(|c| c.address.0 == address)
+        .unwrap_or_else(|| panic!("no change for {address}"))
+}
+
+#[test]
+fn the_origin_is_known_after_apply_until_the_ingress_has_a_hostname() {
+    let desired = edge_desired();
+    let state = State::new("studio", "us-west-2");
+    let mut observed = absent_world(&desired);
+    let plan_now = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    let create = change(&plan_now, DISTRIBUTION);
+    assert!(create.after.contains(&Address::new(INGRESS)));
+    let origin = create.resource.as_ref().expect("resource").fields["origin.domain_name"].clone();
+    assert_eq!(
+        model::deferred::after_apply(&origin),
+        Some(model::deferred::AfterApply::IngressHostname {
+            namespace: "comfyui".to_string(),
+            name: "comfyui".to_string()
+        })
+    );
+    // Once the Ingress exists with its load balancer, the plan uses the hostname.
+    let ingress = desired.get(&Address::new(INGRESS)).expect("ingress");
+    let mut live = Live::tagged(ingress.fields.clone(), Vec::new(), None);
+    live.attributes.insert(
+        model::kubernetes::INGRESS_HOSTNAME.to_string(),
+        json!("lb-1.elb.amazonaws.com"),
+    );
+    observed
+        .resources
+        .insert(ingress.identity.clone(), Observation::Present(live));
+    let plan_later = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    let create = change(&plan_later, DISTRIBUTION);
+    assert_eq!(
+        create.resource.as_ref().expect("resource").fields["origin.domain_name"],
+        json!("lb-1.elb.amazonaws.com")
+    );
+    assert_eq!(
+        create.resource.as_ref().expect("resource").depends_on,
+        vec![Address::new(INGRESS)]
+    );
+}
+
+#[test]
+fn live_secrets_are_masked_so_they_never_differ_or_show() {
+    let desired = edge_desired();
+    let (mut state, mut observed) = applied(&desired);
+    state
+        .secrets
+        .insert("origin-secret".to_string(), "s3cr3t".to_string());
+    let header = "origin.headers.X-Origin-Verify";
+    live_mut(&mut observed, &desired, DISTRIBUTION)
+        .fields
+        .insert(header.to_string(), json!("s3cr3t"));
+    let annotation = "metadata.annotations.alb.ingress.kubernetes.io/conditions.comfyui";
+    let live_ingress = live_mut(&mut observed, &desired, INGRESS);
+    let masked = live_ingress.fields[annotation].clone();
+    live_ingress.fields.insert(
+        annotation.to_string(),
+        json!(
+            masked
+                .as_str()
+                .expect("text")
+                .replace("((secret:origin-secret))", "s3cr3t")
+        ),
+    );
+    let quiet = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    assert!(!quiet.has_changes(), "{:?}", actions(&quiet));
+
+    // A header value that is not the current secret is a change, shown as `(sensitive)`.
+    live_mut(&mut observed, &desired, DISTRIBUTION)
+        .fields
+        .insert(header.to_string(), json!("old-value"));
+    let plan = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    let update = change(&plan, DISTRIBUTION);
+    assert_eq!(update.action, Action::Update);
+    let field = update
+        .fields
+        .iter()
+        .find(|f| f.path == header)
+        .expect("the header changes");
+    assert_eq!(field.before, Some(json!("((secret:unknown))")));
+    let text = serde_json::to_string(&plan).expect("plan JSON");
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("old-value"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_deployment_left_running_is_in_progress_until_cloudfront_says_deployed() {
+    let desired = edge_desired();
+    let (mut state, mut observed) = applied(&desired);
+    state.set_pending(
+        &Address::new(DISTRIBUTION),
+        Some(Pending::Distribution {
+            id: "E1".to_string(),
+            goal: model::DistributionGoal::Deployed,
+        }),
+    );
+    live_mut(&mut observed, &desired, DISTRIBUTION).status = Some("InProgress".to_string());
+    let running = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    assert_eq!(
+        change(&running, DISTRIBUTION).reasons,
+        vec![Reason::InProgress]
+    );
+    live_mut(&mut observed, &desired, DISTRIBUTION).status = Some("Deployed".to_string());
+    let done = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    assert!(!done.has_changes(), "{:?}", actions(&done));
+}
