@@ -508,3 +508,58 @@ fn destroy_disables_and_deletes_the_distribution_first_and_leaves_nothing_owned(
         assert_eq!(listed["items"], serde_json::json!([]), "{kind}: {listed}");
     }
 }
+
+#[test]
+fn a_destroy_killed_after_disabling_is_finished_by_the_next() {
+    let emulator = Emulator::start();
+    let workspace = full();
+    workspace
+        .run(&emulator.endpoint, &["apply", "--yes"])
+        .expect(0);
+    let (id, _) = the_distribution(&emulator.endpoint);
+    let disable = format!("PUT /2020-05-31/distribution/{id}/config");
+    let hanging = Proxy::start(
+        &emulator.endpoint,
+        ProxyOptions {
+            hang_after: Some(disable.clone()),
+            ..ProxyOptions::default()
+        },
+    );
+    let mut child = workspace.spawn(&hanging.endpoint, &["destroy", "--yes"]);
+    let started = std::time::Instant::now();
+    while !hanging
+        .requests()
+        .iter()
+        .any(|r| r.action == disable && r.fault.as_deref() == Some("hang"))
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("destroy ended ({status}) before disabling the distribution");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the distribution was never disabled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().expect("kill destroy");
+    let _ = child.wait();
+    // Disabled, still there, still in state.
+    let (_, config) = the_distribution(&emulator.endpoint);
+    assert_eq!(config["Enabled"], false);
+    assert!(workspace.state()["resources"][DISTRIBUTION].is_object());
+
+    let next = workspace
+        .run(&emulator.endpoint, &["destroy", "--yes"])
+        .expect(0);
+    assert!(
+        distributions(&emulator.endpoint).is_empty(),
+        "{}",
+        next.stderr
+    );
+    assert!(
+        next.stderr
+            .contains("owned by comfyplat and still there: none"),
+        "{}",
+        next.stderr
+    );
+}
