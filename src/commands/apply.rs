@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::plan::stdout_style;
@@ -165,15 +166,25 @@ impl Locked {
         let apis = &self.connected.apis;
         match plan.mode {
             Mode::Apply if failed == 0 && outcome.succeeded() => {
-                let outputs = output::gather(apis, &self.state).await?;
-                if outputs != Default::default() {
-                    println!("\nOutputs:");
-                    print!("{}", render_outputs(&outputs, stdout_style(style)));
+                match output::gather(apis, &self.state).await {
+                    Ok(outputs) if outputs != Default::default() => {
+                        println!("\nOutputs:");
+                        print!("{}", render_outputs(&outputs, stdout_style(style)));
+                    }
+                    Ok(_) => {}
+                    // Applied all the same; `comfyplat output` tries again.
+                    Err(error) => eprintln!(
+                        "{} could not read the outputs: {}",
+                        style.yellow("warning:"),
+                        crate::ui::error_chain(&error)
+                    ),
                 }
             }
             Mode::Apply => {}
             Mode::Destroy => {
-                let report = output::destroy_report(apis, &self.session, plan).await?;
+                let report = output::destroy_report(apis, &self.session, plan)
+                    .await
+                    .context("destroy finished, but reading back what is left failed")?;
                 eprint!("{}", render_destroy_report(&report, style));
                 if failed == 0 && !report.still_owned.is_empty() {
                     return Err(CommandError::Leftovers {

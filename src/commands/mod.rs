@@ -110,6 +110,7 @@ impl CommandError {
                 format!("available versions: {}; or leave `version` out for the cluster's default", available.join(", "))
             }),
             CommandError::StalePlan { .. } => Some("run `comfyplat plan --out FILE` again and apply the new plan".to_string()),
+            CommandError::Leftovers { .. } => Some("run `comfyplat destroy` again; the report above says, for each, why it may still be there and how to delete it".to_string()),
             CommandError::ApplyFailed { .. } => Some("fix the cause shown above and run the same command again; everything that completed is recorded in state".to_string()),
             CommandError::NoSuchAddress { address, known } => Some(if known.is_empty() {
                 "the state is empty".to_string()

@@ -161,28 +161,41 @@ pub async fn destroy_report(
             }
         }
     }
+    // The scans below are best-effort: the destroy itself is done; what could not be
+    // checked is said, not turned into a failure.
     if let Some(kube) = &apis.kube {
-        for identity in kube.list_owned(&platform.name).await? {
-            if seen.insert(identity.to_string()) {
-                report.still_owned.push(Finding {
-                    what: "Kubernetes object".to_string(),
-                    id: identity.to_string(),
-                    advice: "it carries the platform's label; run `comfyplat destroy` again, or delete it with kubectl".to_string(),
-                });
+        match kube.list_owned(&platform.name).await {
+            Ok(identities) => {
+                for identity in identities {
+                    if seen.insert(identity.to_string()) {
+                        report.still_owned.push(Finding {
+                            what: "Kubernetes object".to_string(),
+                            id: identity.to_string(),
+                            advice: "it carries the platform's label; run `comfyplat destroy` again, or delete it with kubectl".to_string(),
+                        });
+                    }
+                }
             }
+            Err(error) => report.unchecked.push(crate::ui::error_chain(&error)),
         }
     }
     // Found by tag: what the plan did not know (state lost), unless listed already.
-    for finding in leftovers::owned(&apis.aws, &platform.name).await? {
-        if !seen.iter().any(|name| finding.id.ends_with(name.as_str())) {
-            report.still_owned.push(finding);
-        }
+    match leftovers::owned(&apis.aws, &platform.name).await {
+        Ok(found) => report.still_owned.extend(
+            found
+                .into_iter()
+                .filter(|f| !seen.iter().any(|name| f.id.ends_with(name.as_str()))),
+        ),
+        Err(error) => report.unchecked.push(crate::ui::error_chain(&error)),
     }
     let scope = leftovers::Scope {
         cluster: &platform.cluster_name,
         ingress_stacks: &ingress_stacks,
         node_pools: &node_pools,
     };
-    report.left_by_controllers = leftovers::controllers(&apis.aws, &scope).await?;
+    match leftovers::controllers(&apis.aws, &scope).await {
+        Ok(found) => report.left_by_controllers = found,
+        Err(error) => report.unchecked.push(crate::ui::error_chain(&error)),
+    }
     Ok(report)
 }

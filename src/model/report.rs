@@ -54,4 +54,7 @@ pub struct DestroyReport {
     pub kept: Vec<Finding>,
     /// Billable things the cluster's controllers made for the platform and left.
     pub left_by_controllers: Vec<Finding>,
+    /// Scans that could not be made (e.g. no `tag:GetResources` permission): what was not
+    /// checked.
+    pub unchecked: Vec<String>,
 }

@@ -67,5 +67,8 @@ pub fn render_destroy_report(report: &DestroyReport, style: Style) -> String {
         &report.left_by_controllers,
         "none",
     );
+    for reason in &report.unchecked {
+        let _ = writeln!(out, "  {} {reason}", style.yellow("not checked:"));
+    }
     out
 }
