@@ -7,6 +7,7 @@
 
 use serde_saphyr::Spanned;
 
+use super::arn::{Arn, is_account_id};
 use super::diagnostic::did_you_mean;
 use super::schema::CdnFile;
 use super::workloads::{Problems, number};
@@ -119,7 +120,7 @@ pub fn cdn(
     let certificate_arn = file.certificate_arn.as_ref().map(|c| c.value.clone());
     match (&file.certificate_arn, aliases.is_empty()) {
         (Some(arn), _) => {
-            if let Err(why) = check_acm_arn(&arn.value, Some("us-east-1")) {
+            if let Err(why) = check_acm_arn(&arn.value, "us-east-1") {
                 problems.at(
                     arn,
                     format!("invalid `cdn.certificate_arn`: {why}"),
@@ -166,7 +167,7 @@ pub fn cdn(
         }
     }
     if let Some(arn) = &origin.certificate_arn {
-        if let Err(why) = check_acm_arn(&arn.value, Some(region)) {
+        if let Err(why) = check_acm_arn(&arn.value, region) {
             problems.at(
                 arn,
                 format!("invalid `cdn.origin.certificate_arn`: {why}"),
@@ -202,37 +203,25 @@ pub fn cdn(
     })
 }
 
-fn check_acm_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6
-        || parts[0] != "arn"
-        || !parts[1].starts_with("aws")
-        || parts[2] != "acm"
-        || !parts[5].starts_with("certificate/")
-        || parts[4].len() != 12
-        || !parts[4].bytes().all(|b| b.is_ascii_digit())
-    {
+fn check_acm_arn(arn: &str, region: &str) -> Result<(), String> {
+    let Some(parts) = Arn::parse(arn).filter(|a| {
+        a.service == "acm" && a.resource.starts_with("certificate/") && is_account_id(a.account)
+    }) else {
         return Err(format!("`{arn}` is not an ACM certificate ARN"));
-    }
-    if let Some(region) = region
-        && parts[3] != region
-    {
+    };
+    if parts.region != region {
         return Err(format!(
             "the certificate is in `{}`, not `{region}`",
-            parts[3]
+            parts.region
         ));
     }
     Ok(())
 }
 
 fn is_cloudfront_web_acl(arn: &str) -> bool {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "wafv2"
-        && parts[3] == "us-east-1"
-        && parts[5].starts_with("global/webacl/")
+    Arn::parse(arn).is_some_and(|a| {
+        a.service == "wafv2" && a.region == "us-east-1" && a.resource.starts_with("global/webacl/")
+    })
 }
 
 fn is_domain_name(name: &str) -> bool {
@@ -274,18 +263,18 @@ mod tests {
         assert!(
             check_acm_arn(
                 "arn:aws:acm:us-east-1:123456789012:certificate/abc",
-                Some("us-east-1")
+                "us-east-1"
             )
             .is_ok()
         );
         assert!(
             check_acm_arn(
                 "arn:aws:acm:eu-west-1:123456789012:certificate/abc",
-                Some("us-east-1")
+                "us-east-1"
             )
             .is_err()
         );
-        assert!(check_acm_arn("arn:aws:iam::123456789012:role/x", None).is_err());
+        assert!(check_acm_arn("arn:aws:iam::123456789012:role/x", "us-east-1").is_err());
         assert!(is_cloudfront_web_acl(
             "arn:aws:wafv2:us-east-1:123456789012:global/webacl/comfy/1234"
         ));

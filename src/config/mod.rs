@@ -6,6 +6,7 @@
 //! like `comfyui-models-{account}-{region}`) are kept as templates and resolved by
 //! [`Platform::bucket_name`] once the account is known.
 
+mod arn;
 mod diagnostic;
 mod edge;
 mod parse;

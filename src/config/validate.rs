@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_saphyr::Spanned;
 
+use super::arn::{Arn, is_account_id};
 use super::diagnostic::{ConfigError, Diagnostic};
 use super::schema::{BucketFile, PlatformFile};
 use super::workloads::{self, Problems};
@@ -68,7 +69,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         );
     }
     if let Some(account) = &file.account
-        && !(account.value.len() == 12 && account.value.bytes().all(|b| b.is_ascii_digit()))
+        && !is_account_id(&account.value)
     {
         let (line, column) = at(account);
         report(
@@ -516,24 +517,30 @@ fn access_policy(text: &str) -> Option<AccessPolicy> {
     if let Some((_, name)) = POLICY_NAMES.iter().find(|(short, _)| *short == text) {
         return Some(AccessPolicy::Managed(name.to_string()));
     }
-    let parts: Vec<&str> = text.splitn(6, ':').collect();
-    (parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "eks"
-        && parts[5].starts_with("cluster-access-policy/")
-        && parts[5].len() > "cluster-access-policy/".len())
-    .then(|| AccessPolicy::Arn(text.to_string()))
+    Arn::parse(text)
+        .filter(|arn| {
+            arn.service == "eks"
+                && arn
+                    .resource
+                    .strip_prefix("cluster-access-policy/")
+                    .is_some_and(|name| !name.is_empty())
+        })
+        .map(|_| AccessPolicy::Arn(text.to_string()))
 }
 
 /// A principal's IAM ARN, and whether it was rewritten from an assumed-role session ARN.
 fn principal_arn(text: &str) -> Result<(String, bool), String> {
-    let parts: Vec<&str> = text.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") {
+    let Some(Arn {
+        partition,
+        service,
+        account,
+        resource,
+        ..
+    }) = Arn::parse(text)
+    else {
         return Err("it is not an ARN".to_string());
-    }
-    let (partition, service, account, resource) = (parts[1], parts[2], parts[4], parts[5]);
-    if !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())) {
+    };
+    if !is_account_id(account) {
         return Err(format!("`{account}` is not an account id"));
     }
     match service {
@@ -730,20 +737,19 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
 }
 
 fn check_kms_key_arn(arn: &str, region: &str) -> Result<(), String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "kms" {
+    let Some(parts) = Arn::parse(arn).filter(|a| a.service == "kms") else {
         return Err(format!("`{arn}` is not a KMS key ARN"));
-    }
-    if parts[3] != region {
+    };
+    if parts.region != region {
         return Err(format!(
             "the key is in `{}` but the buckets are in `{region}`; S3 needs a key in the bucket's region",
-            parts[3]
+            parts.region
         ));
     }
-    if !(parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit())) {
-        return Err(format!("`{}` is not an account id", parts[4]));
+    if !is_account_id(parts.account) {
+        return Err(format!("`{}` is not an account id", parts.account));
     }
-    match parts[5].strip_prefix("key/") {
+    match parts.resource.strip_prefix("key/") {
         Some(id) if !id.is_empty() => Ok(()),
         _ => Err("the resource must be `key/<key id>`, not an alias".to_string()),
     }
