@@ -563,3 +563,50 @@ fn a_destroy_killed_after_disabling_is_finished_by_the_next() {
         next.stderr
     );
 }
+
+#[test]
+fn changed_tags_reach_the_distribution_without_touching_its_configuration() {
+    let emulator = Emulator::start();
+    let workspace = full();
+    workspace
+        .run(&emulator.endpoint, &["apply", "--yes"])
+        .expect(0);
+    let (id, _) = the_distribution(&emulator.endpoint);
+    workspace.write(
+        &full_sandbox_yaml()
+            .replace("  team: art\n", "  team: concept-art\n")
+            .replace("  cost-center: sd-platform\n", ""),
+    );
+    let proxy = Proxy::start(&emulator.endpoint, ProxyOptions::default());
+    workspace
+        .run(&proxy.endpoint, &["apply", "--yes"])
+        .expect(0);
+    let cloudfront_writes: Vec<String> = proxy
+        .writes()
+        .into_iter()
+        .filter(|w| w.service == "cloudfront")
+        .map(|w| format!("{} {}", w.method, w.status))
+        .collect();
+    // UntagResource and TagResource (both POSTs), no UpdateDistribution.
+    assert_eq!(
+        cloudfront_writes,
+        ["POST 204", "POST 204"],
+        "{cloudfront_writes:?}"
+    );
+    let arn = format!("arn:aws:cloudfront::123456789012:distribution/{id}");
+    let tags = aws_cli(
+        &emulator.endpoint,
+        &["cloudfront", "list-tags-for-resource", "--resource", &arn],
+    );
+    let items = tags["Tags"]["Items"].as_array().expect("tags");
+    assert!(
+        items
+            .iter()
+            .any(|t| t["Key"] == "team" && t["Value"] == "concept-art"),
+        "{tags}"
+    );
+    assert!(!items.iter().any(|t| t["Key"] == "cost-center"), "{tags}");
+    workspace
+        .run(&emulator.endpoint, &["plan", "--detailed-exitcode"])
+        .expect(0);
+}

@@ -29,6 +29,7 @@ use super::{ApiError, Aws, Backoff, ErrorClass, Poll, aws_error, poll};
 use crate::model::{
     DistributionGoal, Fields, Live, Observation, Pending, edge, field_group, insert_flat, tags_of,
 };
+use crate::planner::{FieldChange, removed_tags};
 
 /// The comment prefix of every distribution comfyplat makes.
 const COMMENT_PREFIX: &str = "comfyplat platform";
@@ -169,18 +170,9 @@ pub async fn create(
     let operation = "failed to create the CloudFront distribution";
     let mut config = empty_config(caller_reference, fields)?;
     apply_fields(&mut config, fields)?;
-    let tags = Tags::builder()
-        .set_items(Some(
-            tags_of(fields)
-                .into_iter()
-                .map(|(key, value)| Tag::builder().key(key).value(value).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| rejected(operation, e))?,
-        ))
-        .build();
     let with_tags = DistributionConfigWithTags::builder()
         .distribution_config(config)
-        .tags(tags)
+        .tags(tags(fields, operation)?)
         .build();
     let id = match aws
         .cloudfront
@@ -219,6 +211,7 @@ pub async fn update(
     aws: &Aws,
     caller_reference: &str,
     fields: &Fields,
+    changes: &[FieldChange],
 ) -> Result<Option<Pending>, ApiError> {
     let operation = "failed to update the CloudFront distribution";
     let mut pending = None;
@@ -262,20 +255,23 @@ pub async fn update(
             }
         }
     }
-    retag(aws, &arn, fields).await?;
+    retag(aws, &arn, fields, changes).await?;
     Ok(pending)
 }
 
-async fn retag(aws: &Aws, arn: &str, fields: &Fields) -> Result<(), ApiError> {
+/// Like the other adapters: the tags removed from the plan's changes are untagged, then
+/// every wanted tag is set; nothing when no tag changed.
+async fn retag(
+    aws: &Aws,
+    arn: &str,
+    fields: &Fields,
+    changes: &[FieldChange],
+) -> Result<(), ApiError> {
+    if !changes.iter().any(|c| field_group(&c.path) == "tags") {
+        return Ok(());
+    }
     let operation = format!("failed to tag `{arn}`");
-    let live: std::collections::BTreeMap<String, String> =
-        list_tags(aws, arn).await?.into_iter().collect();
-    let wanted = tags_of(fields);
-    let removed: Vec<String> = live
-        .keys()
-        .filter(|key| !wanted.contains_key(*key))
-        .cloned()
-        .collect();
+    let removed = removed_tags(changes);
     if !removed.is_empty() {
         aws.cloudfront
             .untag_resource()
@@ -285,22 +281,24 @@ async fn retag(aws: &Aws, arn: &str, fields: &Fields) -> Result<(), ApiError> {
             .await
             .map_err(|e| aws_error(operation.clone(), e))?;
     }
-    let changed: Vec<Tag> = wanted
-        .iter()
-        .filter(|(key, value)| live.get(*key) != Some(value))
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Result<_, _>>()
-        .map_err(|e| rejected(&operation, e))?;
-    if !changed.is_empty() {
-        aws.cloudfront
-            .tag_resource()
-            .resource(arn)
-            .tags(Tags::builder().set_items(Some(changed)).build())
-            .send()
-            .await
-            .map_err(|e| aws_error(operation, e))?;
-    }
+    aws.cloudfront
+        .tag_resource()
+        .resource(arn)
+        .tags(tags(fields, &operation)?)
+        .send()
+        .await
+        .map_err(|e| aws_error(operation, e))?;
     Ok(())
+}
+
+/// The `tags.<key>` fields as CloudFront tags.
+fn tags(fields: &Fields, operation: &str) -> Result<Tags, ApiError> {
+    let items = tags_of(fields)
+        .into_iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| rejected(operation, e))?;
+    Ok(Tags::builder().set_items(Some(items)).build())
 }
 
 /// Disables the distribution (when it is enabled); the wait then deletes it once the

@@ -367,7 +367,7 @@ impl Aws {
                     .map(|()| None)
             }
             Identity::CloudFrontDistribution { caller_reference } => {
-                cloudfront::update(self, caller_reference, fields).await
+                cloudfront::update(self, caller_reference, fields, changes).await
             }
             Identity::K8sObject { .. } => Err(not_aws(&resource.identity)),
         }
