@@ -60,23 +60,25 @@ pub fn has_after_apply(fields: &Fields) -> bool {
 /// Names of the secrets a value refers to.
 pub fn secrets_in(value: &Value, names: &mut Vec<String>) {
     match value {
-        Value::String(text) => {
-            let mut rest = text.as_str();
-            while let Some(start) = rest.find("((secret:") {
-                let after = &rest[start + "((secret:".len()..];
-                let Some(end) = after.find("))") else {
-                    break;
-                };
-                let name = after[..end].to_string();
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-                rest = &after[end..];
-            }
-        }
+        Value::String(text) => secrets_in_text(text, names),
         Value::Array(items) => items.iter().for_each(|v| secrets_in(v, names)),
         Value::Object(map) => map.values().for_each(|v| secrets_in(v, names)),
         _ => {}
+    }
+}
+
+fn secrets_in_text(text: &str, names: &mut Vec<String>) {
+    let mut rest = text;
+    while let Some(start) = rest.find("((secret:") {
+        let after = &rest[start + "((secret:".len()..];
+        let Some(end) = after.find("))") else {
+            break;
+        };
+        let name = after[..end].to_string();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+        rest = &after[end..];
     }
 }
 
@@ -94,6 +96,9 @@ pub fn reveal(value: &mut Value, secrets: &BTreeMap<String, String>) {
 /// Replaces every occurrence of a secret's value by its placeholder (for what is compared
 /// and shown).
 pub fn mask(value: &mut Value, secrets: &BTreeMap<String, String>) {
+    if secrets.is_empty() {
+        return;
+    }
     rewrite(value, &|text: &str| mask_text(text, secrets));
 }
 
@@ -113,24 +118,11 @@ pub fn display(text: &str) -> String {
     if text.starts_with("((after-apply:") && text.ends_with("))") {
         return "(known after apply)".to_string();
     }
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("((secret:") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
-        match after.find("))") {
-            Some(end) => {
-                out.push_str("(sensitive)");
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str(after);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    let mut names = Vec::new();
+    secrets_in_text(text, &mut names);
+    names.iter().fold(text.to_string(), |shown, name| {
+        shown.replace(&secret(name), "(sensitive)")
+    })
 }
 
 fn rewrite(value: &mut Value, change: &dyn Fn(&str) -> String) {
