@@ -36,9 +36,15 @@ pub async fn run_apply(global: &Global, args: &ApplyArgs, style: Style) -> anyho
             !args.execute.yes,
         ),
     };
-    run.no_wait = args.no_wait;
-    run.execute(global, &plan, confirm, args.execute.parallelism, style)
-        .await
+    run.execute(
+        global,
+        &plan,
+        confirm,
+        args.execute.parallelism,
+        args.no_wait,
+        style,
+    )
+    .await
 }
 
 pub async fn run_destroy(
@@ -59,6 +65,7 @@ pub async fn run_destroy(
         &plan,
         !args.execute.yes,
         args.execute.parallelism,
+        false,
         style,
     )
     .await
@@ -77,7 +84,6 @@ struct Locked {
     _lock: StateLock,
     state: State,
     connected: Connected,
-    no_wait: bool,
 }
 
 impl Locked {
@@ -96,7 +102,6 @@ impl Locked {
             _lock: lock,
             state,
             connected,
-            no_wait: false,
         })
     }
 
@@ -115,6 +120,7 @@ impl Locked {
         plan: &Plan,
         confirm: bool,
         parallelism: u16,
+        no_wait: bool,
         style: Style,
     ) -> anyhow::Result<Exit> {
         print!("{}", render_plan(plan, stdout_style(style)));
@@ -152,7 +158,7 @@ impl Locked {
             reporter: &reporter,
             parallelism: usize::from(parallelism),
             stop: &stop,
-            no_wait: self.no_wait,
+            no_wait,
         };
         let outcome = executor.run(plan).await;
         watcher.abort();

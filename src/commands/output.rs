@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use futures::stream::{self, StreamExt, TryStreamExt};
+
 use super::session::KubeOptions;
 use super::{Exit, Session};
 use crate::adapters::{ApiError, Apis, leftovers};
@@ -12,7 +14,8 @@ use crate::model::report::{
     DestroyReport, DistributionOutput, Finding, LoadBalancerOutput, Outputs,
 };
 use crate::model::{Identity, Observation};
-use crate::planner::{Action, Mode, Plan};
+use crate::observe::OBSERVE_CONCURRENCY;
+use crate::planner::{Action, Change, Mode, Plan};
 use crate::state::State;
 use crate::ui::{Style, render_outputs};
 
@@ -137,28 +140,39 @@ pub async fn destroy_report(
                 _ => {}
             }
         }
-        if change.identity.kind().is_setting() {
-            continue;
-        }
+    }
+    // Everything the plan touched, read again (concurrently, as a plan observes).
+    let present: Vec<&Change> = stream::iter(
+        plan.changes
+            .iter()
+            .filter(|c| !c.identity.kind().is_setting()),
+    )
+    .map(|change| async move {
+        let observation = apis.observe(&change.identity).await?;
+        Ok::<_, ApiError>(matches!(observation, Observation::Present(_)).then_some(change))
+    })
+    .buffered(OBSERVE_CONCURRENCY)
+    .try_filter_map(|found| async move { Ok(found) })
+    .try_collect()
+    .await?;
+    for change in present {
         let finding = |advice: &str| Finding {
             what: change.identity.kind().noun().to_string(),
             id: change.identity.to_string(),
             advice: advice.to_string(),
         };
-        if let Observation::Present(_) = apis.observe(&change.identity).await? {
-            seen.insert(match &change.identity {
-                Identity::S3Bucket { name, .. } => name.clone(),
-                other => other.to_string(),
-            });
-            if change.action == Action::Keep {
-                report.kept.push(finding(
-                    "kept because it holds objects; `comfyplat destroy --delete-data` deletes it with them",
-                ));
-            } else {
-                report.still_owned.push(finding(
-                    "comfyplat could not delete it (see the errors above); run `comfyplat destroy` again",
-                ));
-            }
+        seen.insert(match &change.identity {
+            Identity::S3Bucket { name, .. } => name.clone(),
+            other => other.to_string(),
+        });
+        if change.action == Action::Keep {
+            report.kept.push(finding(
+                "kept because it holds objects; `comfyplat destroy --delete-data` deletes it with them",
+            ));
+        } else {
+            report.still_owned.push(finding(
+                "comfyplat could not delete it (see the errors above); run `comfyplat destroy` again",
+            ));
         }
     }
     // The scans below are best-effort: the destroy itself is done; what could not be
