@@ -36,6 +36,28 @@ fn the_distribution(endpoint: &str) -> (String, Value) {
     (id, config["DistributionConfig"].clone())
 }
 
+/// Waits until the proxy forwarded `call` and holds back its answer, then kills `child`:
+/// a process killed right after a call whose response it never saw.
+fn kill_once_hung(child: &mut std::process::Child, proxy: &Proxy, call: &str) {
+    let started = std::time::Instant::now();
+    while !proxy
+        .requests()
+        .iter()
+        .any(|r| r.action == call && r.fault.as_deref() == Some("hang"))
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("comfyplat ended ({status}) before `{call}`");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "`{call}` never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().expect("kill comfyplat");
+    let _ = child.wait();
+}
+
 fn origin_secret(workspace: &Workspace) -> String {
     workspace.state()["secrets"]["origin-secret"]
         .as_str()
@@ -290,26 +312,7 @@ fn a_create_interrupted_right_after_the_call_makes_no_second_distribution() {
         },
     );
     let mut child = workspace.spawn(&hanging.endpoint, &["apply", "--yes"]);
-    let started = std::time::Instant::now();
-    loop {
-        let sent = hanging
-            .requests()
-            .iter()
-            .any(|r| r.action == CREATE_CALL && r.fault.as_deref() == Some("hang"));
-        if sent {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("apply ended ({status}) before the create call");
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(300),
-            "the create call never came"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    child.kill().expect("kill apply");
-    let _ = child.wait();
+    kill_once_hung(&mut child, &hanging, CREATE_CALL);
 
     // CloudFront made the distribution; state knows it is being created, with its reference.
     let (_, config) = the_distribution(&emulator.endpoint);
@@ -526,23 +529,7 @@ fn a_destroy_killed_after_disabling_is_finished_by_the_next() {
         },
     );
     let mut child = workspace.spawn(&hanging.endpoint, &["destroy", "--yes"]);
-    let started = std::time::Instant::now();
-    while !hanging
-        .requests()
-        .iter()
-        .any(|r| r.action == disable && r.fault.as_deref() == Some("hang"))
-    {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("destroy ended ({status}) before disabling the distribution");
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(300),
-            "the distribution was never disabled"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    child.kill().expect("kill destroy");
-    let _ = child.wait();
+    kill_once_hung(&mut child, &hanging, &disable);
     // Disabled, still there, still in state.
     let (_, config) = the_distribution(&emulator.endpoint);
     assert_eq!(config["Enabled"], false);
