@@ -58,6 +58,17 @@ fn kill_once_hung(child: &mut std::process::Child, proxy: &Proxy, call: &str) {
     let _ = child.wait();
 }
 
+/// A sandbox with the full example applied, and its distribution's id.
+fn applied() -> (Emulator, Workspace, String) {
+    let emulator = Emulator::start();
+    let workspace = full();
+    workspace
+        .run(&emulator.endpoint, &["apply", "--yes"])
+        .expect(0);
+    let (id, _) = the_distribution(&emulator.endpoint);
+    (emulator, workspace, id)
+}
+
 fn origin_secret(workspace: &Workspace) -> String {
     workspace.state()["secrets"]["origin-secret"]
         .as_str()
@@ -241,12 +252,7 @@ fn apply_puts_cloudfront_in_front_of_the_ingress_and_never_shows_the_secret() {
 
 #[test]
 fn a_price_class_change_is_one_precise_update_sent_with_the_etag() {
-    let emulator = Emulator::start();
-    let workspace = full();
-    workspace
-        .run(&emulator.endpoint, &["apply", "--yes"])
-        .expect(0);
-    let (id, _) = the_distribution(&emulator.endpoint);
+    let (emulator, workspace, id) = applied();
     workspace.write(
         &full_sandbox_yaml().replace("price_class: PriceClass_100", "price_class: PriceClass_200"),
     );
@@ -378,12 +384,7 @@ fn no_wait_returns_after_submission_and_the_next_plan_shows_it_in_progress() {
 
 #[test]
 fn destroy_disables_and_deletes_the_distribution_first_and_leaves_nothing_owned() {
-    let emulator = Emulator::start();
-    let workspace = full();
-    workspace
-        .run(&emulator.endpoint, &["apply", "--yes"])
-        .expect(0);
-    let (id, _) = the_distribution(&emulator.endpoint);
+    let (emulator, workspace, id) = applied();
     // An instance Karpenter launched for the pool and never terminated.
     let instance = aws_cli(
         &emulator.endpoint,
@@ -514,12 +515,7 @@ fn destroy_disables_and_deletes_the_distribution_first_and_leaves_nothing_owned(
 
 #[test]
 fn a_destroy_killed_after_disabling_is_finished_by_the_next() {
-    let emulator = Emulator::start();
-    let workspace = full();
-    workspace
-        .run(&emulator.endpoint, &["apply", "--yes"])
-        .expect(0);
-    let (id, _) = the_distribution(&emulator.endpoint);
+    let (emulator, workspace, id) = applied();
     let disable = format!("PUT /2020-05-31/distribution/{id}/config");
     let hanging = Proxy::start(
         &emulator.endpoint,
@@ -553,12 +549,7 @@ fn a_destroy_killed_after_disabling_is_finished_by_the_next() {
 
 #[test]
 fn changed_tags_reach_the_distribution_without_touching_its_configuration() {
-    let emulator = Emulator::start();
-    let workspace = full();
-    workspace
-        .run(&emulator.endpoint, &["apply", "--yes"])
-        .expect(0);
-    let (id, _) = the_distribution(&emulator.endpoint);
+    let (emulator, workspace, id) = applied();
     workspace.write(
         &full_sandbox_yaml()
             .replace("  team: art\n", "  team: concept-art\n")

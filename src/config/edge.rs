@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 use super::arn::{Arn, is_account_id};
 use super::diagnostic::did_you_mean;
 use super::schema::CdnFile;
-use super::workloads::{Problems, number};
+use super::workloads::{Problems, is_dns_label, number};
 use super::{CdnSettings, ComfyuiSettings, OriginProtocol};
 
 pub const PRICE_CLASSES: &[&str] = &["PriceClass_100", "PriceClass_200", "PriceClass_All"];
@@ -226,17 +226,7 @@ fn is_cloudfront_web_acl(arn: &str) -> bool {
 
 fn is_domain_name(name: &str) -> bool {
     let name = name.strip_prefix("*.").unwrap_or(name);
-    name.len() <= 253
-        && name.contains('.')
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    name.len() <= 253 && name.contains('.') && name.split('.').all(is_dns_label)
 }
 
 /// Where a top-level key starts in the file (for problems about a block as a whole).
