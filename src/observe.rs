@@ -1,20 +1,22 @@
-//! Reads the live state of every identity a plan needs, concurrently and bounded.
+//! Reads the live state of every identity a plan needs, concurrently.
 //!
 //! Which identities: everything desired, everything in state (including the old identity of
-//! a resource being renamed), and every adopted thing. Each identity is observed by its
-//! adapter; the adapters run their own calls for one resource concurrently too, so a no-op
-//! plan takes about as long for 50 buckets as for 3.
+//! a resource being renamed), every adopted thing, and the Kubernetes objects that carry
+//! the platform's label. They are all read at once (the label listing too), and each
+//! adapter reads its resource in as few rounds as it can, so a no-op plan costs a few
+//! round trips however many resources there are.
 
 use std::collections::BTreeSet;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::adapters::{ApiError, Apis};
-use crate::model::{Desired, Identity, Observed};
+use crate::adapters::{ApiError, Apis, iam};
+use crate::model::{Adopted, Desired, Identity, Observed};
 use crate::state::State;
 
-/// How many resources are observed at once.
-pub const OBSERVE_CONCURRENCY: usize = 16;
+/// How many resources are read at once: enough for every resource of a large platform to
+/// be in flight together (each read is a handful of calls).
+pub const OBSERVE_CONCURRENCY: usize = 128;
 
 /// Every identity a plan over `desired` and `state` looks at.
 pub fn identities(desired: &Desired, state: &State) -> Vec<Identity> {
@@ -30,34 +32,50 @@ pub fn identities(desired: &Desired, state: &State) -> Vec<Identity> {
 pub async fn observe(
     apis: &Apis,
     desired: &Desired,
-    mut identities: Vec<Identity>,
+    identities: Vec<Identity>,
 ) -> Result<Observed, ApiError> {
-    let labelled = match &apis.kube {
-        Some(kube) => kube.list_owned(&desired.platform).await?,
-        None => Vec::new(),
-    };
-    for identity in &labelled {
-        if !identities.contains(identity) {
-            identities.push(identity.clone());
+    let labelled = async {
+        match &apis.kube {
+            Some(kube) => kube.list_owned(&desired.platform).await,
+            None => Ok(Vec::new()),
         }
-    }
-    let resources = stream::iter(identities)
-        .map(|identity| async move {
-            let observation = apis.observe(&identity).await?;
-            Ok::<_, ApiError>((identity, observation))
-        })
-        .buffer_unordered(OBSERVE_CONCURRENCY)
-        .try_collect();
+    };
+    let read = |identities: Vec<Identity>| {
+        stream::iter(identities)
+            .map(|identity| async move {
+                let wanted = desired.resources.iter().find(|r| r.identity == identity);
+                let observation = apis.observe(&identity, wanted).await?;
+                Ok::<_, ApiError>((identity, observation))
+            })
+            .buffer_unordered(OBSERVE_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+    };
     let adopted = stream::iter(desired.adopted.iter().cloned())
         .map(|adopted| async move {
-            let exists = apis.adopted_exists(&adopted).await?;
-            Ok::<_, ApiError>((adopted, exists))
+            let found = match &adopted {
+                Adopted::IamRole {
+                    name, must_allow, ..
+                } => iam::adopted_role(&apis.aws, name, must_allow).await?,
+            };
+            Ok::<_, ApiError>((adopted, found))
         })
         .buffered(OBSERVE_CONCURRENCY)
         .try_collect();
-    let (resources, adopted) = tokio::try_join!(resources, adopted)?;
+    let (labelled, resources, adopted) =
+        tokio::try_join!(labelled, read(identities.clone()), adopted)?;
+    let labelled: Vec<Identity> = labelled.into_iter().map(Identity::from).collect();
+    // Labelled objects neither desired nor in state: read them too (they will be pruned).
+    let extra: Vec<Identity> = labelled
+        .iter()
+        .filter(|identity| !identities.contains(identity))
+        .cloned()
+        .collect();
+    let mut resources = resources;
+    if !extra.is_empty() {
+        resources.extend(read(extra).await?);
+    }
     Ok(Observed {
-        resources,
+        resources: resources.into_iter().collect(),
         adopted,
         labelled,
     })

@@ -1,23 +1,34 @@
-//! Adapters: the only code that calls AWS. One module per service.
+//! Adapters: the only code that calls AWS and Kubernetes.
+//!
+//! One module per kind of resource under [`kinds`] (generated dispatch from the table in
+//! `src/kinds.rs`), plus the facts read before planning: who the caller is ([`sts`]), the
+//! adopted cluster and its add-on versions ([`eks`]), the adopted node role ([`iam`]), the
+//! Kubernetes connection and preflight ([`kube`]) and the Tagging API ([`tagging`]).
 //!
 //! They translate between the model's terms (identities and flat fields) and the APIs, and
 //! map API errors into typed outcomes: not found becomes `Observation::Absent` or an
 //! idempotent success, throttling / 5xx / connection failures become
-//! [`ErrorClass::Transient`] (retried by the SDK with jittered backoff, then by the executor),
-//! and everything else a permanent error naming the operation and the object. Adapters never
-//! print.
+//! [`ErrorClass::Transient`], and everything else a permanent error naming the operation
+//! and the object, with the API's own words and the client's error under it.
+//!
+//! Retries have one owner per API: the AWS SDK retries each AWS call (standard mode:
+//! throttling, 5xx, timeouts, lost connections, jittered backoff, a bounded number of
+//! attempts, each attempt and the whole call under a time limit); the Kubernetes adapter
+//! retries each Kubernetes call the same way (honouring `Retry-After`). Nobody retries on
+//! top of them, and a wait that runs out of `--wait-timeout` ends with
+//! [`ErrorClass::Timeout`], which nobody retries either: the next run waits again.
+//! Adapters never print; waits report through a callback.
 //!
 //! Every mutating call is idempotent from the caller's view (create of something that
 //! already exists and is ours succeeds; delete of something gone succeeds), because a
 //! request can succeed on the server while its response is lost.
 
-pub mod cloudfront;
 pub mod eks;
 pub mod iam;
+pub mod kinds;
 pub mod kube;
-pub mod leftovers;
-pub mod s3;
 pub mod sts;
+pub mod tagging;
 
 use std::time::Duration;
 
@@ -25,15 +36,16 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use crate::model::{Adopted, Identity, Observation, Pending, Resource};
-use crate::planner::FieldChange;
+/// A boxed error from a client comfyplat uses.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What kind of failure an API call ended in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Throttling, 5xx, timeouts, connection failures: worth retrying.
+    /// Throttling, 5xx, connection failures: worth retrying (the clients did, as often as
+    /// they may).
     Transient,
     NotFound,
     AccessDenied,
@@ -45,10 +57,12 @@ pub enum ErrorClass {
     NoCredentials,
     /// The endpoint could not be reached at all.
     Unreachable,
+    /// A wait ran out of time; what it waited for goes on, and the next run waits again.
+    Timeout,
 }
 
-/// An AWS call that failed: the operation and object in the message, the API's own words
-/// as the cause.
+/// An API call that failed: the operation and object in the message, the API's own words
+/// as the cause, and the client's typed error under that.
 #[derive(Debug, thiserror::Error)]
 #[error("{operation}")]
 pub struct ApiError {
@@ -59,10 +73,15 @@ pub struct ApiError {
     pub cause: Cause,
 }
 
-/// The API's own description of a failure.
+/// The API's own description of a failure; its source is the client's error, when there
+/// is one.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Cause(pub String);
+#[error("{message}")]
+pub struct Cause {
+    pub message: String,
+    #[source]
+    pub source: Option<BoxError>,
+}
 
 impl ApiError {
     pub fn new(operation: impl Into<String>, class: ErrorClass, cause: impl Into<String>) -> Self {
@@ -70,11 +89,20 @@ impl ApiError {
             operation: operation.into(),
             class,
             code: None,
-            cause: Cause(cause.into()),
+            cause: Cause {
+                message: cause.into(),
+                source: None,
+            },
         }
     }
 
-    /// Worth trying again: throttling, 5xx, timeouts, lost connections.
+    /// The same failure with the client's error under its message.
+    pub fn caused_by(mut self, source: impl Into<BoxError>) -> Self {
+        self.cause.source = Some(source.into());
+        self
+    }
+
+    /// Worth trying again in a later run: throttling, 5xx, lost connections.
     pub fn is_transient(&self) -> bool {
         matches!(self.class, ErrorClass::Transient | ErrorClass::Unreachable)
     }
@@ -82,9 +110,10 @@ impl ApiError {
     pub fn hint(&self) -> Option<String> {
         match self.class {
             ErrorClass::AccessDenied => Some("the credentials lack a permission this needs; the README lists the IAM permissions comfyplat uses".to_string()),
-            ErrorClass::Transient => Some("AWS kept failing or throttling this call; run the command again, it continues where it stopped".to_string()),
+            ErrorClass::Transient => Some("the API kept failing or throttling this call; run the command again, it continues where it stopped".to_string()),
             ErrorClass::NoCredentials => Some("configure AWS credentials: `aws sso login` with AWS_PROFILE, a profile in ~/.aws, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role; for the local sandbox run `source .sandbox/env`".to_string()),
             ErrorClass::Unreachable => Some("check the network, and AWS_ENDPOINT_URL if it is set (is the sandbox running? `scripts/sandbox status`)".to_string()),
+            ErrorClass::Timeout => Some("it goes on by itself: run the same command again to wait for it, or give a longer `--wait-timeout`".to_string()),
             _ => None,
         }
     }
@@ -146,13 +175,12 @@ where
             ErrorClass::NoCredentials
         }
         SdkError::DispatchFailure(failure) if failure.is_io() => ErrorClass::Unreachable,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            ErrorClass::Transient
-        }
+        SdkError::TimeoutError(_) => ErrorClass::Timeout,
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorClass::Transient,
         SdkError::ConstructionFailure(_) => ErrorClass::Rejected,
         _ => classify(code.as_deref(), status),
     };
-    let cause = match (&code, error.message()) {
+    let message = match (&code, error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.clone(),
         _ if !causes.is_empty() => {
@@ -162,13 +190,19 @@ where
                 None => text,
             }
         }
-        _ => DisplayErrorContext(&error).to_string(),
+        _ => match status {
+            Some(status) => format!("HTTP {status}"),
+            None => "no answer".to_string(),
+        },
     };
     ApiError {
         operation: operation.into(),
         class,
         code,
-        cause: Cause(cause),
+        cause: Cause {
+            message,
+            source: Some(Box::new(error)),
+        },
     }
 }
 
@@ -215,19 +249,24 @@ pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
     pub eks: aws_sdk_eks::Client,
+    pub ecr: aws_sdk_ecr::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
-    /// The Resource Groups Tagging API: what controllers left behind, found by tag.
+    /// The Resource Groups Tagging API: what carries the platform's tag.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub region: String,
     /// The loaded configuration: credentials for EKS tokens.
     pub config: aws_config::SdkConfig,
 }
 
+/// Attempts of one AWS call (the SDK's standard retry mode), unless `AWS_MAX_ATTEMPTS` says
+/// otherwise.
+pub const AWS_ATTEMPTS: u32 = 8;
+
 impl Aws {
     /// Loads credentials from the standard chain (environment, profiles, SSO, IMDS) and
     /// honours `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`. Retries: standard mode with
-    /// jittered exponential backoff, 8 attempts, unless `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`
-    /// say otherwise.
+    /// jittered exponential backoff, [`AWS_ATTEMPTS`] attempts, unless `AWS_MAX_ATTEMPTS` /
+    /// `AWS_RETRY_MODE` say otherwise; every attempt and every whole call has a time limit.
     pub async fn connect(region: &str) -> Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
@@ -235,6 +274,7 @@ impl Aws {
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
                     .operation_attempt_timeout(Duration::from_secs(60))
+                    .operation_timeout(Duration::from_secs(300))
                     .build(),
             );
         if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
@@ -242,7 +282,7 @@ impl Aws {
         {
             loader = loader.retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(8)
+                    .with_max_attempts(AWS_ATTEMPTS)
                     .with_initial_backoff(Duration::from_millis(200))
                     .with_max_backoff(Duration::from_secs(20)),
             );
@@ -257,165 +297,17 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(&config),
             eks: aws_sdk_eks::Client::new(&config),
+            ecr: aws_sdk_ecr::Client::new(&config),
             cloudfront: aws_sdk_cloudfront::Client::new(&config),
             tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             region: region.to_string(),
             config,
         }
     }
-
-    /// The live view of one identity.
-    pub async fn observe(&self, identity: &Identity) -> Result<Observation, ApiError> {
-        match identity {
-            Identity::S3Bucket { name, region } => s3::observe_bucket(self, name, region).await,
-            Identity::IamRole { name } => iam::observe_role(self, name).await,
-            Identity::IamRolePolicy { role, policy } => {
-                iam::observe_role_policy(self, role, policy).await
-            }
-            Identity::EksAccessConfig { cluster } => {
-                eks::observe_access_config(self, cluster).await
-            }
-            Identity::EksAccessEntry { cluster, principal } => {
-                eks::observe_access_entry(self, cluster, principal).await
-            }
-            Identity::EksAddon { cluster, name } => eks::observe_addon(self, cluster, name).await,
-            Identity::IamOidcProvider { arn, .. } => iam::observe_oidc_provider(self, arn).await,
-            Identity::CloudFrontDistribution { caller_reference } => {
-                cloudfront::observe(self, caller_reference).await
-            }
-            Identity::K8sObject { .. } => Err(not_aws(identity)),
-        }
-    }
-
-    /// Whether an adopted thing exists.
-    pub async fn adopted_exists(&self, adopted: &Adopted) -> Result<bool, ApiError> {
-        match adopted {
-            Adopted::IamRole { name, .. } => iam::role_exists(self, name).await,
-        }
-    }
-
-    /// Creates the resource with every managed field set, or finishes an earlier create.
-    /// Returns what is still under way, to [`Aws::wait`] for.
-    pub async fn create(&self, resource: &Resource) -> Result<Option<Pending>, ApiError> {
-        let fields = &resource.fields;
-        match &resource.identity {
-            Identity::S3Bucket { name, region } => s3::create_bucket(self, name, region, fields)
-                .await
-                .map(|()| None),
-            Identity::IamRole { name } => iam::create_role(self, name, fields).await.map(|()| None),
-            Identity::IamRolePolicy { role, policy } => {
-                iam::put_role_policy(self, role, policy, fields)
-                    .await
-                    .map(|()| None)
-            }
-            Identity::EksAccessConfig { cluster } => {
-                eks::update_access_config(self, cluster, fields).await
-            }
-            Identity::EksAccessEntry { cluster, principal } => {
-                eks::create_access_entry(self, cluster, principal, fields)
-                    .await
-                    .map(|()| None)
-            }
-            Identity::EksAddon { cluster, name } => {
-                eks::create_addon(self, cluster, name, fields).await
-            }
-            Identity::IamOidcProvider { arn, url } => {
-                iam::create_oidc_provider(self, arn, url, fields)
-                    .await
-                    .map(|()| None)
-            }
-            Identity::CloudFrontDistribution { caller_reference } => {
-                cloudfront::create(self, caller_reference, fields).await
-            }
-            Identity::K8sObject { .. } => Err(not_aws(&resource.identity)),
-        }
-    }
-
-    /// Brings the changed fields to their desired values.
-    pub async fn update(
-        &self,
-        resource: &Resource,
-        changes: &[FieldChange],
-    ) -> Result<Option<Pending>, ApiError> {
-        let fields = &resource.fields;
-        match &resource.identity {
-            Identity::S3Bucket { name, .. } => s3::update_bucket(self, name, fields, changes)
-                .await
-                .map(|()| None),
-            Identity::IamRole { name } => iam::update_role(self, name, fields, changes)
-                .await
-                .map(|()| None),
-            Identity::IamRolePolicy { role, policy } => {
-                iam::put_role_policy(self, role, policy, fields)
-                    .await
-                    .map(|()| None)
-            }
-            Identity::EksAccessConfig { cluster } => {
-                eks::update_access_config(self, cluster, fields).await
-            }
-            Identity::EksAccessEntry { cluster, principal } => {
-                eks::update_access_entry(self, cluster, principal, fields, changes)
-                    .await
-                    .map(|()| None)
-            }
-            Identity::EksAddon { cluster, name } => {
-                eks::update_addon(self, cluster, name, fields, &resource.parameters, changes).await
-            }
-            Identity::IamOidcProvider { arn, .. } => {
-                iam::update_oidc_provider(self, arn, fields, changes)
-                    .await
-                    .map(|()| None)
-            }
-            Identity::CloudFrontDistribution { caller_reference } => {
-                cloudfront::update(self, caller_reference, fields, changes).await
-            }
-            Identity::K8sObject { .. } => Err(not_aws(&resource.identity)),
-        }
-    }
-
-    /// Deletes the resource; succeeds if it is already gone. Buckets holding objects are
-    /// emptied first only when `delete_data` is set; otherwise S3 refuses. Settings of adopted
-    /// things (the cluster's authentication mode) are never undone.
-    pub async fn delete(
-        &self,
-        identity: &Identity,
-        delete_data: bool,
-    ) -> Result<Option<Pending>, ApiError> {
-        match identity {
-            Identity::S3Bucket { name, .. } => s3::delete_bucket(self, name, delete_data)
-                .await
-                .map(|()| None),
-            Identity::IamRole { name } => iam::delete_role(self, name).await.map(|()| None),
-            Identity::IamRolePolicy { role, policy } => iam::delete_role_policy(self, role, policy)
-                .await
-                .map(|()| None),
-            Identity::EksAccessConfig { .. } => Ok(None),
-            Identity::EksAccessEntry { cluster, principal } => {
-                eks::delete_access_entry(self, cluster, principal)
-                    .await
-                    .map(|()| None)
-            }
-            Identity::EksAddon { cluster, name } => eks::delete_addon(self, cluster, name).await,
-            Identity::IamOidcProvider { arn, .. } => {
-                iam::delete_oidc_provider(self, arn).await.map(|()| None)
-            }
-            Identity::CloudFrontDistribution { caller_reference } => {
-                cloudfront::delete(self, caller_reference).await
-            }
-            Identity::K8sObject { .. } => Err(not_aws(identity)),
-        }
-    }
-}
-
-fn not_aws(identity: &Identity) -> ApiError {
-    ApiError::new(
-        format!("{identity} is not an AWS resource"),
-        ErrorClass::Rejected,
-        "internal error: Kubernetes objects go through the Kubernetes adapter",
-    )
 }
 
 /// Every API comfyplat talks to: AWS, and the cluster's Kubernetes API once connected.
+/// The kinds' operations on it are in [`kinds`].
 pub struct Apis {
     pub aws: Aws,
     /// `None` when the platform has no Kubernetes objects, or on destroy when the cluster is
@@ -423,102 +315,15 @@ pub struct Apis {
     pub kube: Option<kube::Kube>,
     /// `--force-conflicts`: take over fields other field managers set, on every apply.
     pub force_conflicts: bool,
-    /// How long a CloudFront deployment may take (`--wait-timeout`).
+    /// The longest any wait may take (`--wait-timeout`).
     pub wait_timeout: Duration,
-}
-
-impl Apis {
-    fn kube(&self, identity: &Identity) -> Result<&kube::Kube, ApiError> {
-        self.kube.as_ref().ok_or_else(|| {
-            ApiError::new(
-                format!("failed to reach the Kubernetes API for {identity}"),
-                ErrorClass::Unreachable,
-                "comfyplat is not connected to the cluster's Kubernetes API",
-            )
-        })
-    }
-
-    pub async fn observe(&self, identity: &Identity) -> Result<Observation, ApiError> {
-        match identity {
-            Identity::K8sObject { .. } => match &self.kube {
-                Some(kube) => kube.observe(identity).await,
-                // No cluster: nothing on it exists any more.
-                None => Ok(Observation::Absent),
-            },
-            _ => self.aws.observe(identity).await,
-        }
-    }
-
-    pub async fn adopted_exists(&self, adopted: &Adopted) -> Result<bool, ApiError> {
-        self.aws.adopted_exists(adopted).await
-    }
-
-    pub async fn create(&self, resource: &Resource) -> Result<Option<Pending>, ApiError> {
-        match &resource.identity {
-            Identity::K8sObject { .. } => {
-                self.kube(&resource.identity)?
-                    .apply(resource, self.force_conflicts)
-                    .await
-            }
-            _ => self.aws.create(resource).await,
-        }
-    }
-
-    /// `repair`: the change reverts drift the plan showed, so fields another manager took
-    /// are taken back.
-    pub async fn update(
-        &self,
-        resource: &Resource,
-        changes: &[FieldChange],
-        repair: bool,
-    ) -> Result<Option<Pending>, ApiError> {
-        match &resource.identity {
-            Identity::K8sObject { .. } => {
-                self.kube(&resource.identity)?
-                    .apply(resource, repair || self.force_conflicts)
-                    .await
-            }
-            _ => self.aws.update(resource, changes).await,
-        }
-    }
-
-    pub async fn delete(
-        &self,
-        identity: &Identity,
-        delete_data: bool,
-    ) -> Result<Option<Pending>, ApiError> {
-        match identity {
-            Identity::K8sObject { .. } => match &self.kube {
-                Some(kube) => kube.delete(identity).await,
-                None => Ok(None),
-            },
-            _ => self.aws.delete(identity, delete_data).await,
-        }
-    }
-
-    pub async fn wait(
-        &self,
-        pending: &Pending,
-        progress: &(dyn Fn(String) + Sync),
-    ) -> Result<Vec<String>, ApiError> {
-        match pending {
-            Pending::Kubernetes { object, goal } => match &self.kube {
-                Some(kube) => kube.wait(object, *goal, progress).await,
-                None => Ok(Vec::new()),
-            },
-            Pending::Distribution { id, goal } => {
-                cloudfront::wait(&self.aws, id, *goal, self.wait_timeout, progress).await
-            }
-            Pending::ClusterUpdate { cluster, update_id } => {
-                eks::wait_cluster_update(&self.aws, cluster, update_id, progress).await
-            }
-            Pending::Addon {
-                cluster,
-                name,
-                goal,
-            } => eks::wait_addon(&self.aws, cluster, name, *goal, progress).await,
-        }
-    }
+    /// The platform's name: what its tags and labels say.
+    pub platform: String,
+    /// The account and partition the credentials belong to (ARNs are built from them).
+    pub account: String,
+    pub partition: String,
+    /// The adopted cluster's name.
+    pub cluster: String,
 }
 
 /// One look at something under way: still going (with its status), or done (with warnings).
@@ -535,9 +340,9 @@ pub struct Backoff {
     pub limit: Duration,
 }
 
-/// Calls `check` with doubling delays until it is done or fails, reporting each status; once
-/// `limit` has passed, fails with `timed_out(last status)`. Shared by every wait (EKS updates
-/// and add-ons, Kubernetes objects).
+/// Calls `check` with doubling delays until it is done or fails, reporting each status with
+/// how long it has waited; once `limit` has passed, fails with `timed_out(last status)`
+/// (an [`ErrorClass::Timeout`]). Shared by every wait.
 pub async fn poll<F, Fut>(
     backoff: Backoff,
     progress: &(dyn Fn(String) + Sync),
@@ -556,7 +361,9 @@ where
             Poll::Waiting(status) => {
                 progress(status.clone());
                 if started.elapsed() >= backoff.limit {
-                    return Err(timed_out(&status));
+                    let mut error = timed_out(&status);
+                    error.class = ErrorClass::Timeout;
+                    return Err(error);
                 }
             }
         }

@@ -16,9 +16,9 @@ use crate::adapters::ApiError;
 use crate::cli::{ApplyArgs, DestroyArgs, ExecuteArgs, Global};
 use crate::executor::{ChangeResult, Executor};
 use crate::observe::OBSERVE_CONCURRENCY;
-use crate::planner::{self, Mode, Options, PLAN_FORMAT_VERSION, Plan};
-use crate::state::State;
+use crate::planner::{self, Mode, Options, Plan};
 use crate::state::lock::StateLock;
+use crate::state::{State, plan_file};
 use crate::ui::{
     ProgressReporter, Style, render_blockers, render_destroy_report, render_outcome,
     render_outputs, render_plan,
@@ -95,6 +95,7 @@ impl Locked {
     ) -> anyhow::Result<Locked> {
         let session = Session::open(global)?;
         let lock = session.lock(operation)?;
+        super::warn_if_state_is_readable(&session, Style::PLAIN);
         let state = session.load_state()?;
         let connected = session.connect(&state, mode, kube).await?;
         Ok(Locked {
@@ -173,7 +174,7 @@ impl Locked {
         match plan.mode {
             Mode::Apply if failed == 0 && outcome.succeeded() => {
                 match output::gather(apis, &self.state).await {
-                    Ok(outputs) if outputs != Default::default() => {
+                    Ok(outputs) if !outputs.is_empty() => {
                         println!("\nOutputs:");
                         print!("{}", render_outputs(&outputs, stdout_style(style)));
                     }
@@ -182,13 +183,13 @@ impl Locked {
                     Err(error) => eprintln!(
                         "{} could not read the outputs: {}",
                         style.yellow("warning:"),
-                        crate::ui::error_chain(&error)
+                        crate::errors::chain(&error)
                     ),
                 }
             }
             Mode::Apply => {}
             Mode::Destroy => {
-                let report = output::destroy_report(apis, &self.session, plan)
+                let report = output::destroy_report(apis, plan, &outcome)
                     .await
                     .context("destroy finished, but reading back what is left failed")?;
                 eprint!("{}", render_destroy_report(&report, style));
@@ -255,22 +256,9 @@ async fn load_saved_plan(
     connected: &Connected,
     state: &State,
 ) -> anyhow::Result<Plan> {
-    let plan_file_error = |source: anyhow::Error| CommandError::PlanFile {
-        path: path.display().to_string(),
-        source,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| plan_file_error(e.into()))?;
-    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
-        plan_file_error(anyhow::Error::new(e).context("it is not a comfyplat plan"))
-    })?;
+    let plan = plan_file::read(path)?;
     let stale =
         |why: String| -> anyhow::Result<Plan> { Err(CommandError::StalePlan { why }.into()) };
-    if plan.format_version != PLAN_FORMAT_VERSION {
-        return stale(format!(
-            "it has format version {}; this comfyplat writes {PLAN_FORMAT_VERSION}",
-            plan.format_version
-        ));
-    }
     if plan.platform != session.platform.name
         || plan.region != session.platform.region
         || plan.account != connected.environment.account
@@ -293,9 +281,14 @@ async fn load_saved_plan(
             plan.state_serial, state.serial
         ));
     }
+    let changes = &plan.changes;
     let moved: Vec<String> = stream::iter(&plan.fingerprints)
         .map(|(identity, fingerprint)| async move {
-            let observation = connected.apis.observe(identity).await?;
+            let wanted = changes
+                .iter()
+                .filter_map(|c| c.resource.as_ref())
+                .find(|r| &r.identity == identity);
+            let observation = connected.apis.observe(identity, wanted).await?;
             Ok::<_, ApiError>(
                 (&planner::fingerprint(&observation) != fingerprint)
                     .then(|| format!("{} `{identity}`", identity.kind().noun())),

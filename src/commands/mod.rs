@@ -16,6 +16,35 @@ use clap::Parser;
 use crate::cli::{Cli, Command, Global};
 use crate::ui::{Style, render_error};
 
+/// The first hint any error in the chain offers: each error type of comfyplat knows what
+/// to say about itself.
+pub fn hint_for(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<crate::config::ConfigError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::adapters::ApiError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::state::StateError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::state::lock::LockError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::state::plan_file::PlanFileError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::model::ModelError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<CommandError>() {
+            return e.hint();
+        }
+        None
+    })
+}
+
 pub use session::Session;
 
 /// Exit code for an interrupted apply or destroy.
@@ -50,12 +79,6 @@ pub enum CommandError {
     Blocked { count: usize },
     #[error("the saved plan is stale: {why}")]
     StalePlan { why: String },
-    #[error("failed to read the saved plan `{path}`")]
-    PlanFile {
-        path: String,
-        #[source]
-        source: anyhow::Error,
-    },
     #[error("{failed} change(s) failed")]
     ApplyFailed { failed: usize },
     #[error(
@@ -78,13 +101,6 @@ pub enum CommandError {
     },
     #[error("EKS cluster `{cluster}` is {status}, not ACTIVE; nothing was changed")]
     ClusterNotReady { cluster: String, status: String },
-    #[error("EKS add-on `{addon}` has no version `{version}` for Kubernetes {kubernetes}")]
-    AddonVersionUnavailable {
-        addon: String,
-        version: String,
-        kubernetes: String,
-        available: Vec<String>,
-    },
     #[error("no resource `{address}` in state")]
     NoSuchAddress { address: String, known: Vec<String> },
 }
@@ -104,11 +120,6 @@ impl CommandError {
             CommandError::Kubeconfig(_) => Some("check the kubeconfig path and context, or leave `kubeconfig` out to let comfyplat connect with the AWS credentials".to_string()),
             CommandError::KubernetesPreflight { .. } => Some("install what is missing, then run comfyplat again; nothing was changed".to_string()),
             CommandError::ClusterNotReady { .. } => Some("wait until the cluster is ACTIVE (`aws eks describe-cluster --name ...`), then run comfyplat again".to_string()),
-            CommandError::AddonVersionUnavailable { available, .. } => Some(if available.is_empty() {
-                "pin a `version` under `addons:` in platform.yaml".to_string()
-            } else {
-                format!("available versions: {}; or leave `version` out for the cluster's default", available.join(", "))
-            }),
             CommandError::StalePlan { .. } => Some("run `comfyplat plan --out FILE` again and apply the new plan".to_string()),
             CommandError::Leftovers { .. } => Some("run `comfyplat destroy` again; the report above says, for each, why it may still be there and how to delete it".to_string()),
             CommandError::ApplyFailed { .. } => Some("fix the cause shown above and run the same command again; everything that completed is recorded in state".to_string()),
@@ -127,6 +138,18 @@ impl CommandError {
 /// What a command asks the process to exit with.
 pub type Exit = u8;
 
+/// The state holds secrets: say so when its directory lets other users read it.
+fn warn_if_state_is_readable(session: &Session, style: Style) {
+    if crate::state::readable_by_others(&session.state_dir) {
+        eprintln!(
+            "{} the state directory `{}` is readable by other users, and the state holds secrets; `chmod 700 {}`",
+            style.yellow("warning:"),
+            session.state_dir.display(),
+            session.state_dir.display()
+        );
+    }
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -136,26 +159,22 @@ pub fn main() -> ExitCode {
             && std::io::stderr().is_terminal(),
     };
     init_logging(&cli.global);
+    let verbose = cli.global.verbose > 0;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!(
-                "{}",
-                render_error(
-                    &anyhow::Error::new(error).context("failed to start the async runtime"),
-                    style
-                )
-            );
+            let error = anyhow::Error::new(error).context("failed to start the async runtime");
+            eprintln!("{}", render_error(&error, hint_for(&error), style, verbose));
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(dispatch(cli, style)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("{}", render_error(&error, style));
+            eprintln!("{}", render_error(&error, hint_for(&error), style, verbose));
             ExitCode::from(1)
         }
     }

@@ -1,5 +1,6 @@
-//! `comfyplat output [--json]`: the platform's URLs and bucket names, from state and live
-//! reads (also printed after every apply); and the report that ends a destroy.
+//! `comfyplat output [--json]`: the platform's URLs and names, each contributed by the kind
+//! of a resource in state (also printed after every apply); and the report that ends a
+//! destroy, from every kind's discovery.
 
 use std::collections::BTreeSet;
 
@@ -7,15 +8,13 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::session::KubeOptions;
 use super::{Exit, Session};
-use crate::adapters::{ApiError, Apis, leftovers};
+use crate::adapters::{ApiError, Apis};
 use crate::cli::{Global, OutputArgs};
-use crate::model::kubernetes::INGRESS_HOSTNAME;
-use crate::model::report::{
-    DestroyReport, DistributionOutput, Finding, LoadBalancerOutput, Outputs,
-};
-use crate::model::{Identity, Observation};
+use crate::executor::{ChangeResult, Outcome};
+use crate::model::report::{DestroyReport, Finding, Outputs};
+use crate::model::{Identity, Kind, Observation};
 use crate::observe::OBSERVE_CONCURRENCY;
-use crate::planner::{Action, Change, Mode, Plan};
+use crate::planner::{Action, Mode, Plan};
 use crate::state::State;
 use crate::ui::{Style, render_outputs};
 
@@ -29,8 +28,8 @@ pub async fn run(global: &Global, args: &OutputArgs, style: Style) -> anyhow::Re
         .await?;
     let outputs = gather(&connected.apis, &state).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outputs)?);
-    } else if outputs == Outputs::default() {
+        println!("{}", serde_json::to_string_pretty(&outputs.to_json())?);
+    } else if outputs.is_empty() {
         eprintln!(
             "Platform `{}` has no outputs: nothing is applied yet (`comfyplat apply`).",
             session.platform.name
@@ -44,172 +43,117 @@ pub async fn run(global: &Global, args: &OutputArgs, style: Style) -> anyhow::Re
     Ok(0)
 }
 
-/// The outputs of what state records, with the live facts (domain names, status).
+/// The outputs of what state records, kind by kind, with live reads where a kind needs them
+/// (domain names the service assigned), read concurrently.
 pub async fn gather(apis: &Apis, state: &State) -> Result<Outputs, ApiError> {
-    let mut outputs = Outputs::default();
-    for (address, entry) in &state.resources {
-        match &entry.identity {
-            Identity::S3Bucket { name, .. } => {
-                let id = address.0.strip_prefix("s3.bucket.").unwrap_or(&address.0);
-                outputs.buckets.insert(id.to_string(), name.clone());
-            }
-            Identity::CloudFrontDistribution { .. } => {
-                if let Observation::Present(live) = apis.observe(&entry.identity).await? {
-                    let text = |key: &str| {
-                        live.attributes
-                            .get(key)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_string()
-                    };
-                    let aliases: Vec<String> = live
-                        .fields
-                        .get("aliases")
-                        .and_then(|v| v.as_array())
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let domain_name = text("domain_name");
-                    outputs.cloudfront = Some(DistributionOutput {
-                        id: text("id"),
-                        url: format!("https://{domain_name}"),
-                        domain_name,
-                        status: live.status.clone().unwrap_or_default(),
-                        aliases,
-                    });
+    let mut entries: Vec<_> = state.resources.iter().collect();
+    entries.sort_by_key(|(address, entry)| {
+        let kind = entry.identity.kind();
+        (
+            Kind::ALL.iter().position(|k| *k == kind),
+            (*address).clone(),
+        )
+    });
+    let values: Vec<Vec<crate::model::Output>> = stream::iter(entries)
+        .map(|(address, entry)| async move {
+            let live = if entry.identity.kind().outputs_need_live() {
+                match apis.observe(&entry.identity, None).await? {
+                    Observation::Present(live) => Some(live),
+                    _ => None,
                 }
-            }
-            Identity::K8sObject { kind, .. } if kind == "Ingress" => {
-                if let Observation::Present(live) = apis.observe(&entry.identity).await?
-                    && let Some(hostname) = live
-                        .attributes
-                        .get(INGRESS_HOSTNAME)
-                        .and_then(|v| v.as_str())
-                {
-                    let cloudfront_only = live.fields.keys().any(|k| {
-                        k.starts_with("metadata.annotations.alb.ingress.kubernetes.io/conditions.")
-                    });
-                    outputs.load_balancer = Some(LoadBalancerOutput {
-                        hostname: hostname.to_string(),
-                        url: format!("http://{hostname}"),
-                        cloudfront_only,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    outputs.url = match (&outputs.cloudfront, &outputs.load_balancer) {
-        (Some(cdn), _) => Some(match cdn.aliases.first() {
-            Some(alias) => format!("https://{alias}"),
-            None => cdn.url.clone(),
-        }),
-        (None, Some(lb)) => Some(lb.url.clone()),
-        (None, None) => None,
-    };
-    Ok(outputs)
+            } else {
+                None
+            };
+            Ok::<_, ApiError>(entry.identity.outputs(address, live.as_ref()))
+        })
+        .buffered(OBSERVE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(Outputs::new(values.into_iter().flatten().collect()))
 }
 
 /// After a destroy: what comfyplat owned that is still there (each resource of the plan,
-/// read again, and everything tagged or labelled for the platform), the buckets kept for
-/// their data, and what the controllers made for the platform and left.
+/// read again, and whatever every kind's discovery finds with the platform's tag or label),
+/// what was kept for its data, and what the controllers made for what was deleted and left.
 pub async fn destroy_report(
     apis: &Apis,
-    session: &Session,
     plan: &Plan,
+    outcome: &Outcome,
 ) -> Result<DestroyReport, ApiError> {
-    let platform = &session.platform;
     let mut report = DestroyReport::default();
-    let mut seen = BTreeSet::new();
-    let mut ingress_stacks = Vec::new();
-    let mut node_pools = Vec::new();
-    for change in &plan.changes {
-        if let Identity::K8sObject {
-            kind,
-            namespace,
-            name,
-            ..
-        } = &change.identity
-        {
-            match kind.as_str() {
-                "Ingress" => ingress_stacks.push(format!("{namespace}/{name}")),
-                "NodePool" => node_pools.push(name.clone()),
-                _ => {}
-            }
-        }
-    }
+    let mut seen: BTreeSet<Identity> = BTreeSet::new();
+    let finding = |identity: &Identity, advice: &str| Finding {
+        what: identity.kind().noun().to_string(),
+        id: identity.to_string(),
+        advice: advice.to_string(),
+    };
     // Everything the plan touched, read again (concurrently, as a plan observes).
-    let present: Vec<&Change> = stream::iter(
+    let present: Vec<(Action, Identity)> = stream::iter(
         plan.changes
             .iter()
             .filter(|c| !c.identity.kind().is_setting()),
     )
     .map(|change| async move {
-        let observation = apis.observe(&change.identity).await?;
-        Ok::<_, ApiError>(matches!(observation, Observation::Present(_)).then_some(change))
+        let observation = apis.observe(&change.identity, None).await?;
+        Ok::<_, ApiError>(
+            matches!(observation, Observation::Present(_))
+                .then(|| (change.action, change.identity.clone())),
+        )
     })
     .buffered(OBSERVE_CONCURRENCY)
     .try_filter_map(|found| async move { Ok(found) })
     .try_collect()
     .await?;
-    for change in present {
-        let finding = |advice: &str| Finding {
-            what: change.identity.kind().noun().to_string(),
-            id: change.identity.to_string(),
-            advice: advice.to_string(),
-        };
-        seen.insert(match &change.identity {
-            Identity::S3Bucket { name, .. } => name.clone(),
-            other => other.to_string(),
-        });
-        if change.action == Action::Keep {
+    for (action, identity) in present {
+        if action == Action::Keep {
+            let data = identity.data().unwrap_or("data");
             report.kept.push(finding(
-                "kept because it holds objects; `comfyplat destroy --delete-data` deletes it with them",
+                &identity,
+                &format!("kept because it holds {data}; `comfyplat destroy --delete-data` deletes it with them"),
             ));
         } else {
             report.still_owned.push(finding(
+                &identity,
                 "comfyplat could not delete it (see the errors above); run `comfyplat destroy` again",
             ));
         }
+        seen.insert(identity);
     }
     // The scans below are best-effort: the destroy itself is done; what could not be
     // checked is said, not turned into a failure.
-    if let Some(kube) = &apis.kube {
-        match kube.list_owned(&platform.name).await {
-            Ok(identities) => {
-                for identity in identities {
-                    if seen.insert(identity.to_string()) {
-                        report.still_owned.push(Finding {
-                            what: "Kubernetes object".to_string(),
-                            id: identity.to_string(),
-                            advice: "it carries the platform's label; run `comfyplat destroy` again, or delete it with kubectl".to_string(),
-                        });
+    for kind in Kind::ALL {
+        match apis.discover(*kind).await {
+            Ok(Some(found)) => {
+                for identity in found {
+                    if seen.insert(identity.clone()) {
+                        report.still_owned.push(finding(
+                            &identity,
+                            "it carries the platform's tag or label but is not in the plan (state lost?); run `comfyplat destroy` again, or delete it by hand",
+                        ));
                     }
                 }
             }
-            Err(error) => report.unchecked.push(crate::ui::error_chain(&error)),
+            Ok(None) => {}
+            Err(error) => report.unchecked.push(crate::errors::chain(&error)),
         }
-    }
-    // Found by tag: what the plan did not know (state lost), unless listed already.
-    match leftovers::owned(&apis.aws, &platform.name).await {
-        Ok(found) => report.still_owned.extend(
-            found
-                .into_iter()
-                .filter(|f| !seen.iter().any(|name| f.id.ends_with(name.as_str()))),
-        ),
-        Err(error) => report.unchecked.push(crate::ui::error_chain(&error)),
-    }
-    let scope = leftovers::Scope {
-        cluster: &platform.cluster_name,
-        ingress_stacks: &ingress_stacks,
-        node_pools: &node_pools,
-    };
-    match leftovers::controllers(&apis.aws, &scope).await {
-        Ok(found) => report.left_by_controllers = found,
-        Err(error) => report.unchecked.push(crate::ui::error_chain(&error)),
+        let deleted: Vec<&Identity> = plan
+            .changes
+            .iter()
+            .zip(&outcome.results)
+            .filter(|(change, (_, _, result))| {
+                change.identity.kind() == *kind
+                    && change.action == Action::Delete
+                    && *result == ChangeResult::Done
+            })
+            .map(|(change, _)| &change.identity)
+            .collect();
+        if deleted.is_empty() {
+            continue;
+        }
+        match apis.left_behind(*kind, &deleted).await {
+            Ok(found) => report.left_by_controllers.extend(found),
+            Err(error) => report.unchecked.push(crate::errors::chain(&error)),
+        }
     }
     Ok(report)
 }

@@ -3,26 +3,16 @@
 
 use std::io::IsTerminal;
 
-use anyhow::Context;
-use serde::Serialize;
-
 use super::{CommandError, Exit, Session};
 use crate::cli::{Global, PlanArgs};
-use crate::planner::{Mode, Options, Plan, Summary};
-use crate::ui::{Style, render_blockers, render_plan};
-
-/// `plan --json`: the plan plus its summary.
-#[derive(Serialize)]
-struct JsonPlan<'a> {
-    has_changes: bool,
-    summary: Summary,
-    #[serde(flatten)]
-    plan: &'a Plan,
-}
+use crate::planner::{Mode, Options};
+use crate::state::plan_file;
+use crate::ui::{Style, plan_json, render_blockers, render_plan};
 
 pub async fn run(global: &Global, args: &PlanArgs, style: Style) -> anyhow::Result<Exit> {
     let session = Session::open(global)?;
     let state = session.load_state()?;
+    super::warn_if_state_is_readable(&session, style);
     let mode = if args.destroy {
         Mode::Destroy
     } else {
@@ -37,11 +27,7 @@ pub async fn run(global: &Global, args: &PlanArgs, style: Style) -> anyhow::Resu
     };
     let (_, _, plan) = session.plan(&connected, &state, options).await?;
     if args.json {
-        let json = JsonPlan {
-            has_changes: plan.has_changes(),
-            summary: plan.summary(),
-            plan: &plan,
-        };
+        let json = plan_json::render_plan_json(&plan);
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", render_plan(&plan, stdout_style(style)));
@@ -54,9 +40,7 @@ pub async fn run(global: &Global, args: &PlanArgs, style: Style) -> anyhow::Resu
         .into());
     }
     if let Some(path) = &args.out {
-        let text = serde_json::to_string_pretty(&plan)?;
-        std::fs::write(path, text)
-            .with_context(|| format!("failed to write the plan to `{}`", path.display()))?;
+        plan_file::write(path, &plan)?;
         eprintln!(
             "Saved the plan to {}; apply exactly this plan with `comfyplat apply {}`.",
             path.display(),

@@ -1,5 +1,11 @@
-//! What every command that talks to AWS does first: read platform.yaml (refusing bad input
-//! before any network call), find the state, connect, check the account, observe, plan.
+//! What every command that talks to AWS does first: read platform.yaml and the template
+//! overrides (refusing bad input before any network call), find the state, connect, check
+//! the account, read the facts the desired resources depend on, observe, plan.
+//!
+//! The facts are read concurrently: the caller's identity, the cluster and the add-ons in
+//! one round (a pinned add-on version's configuration too), so that a no-op plan makes few
+//! sequential round trips. Nothing is written before the account is known to be the right
+//! one.
 
 use std::path::PathBuf;
 
@@ -8,15 +14,19 @@ use anyhow::Context;
 use crate::adapters::eks;
 use crate::adapters::kube::Kube;
 use crate::adapters::sts::{self, Caller};
-use crate::adapters::{Apis, Aws};
+use crate::adapters::{ApiError, Apis, Aws};
 use crate::cli::Global;
-use crate::config::S3_CSI_DRIVER;
-use crate::config::{self, Platform};
-use crate::model::{self, AddonFacts, ClusterFacts, Desired, Environment, Observed, Pending};
+use crate::config::{self, AddonSettings, Platform, S3_CSI_DRIVER};
+use crate::model::kinds::{cloudfront_distribution, eks_addon};
+use crate::model::{
+    self, AddonFacts, ClusterFacts, Context as ModelContext, Desired, Environment, Identity, Kind,
+    Observed, Pending,
+};
 use crate::observe;
 use crate::planner::{self, Mode, Options, Plan};
 use crate::state::State;
 use crate::state::lock::StateLock;
+use crate::templates::{self, Sources};
 
 use super::CommandError;
 
@@ -27,9 +37,11 @@ pub struct Session {
     pub quiet: bool,
     /// How to reach Kubernetes, with `--kubeconfig`/`--context` applied.
     pub kubernetes: crate::config::KubernetesAccess,
+    /// The templates, with platform.yaml's overrides read.
+    pub templates: Sources,
 }
 
-/// How long Kubernetes waits may take, and whether conflicts are forced (apply, destroy).
+/// How long waits may take, and whether conflicts are forced (apply, destroy).
 #[derive(Debug, Clone, Copy)]
 pub struct KubeOptions {
     pub wait_timeout: std::time::Duration,
@@ -54,10 +66,18 @@ pub struct Connected {
     pub notes: Vec<String>,
 }
 
+/// What DescribeAddon and a pinned version's configuration said, per add-on.
+struct AddonLookup {
+    installed: Option<String>,
+    /// Whether the pinned version supports Pod Identity (read in the first round).
+    pinned_pod_identity: Option<bool>,
+}
+
 impl Session {
-    /// Reads and validates platform.yaml. No network.
+    /// Reads and validates platform.yaml and the template overrides. No network.
     pub fn open(global: &Global) -> anyhow::Result<Session> {
         let platform = config::load(&global.file)?;
+        let templates = templates::load(platform.templates_dir.as_deref())?;
         let state_dir = global
             .state_dir
             .clone()
@@ -72,6 +92,7 @@ impl Session {
             state_dir,
             quiet: global.quiet,
             kubernetes,
+            templates,
         })
     }
 
@@ -92,12 +113,20 @@ impl Session {
         )?)
     }
 
+    /// The desired resources in `environment`.
+    pub fn desired(&self, environment: &Environment) -> anyhow::Result<Desired> {
+        Ok(model::desired(&ModelContext {
+            platform: &self.platform,
+            environment,
+            templates: &self.templates,
+        })?)
+    }
+
     /// Asks STS who the caller is and refuses any account other than the one named in
-    /// platform.yaml or recorded in state.
-    ///
-    /// Then it reads the adopted cluster (it must exist and be ACTIVE; `destroy` goes on
-    /// without it) and resolves the add-on versions, so that nothing is written when the
-    /// cluster is not there.
+    /// platform.yaml or recorded in state; reads the adopted cluster (it must exist and be
+    /// ACTIVE; `destroy` goes on without it) and resolves the add-on versions, so that
+    /// nothing is written when the cluster is not there. The reads of the first round go
+    /// out together; only reads happen before the account is checked.
     pub async fn connect(
         &self,
         state: &State,
@@ -105,7 +134,25 @@ impl Session {
         kube_options: KubeOptions,
     ) -> anyhow::Result<Connected> {
         let aws = Aws::connect(&self.platform.region).await;
-        let caller = sts::caller(&aws).await?;
+        let name = &self.platform.cluster_name;
+        let lookups = async {
+            if mode != Mode::Apply {
+                return Ok(Vec::new());
+            }
+            futures::future::try_join_all(
+                self.platform
+                    .addons
+                    .iter()
+                    .map(|addon| lookup_addon(&aws, name, addon)),
+            )
+            .await
+        };
+        let (caller, cluster, lookups) = tokio::join!(
+            sts::caller(&aws),
+            eks::describe_cluster(&aws, name),
+            lookups
+        );
+        let caller = caller?;
         if let Some(expected) = &self.platform.account
             && expected != &caller.account
         {
@@ -126,15 +173,21 @@ impl Session {
             }
             .into());
         }
-        let cluster = self.preflight_cluster(&aws, &caller, state, mode).await?;
-        let (addons, csi_installed) = match mode {
-            Mode::Apply => self.resolve_addons(&aws, &cluster).await?,
-            Mode::Destroy => (Vec::new(), false),
-        };
-        let mut notes = Vec::new();
-        let kube = self
-            .connect_kube(&aws, &cluster, &caller, state, mode, kube_options)
+        let cluster = self
+            .preflight_cluster(&aws, &caller, cluster?, state, mode)
             .await?;
+        let lookups = lookups?;
+        let csi_installed = self
+            .platform
+            .addons
+            .iter()
+            .zip(&lookups)
+            .any(|(addon, lookup)| addon.name == S3_CSI_DRIVER && lookup.installed.is_some());
+        let addons = self.resolve_addons(&aws, &cluster, lookups).await?;
+        let kube = self
+            .connect_kube(&aws, &cluster, &caller, state, mode)
+            .await?;
+        let mut notes = Vec::new();
         if let Some(kube) = &kube
             && mode == Mode::Apply
             && self.platform.comfyui.is_some()
@@ -149,18 +202,30 @@ impl Session {
             }
             notes.extend(preflight.warnings);
         }
+        // The CloudFront CallerReference: the one state holds, else a new one (generated
+        // here, not in the model, which draws no random numbers).
+        let distribution_reference = state
+            .resources
+            .values()
+            .find_map(|e| match &e.identity {
+                Identity::CloudfrontDistribution(id) => Some(id.caller_reference.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                format!(
+                    "{}{}-{}",
+                    cloudfront_distribution::CALLER_REFERENCE_PREFIX,
+                    self.platform.name,
+                    uuid::Uuid::new_v4().simple()
+                )
+            });
         let environment = Environment {
             account: caller.account.clone(),
             partition: caller.partition.clone(),
             region: self.platform.region.clone(),
             cluster,
             addons,
-            distribution_reference: state.resources.values().find_map(|e| match &e.identity {
-                model::Identity::CloudFrontDistribution { caller_reference } => {
-                    Some(caller_reference.clone())
-                }
-                _ => None,
-            }),
+            distribution_reference,
         };
         Ok(Connected {
             apis: Apis {
@@ -168,6 +233,10 @@ impl Session {
                 kube,
                 force_conflicts: kube_options.force_conflicts,
                 wait_timeout: kube_options.wait_timeout,
+                platform: self.platform.name.clone(),
+                account: caller.account.clone(),
+                partition: caller.partition.clone(),
+                cluster: self.platform.cluster_name.clone(),
             },
             caller,
             environment,
@@ -184,12 +253,11 @@ impl Session {
         caller: &Caller,
         state: &State,
         mode: Mode,
-        options: KubeOptions,
     ) -> anyhow::Result<Option<Kube>> {
         let in_state = state
             .resources
             .values()
-            .any(|e| e.identity.kind() == model::Kind::K8sObject);
+            .any(|e| e.identity.kind() == Kind::K8sObject);
         let wanted = mode == Mode::Apply && self.platform.comfyui.is_some();
         if !(wanted || in_state) || cluster.endpoint.is_none() {
             return Ok(None);
@@ -201,13 +269,10 @@ impl Session {
                 &cluster.name,
                 cluster.endpoint.as_deref(),
                 self.kubernetes.allow_other_endpoint,
-                options.wait_timeout,
             )
             .await
             .map_err(CommandError::from)?,
-            None => {
-                Kube::connect_eks(aws, cluster, &caller.partition, options.wait_timeout).await?
-            }
+            None => Kube::connect_eks(aws, cluster, &caller.partition).await?,
         };
         Ok(Some(kube))
     }
@@ -216,11 +281,12 @@ impl Session {
         &self,
         aws: &Aws,
         caller: &Caller,
+        cluster: Option<ClusterFacts>,
         state: &State,
         mode: Mode,
     ) -> anyhow::Result<ClusterFacts> {
         let name = &self.platform.cluster_name;
-        let Some(cluster) = eks::describe_cluster(aws, name).await? else {
+        let Some(cluster) = cluster else {
             if mode == Mode::Destroy {
                 // Gone already: what comfyplat made on it went with it; the rest is destroyed.
                 return Ok(ClusterFacts {
@@ -236,10 +302,10 @@ impl Session {
             }
             .into());
         };
-        let resuming_update = state
-            .resources
-            .values()
-            .any(|entry| matches!(&entry.pending, Some(Pending::ClusterUpdate { cluster, .. }) if cluster == name));
+        let resuming_update = state.resources.values().any(|entry| {
+            entry.identity.kind() == Kind::EksAccessConfig
+                && matches!(entry.pending, Some(Pending { .. }))
+        });
         match cluster.status.as_str() {
             "ACTIVE" => Ok(cluster),
             "UPDATING" if resuming_update || mode == Mode::Destroy => Ok(cluster),
@@ -251,73 +317,23 @@ impl Session {
         }
     }
 
-    /// The version of each add-on: pinned (and available for the cluster's Kubernetes
-    /// version), else the installed one (comfyplat never upgrades on its own), else the
-    /// default for the cluster's Kubernetes version.
-    /// Also says whether the Mountpoint S3 CSI driver add-on is installed already.
+    /// The version of each add-on, as [`eks_addon::choose_version`] decides from what the
+    /// cluster has (the versions it offers are read only when the choice needs them), and
+    /// whether the chosen version of the CSI driver supports Pod Identity.
     async fn resolve_addons(
         &self,
         aws: &Aws,
         cluster: &ClusterFacts,
-    ) -> anyhow::Result<(Vec<AddonFacts>, bool)> {
-        let mut facts = Vec::new();
-        let mut csi_installed = false;
-        for addon in &self.platform.addons {
-            let installed = eks::installed_addon_version(aws, &cluster.name, &addon.name).await?;
-            if addon.name == S3_CSI_DRIVER && installed.is_some() {
-                csi_installed = true;
-            }
-            let version = match (&addon.version, installed) {
-                (Some(pinned), installed) => {
-                    if installed.as_deref() != Some(pinned.as_str()) {
-                        let available =
-                            eks::addon_versions(aws, &addon.name, &cluster.version).await?;
-                        if !available.iter().any(|(v, _)| v == pinned) {
-                            return Err(CommandError::AddonVersionUnavailable {
-                                addon: addon.name.clone(),
-                                version: pinned.clone(),
-                                kubernetes: cluster.version.clone(),
-                                available: available.into_iter().map(|(v, _)| v).collect(),
-                            }
-                            .into());
-                        }
-                    }
-                    pinned.clone()
-                }
-                (None, Some(installed)) => installed,
-                (None, None) => {
-                    let available = eks::addon_versions(aws, &addon.name, &cluster.version).await?;
-                    match available
-                        .iter()
-                        .find(|(_, default)| *default)
-                        .or(available.first())
-                    {
-                        Some((version, _)) => version.clone(),
-                        None => {
-                            return Err(CommandError::AddonVersionUnavailable {
-                                addon: addon.name.clone(),
-                                version: "(default)".to_string(),
-                                kubernetes: cluster.version.clone(),
-                                available: Vec::new(),
-                            }
-                            .into());
-                        }
-                    }
-                }
-            };
-            let pod_identity = addon.name != S3_CSI_DRIVER
-                || eks::supports_pod_identity(aws, &addon.name, &version).await?;
-            facts.push(AddonFacts {
-                name: addon.name.clone(),
-                version,
-                pod_identity,
-            });
-        }
-        Ok((facts, csi_installed))
-    }
-
-    pub fn desired(&self, connected: &Connected) -> anyhow::Result<Desired> {
-        Ok(model::desired(&self.platform, &connected.environment)?)
+        lookups: Vec<AddonLookup>,
+    ) -> anyhow::Result<Vec<AddonFacts>> {
+        futures::future::try_join_all(
+            self.platform
+                .addons
+                .iter()
+                .zip(lookups)
+                .map(|(addon, lookup)| resolve_addon(aws, cluster, addon, lookup)),
+        )
+        .await
     }
 
     /// Observes everything the plan needs and plans.
@@ -327,7 +343,7 @@ impl Session {
         state: &State,
         options: Options,
     ) -> anyhow::Result<(Desired, Observed, Plan)> {
-        let desired = self.desired(connected)?;
+        let desired = self.desired(&connected.environment)?;
         let identities = observe::identities(&desired, state);
         let _spinner = crate::ui::Spinner::start(
             &format!("reading the live state of {} resources", identities.len()),
@@ -340,4 +356,65 @@ impl Session {
         plan.notes.extend(connected.notes.iter().cloned());
         Ok((desired, observed, plan))
     }
+}
+
+/// What the first round reads of an add-on: its installed version, and for a pinned
+/// version of the CSI driver whether that version supports Pod Identity.
+async fn lookup_addon(
+    aws: &Aws,
+    cluster: &str,
+    addon: &AddonSettings,
+) -> Result<AddonLookup, ApiError> {
+    let pinned = async {
+        match (&addon.version, addon.name == S3_CSI_DRIVER) {
+            (Some(version), true) => eks::supports_pod_identity(aws, &addon.name, version)
+                .await
+                .map(Some)
+                // A pinned version the catalogue does not know: the choice reports it.
+                .or_else(|e| {
+                    if e.class == crate::adapters::ErrorClass::NotFound
+                        || e.class == crate::adapters::ErrorClass::Rejected
+                    {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    }
+                }),
+            _ => Ok(None),
+        }
+    };
+    let (installed, pinned) = tokio::join!(
+        eks::installed_addon_version(aws, cluster, &addon.name),
+        pinned
+    );
+    Ok(AddonLookup {
+        installed: installed?,
+        pinned_pod_identity: pinned?,
+    })
+}
+
+/// The version of one add-on, and for the CSI driver whether it supports Pod Identity.
+async fn resolve_addon(
+    aws: &Aws,
+    cluster: &ClusterFacts,
+    addon: &AddonSettings,
+    lookup: AddonLookup,
+) -> anyhow::Result<AddonFacts> {
+    let installed = lookup.installed.as_deref();
+    let available = if eks_addon::needs_versions(addon, installed) {
+        eks::addon_versions(aws, &addon.name, &cluster.version).await?
+    } else {
+        Vec::new()
+    };
+    let version = eks_addon::choose_version(addon, installed, &available, &cluster.version)?;
+    let pod_identity = match lookup.pinned_pod_identity {
+        _ if addon.name != S3_CSI_DRIVER => true,
+        Some(supported) if addon.version.as_deref() == Some(version.as_str()) => supported,
+        _ => eks::supports_pod_identity(aws, &addon.name, &version).await?,
+    };
+    Ok(AddonFacts {
+        name: addon.name.clone(),
+        version,
+        pod_identity,
+    })
 }

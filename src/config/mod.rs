@@ -9,6 +9,7 @@
 mod arn;
 mod diagnostic;
 mod edge;
+mod images;
 mod parse;
 mod schema;
 mod validate;
@@ -51,6 +52,8 @@ pub struct Platform {
     pub kubernetes: KubernetesAccess,
     /// The Karpenter GPU node pool.
     pub node_pool: NodePoolSettings,
+    /// The ECR repository for the ComfyUI image; `None`: none.
+    pub image_repository: Option<ImageRepositorySettings>,
     /// The ComfyUI workload; `None`: the AWS side only, no Kubernetes objects.
     pub comfyui: Option<ComfyuiSettings>,
     /// The CloudFront distribution; `None`: no distribution.
@@ -107,10 +110,34 @@ pub struct NodePoolSettings {
     pub disruption_budget: String,
 }
 
+/// The platform's ECR repository for the ComfyUI image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRepositorySettings {
+    /// `comfyui-<platform>` unless named.
+    pub name: String,
+    /// Tags cannot be moved to another image (ECR `IMMUTABLE`).
+    pub immutable_tags: bool,
+    /// SSE-KMS with this key; `None`: AES256.
+    pub kms_key_arn: Option<String>,
+    /// The lifecycle policy keeps the newest this many images.
+    pub keep_images: u32,
+}
+
+/// What `comfyui.image` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageReference {
+    /// A full image reference, used as it is.
+    External(String),
+    /// `{repository}:TAG`: the platform's repository, pinned to the tag's digest.
+    RepositoryTag(String),
+    /// `{repository}@sha256:...`.
+    RepositoryDigest(String),
+}
+
 /// The ComfyUI Deployment and what goes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComfyuiSettings {
-    pub image: String,
+    pub image: ImageReference,
     pub namespace: String,
     pub replicas: u32,
     pub gpus: u32,

@@ -41,6 +41,9 @@ pub struct PlatformFile {
     /// How comfyplat reaches the cluster's Kubernetes API (default: on its own).
     #[serde(default)]
     pub kubernetes: KubernetesFile,
+    /// The ECR repository for the ComfyUI image; absent means none.
+    #[serde(default)]
+    pub image_repository: Option<ImageRepositoryFile>,
     /// The ComfyUI workload; absent means comfyplat manages the AWS side only.
     #[serde(default)]
     pub comfyui: Option<ComfyuiFile>,
@@ -51,6 +54,23 @@ pub struct PlatformFile {
     /// A directory whose templates replace the built-in ones of the same name.
     #[serde(default)]
     pub templates_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRepositoryFile {
+    /// Repository name (default `comfyui-<name>`).
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// Tags cannot be moved to another image (default `true`).
+    #[serde(default)]
+    pub immutable_tags: Option<Spanned<bool>>,
+    /// Full ARN of a KMS key for SSE-KMS (default: AES256).
+    #[serde(default)]
+    pub kms_key_arn: Option<Spanned<String>>,
+    /// The lifecycle policy keeps the newest this many images (default 20).
+    #[serde(default)]
+    pub keep_images: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -456,11 +456,18 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
     let kubernetes = workloads::kubernetes(base, &file.kubernetes, &mut problems_out);
     let node_pool = workloads::node_pool(&file.karpenter, &mut problems_out, &mut notes);
     let has_inputs = file.storage.inputs.is_some();
+    let image_repository = super::images::image_repository(
+        file.image_repository.as_ref(),
+        &file.name.value,
+        &file.region.value,
+        &mut problems_out,
+    );
     let comfyui = file.comfyui.as_ref().map(|comfyui| {
         workloads::comfyui(
             comfyui,
             has_inputs,
             node_pool.max_gpus,
+            image_repository.as_ref(),
             &mut problems_out,
             &mut notes,
         )
@@ -498,6 +505,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         addons,
         kubernetes,
         node_pool,
+        image_repository,
         comfyui,
         cdn,
         templates_dir,
@@ -736,7 +744,7 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_kms_key_arn(arn: &str, region: &str) -> Result<(), String> {
+pub(super) fn check_kms_key_arn(arn: &str, region: &str) -> Result<(), String> {
     let Some(parts) = Arn::parse(arn).filter(|a| a.service == "kms") else {
         return Err(format!("`{arn}` is not a KMS key ARN"));
     };

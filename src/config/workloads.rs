@@ -11,7 +11,10 @@ use serde_saphyr::Spanned;
 
 use super::diagnostic::Diagnostic;
 use super::schema::{ComfyuiFile, KarpenterFile, KubernetesFile};
-use super::{Capacity, ComfyuiSettings, IngressSettings, KubernetesAccess, NodePoolSettings};
+use super::{
+    Capacity, ComfyuiSettings, ImageRepositorySettings, IngressSettings, KubernetesAccess,
+    NodePoolSettings,
+};
 
 /// The AL2023 EKS AMI release the node class is pinned to unless `karpenter.ami` says
 /// otherwise. Pinned, not `@latest`: a new AMI release would otherwise replace every GPU node
@@ -197,25 +200,11 @@ pub fn comfyui(
     file: &ComfyuiFile,
     has_inputs_bucket: bool,
     max_gpus: u32,
+    repository: Option<&ImageRepositorySettings>,
     problems: &mut Problems,
     notes: &mut Vec<String>,
 ) -> ComfyuiSettings {
-    let image = &file.image;
-    if image.value.is_empty() || image.value.chars().any(char::is_whitespace) {
-        problems.at(
-            image,
-            format!("`{}` is not a container image reference", image.value),
-            "e.g. `123456789012.dkr.ecr.us-west-2.amazonaws.com/comfyui:v0.3.40`",
-        );
-    } else {
-        let last = image.value.rsplit('/').next().unwrap_or_default();
-        if !image.value.contains('@') && (!last.contains(':') || last.ends_with(":latest")) {
-            notes.push(format!(
-                "comfyui.image `{}` has no fixed tag: pods started later may run other code; pin a tag or digest",
-                image.value
-            ));
-        }
-    }
+    let image = super::images::image_reference(&file.image, repository, problems, notes);
     let namespace = match &file.namespace {
         None => "comfyui".to_string(),
         Some(ns) => {
@@ -319,7 +308,7 @@ pub fn comfyui(
         .as_ref()
         .map(|policy| cidrs(&Some(policy.allow_from.clone()), Vec::new(), problems));
     ComfyuiSettings {
-        image: image.value.clone(),
+        image,
         namespace,
         replicas,
         gpus,
@@ -491,17 +480,10 @@ fn is_budget(text: &str) -> bool {
     }
 }
 
+/// A positive Kubernetes quantity, as the API server parses it.
 fn is_quantity(text: &str) -> bool {
-    const SUFFIXES: &[&str] = &[
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E", "",
-    ];
-    SUFFIXES.iter().any(|suffix| {
-        text.strip_suffix(suffix).is_some_and(|number| {
-            !number.is_empty()
-                && number.parse::<f64>().is_ok_and(|n| n > 0.0)
-                && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        })
-    })
+    crate::model::quantity::canonical(text)
+        .is_ok_and(|canonical| canonical != "0" && !canonical.starts_with('-'))
 }
 
 fn is_cidr(text: &str) -> bool {

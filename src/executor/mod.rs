@@ -1,14 +1,19 @@
 //! The executor: carries out a [`Plan`] and makes no decision of its own.
 //!
-//! It walks the changes in dependency order (a change starts once every change in its
-//! `after` list succeeded), runs independent ones concurrently up to `parallelism`, retries
-//! transient failures with jittered exponential backoff (on top of the SDK's own retries),
-//! and persists state after every completed step: *before* a create (so an interrupted
-//! create is recognised as ours) and after every success. When a change fails, changes that
-//! wait for it are skipped and reported as such, and independent branches go on. When asked
-//! to stop (Ctrl-C), it starts nothing new and lets running steps finish.
+//! It walks the plan's steps in dependency order (a change is one step, a replacement two:
+//! its delete, then its create; see `planner::order`), runs independent ones concurrently
+//! up to `parallelism`, and persists state after every completed step: *before* a create
+//! (so an interrupted create is recognised as ours), after a replacement's delete (the
+//! resource is then being created again), and after every success. It retries nothing:
+//! each client retries its own calls (see [`crate::adapters`]), and a wait that runs out of
+//! time fails once, leaving what it waited for recorded as under way, so the next run
+//! waits again. When a change fails, changes that wait for it are skipped and reported as
+//! such, and independent branches go on. When asked to stop (Ctrl-C), it starts nothing
+//! new and lets running steps finish.
+//!
+//! Secrets a resource needs (the CloudFront origin header) are generated here, saved to
+//! state before any request carries them, and shown to nobody.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,14 +22,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use crate::adapters::{ApiError, Apis};
+use crate::adapters::{ApiError, Apis, ErrorClass};
+use crate::model::kinds::k8s_object;
+use crate::model::kubernetes::INGRESS_HOSTNAME;
 use crate::model::{Address, Identity, Observation, Pending, Resource, deferred};
-use crate::planner::{Action, Change, Plan, Reason};
+use crate::planner::{Action, Change, Plan, Reason, order};
 use crate::state::{State, StateError};
-
-/// Attempts of one step on transient errors (each attempt already includes the SDK's retries).
-const STEP_ATTEMPTS: u32 = 4;
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// What happens while a plan is applied.
 #[derive(Debug, Clone)]
@@ -32,12 +35,6 @@ pub enum Event {
     Started {
         address: Address,
         action: Action,
-    },
-    Retrying {
-        address: Address,
-        attempt: u32,
-        delay: Duration,
-        error: String,
     },
     Finished {
         address: Address,
@@ -87,7 +84,7 @@ pub enum ChangeResult {
     NotStarted,
 }
 
-/// Where a change stands during the walk.
+/// Where a step stands during the walk.
 enum Slot {
     Waiting,
     Running,
@@ -122,8 +119,14 @@ pub enum ExecuteError {
 }
 
 enum Failure {
-    Aws(ApiError),
+    Api(ApiError),
     State(StateError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Failure::Api(error)
+    }
 }
 
 pub struct Executor<'a> {
@@ -133,29 +136,39 @@ pub struct Executor<'a> {
     pub reporter: &'a dyn Reporter,
     pub parallelism: usize,
     pub stop: &'a AtomicBool,
-    /// `--no-wait`: do not wait for CloudFront to deploy a change (the next plan shows it in
-    /// progress until it has).
+    /// `--no-wait`: do not wait for deployments that run on by themselves (CloudFront); the
+    /// next plan shows them in progress until they are done.
     pub no_wait: bool,
 }
 
 impl Executor<'_> {
     pub async fn run(&self, plan: &Plan) -> Result<Outcome, ExecuteError> {
-        let index: BTreeMap<&Address, usize> = plan
-            .changes
+        let changes = &plan.changes;
+        let steps: Vec<(usize, order::Step)> = changes
             .iter()
             .enumerate()
-            .map(|(i, c)| (&c.address, i))
+            .flat_map(|(i, c)| order::steps(c.action).iter().map(move |s| (i, *s)))
             .collect();
-        let mut results: Vec<Slot> = plan.changes.iter().map(|_| Slot::Waiting).collect();
+        let waits: Vec<Vec<usize>> = steps
+            .iter()
+            .map(|&(i, step)| {
+                order::waits(changes, i, step)
+                    .into_iter()
+                    .filter_map(|w| steps.iter().position(|s| *s == w))
+                    .collect()
+            })
+            .collect();
+        let mut slots: Vec<Slot> = steps.iter().map(|_| Slot::Waiting).collect();
+        let mut started = vec![None; changes.len()];
         let mut running = FuturesUnordered::new();
         let mut fatal: Option<StateError> = None;
         let mut interrupted = false;
-        for (i, change) in plan.changes.iter().enumerate() {
-            if change.action == Action::Keep {
+        for (n, &(i, _)) in steps.iter().enumerate() {
+            if changes[i].action == Action::Keep {
                 self.reporter.event(Event::Kept {
-                    address: change.address.clone(),
+                    address: changes[i].address.clone(),
                 });
-                results[i] = Slot::Ended(ChangeResult::Kept);
+                slots[n] = Slot::Ended(ChangeResult::Kept);
             }
         }
         loop {
@@ -166,37 +179,37 @@ impl Executor<'_> {
             let mut progressed = true;
             while progressed {
                 progressed = false;
-                for (i, change) in plan.changes.iter().enumerate() {
-                    if !matches!(results[i], Slot::Waiting) {
+                for n in 0..steps.len() {
+                    if !matches!(slots[n], Slot::Waiting) {
                         continue;
                     }
-                    let waits: Vec<usize> = change
-                        .after
-                        .iter()
-                        .filter_map(|a| index.get(a).copied())
-                        .collect();
-                    if let Some(blocking) = waits.iter().find(|w| {
+                    let (i, step) = steps[n];
+                    let change = &changes[i];
+                    let blocking = waits[n].iter().find(|w| {
                         matches!(
-                            results[**w],
+                            slots[**w],
                             Slot::Ended(ChangeResult::Failed(_) | ChangeResult::Skipped { .. })
                         )
-                    }) {
-                        let because = match &results[*blocking] {
+                    });
+                    if let Some(&blocking) = blocking {
+                        let because = match &slots[blocking] {
                             Slot::Ended(ChangeResult::Skipped { because }) => because.clone(),
-                            _ => plan.changes[*blocking].address.clone(),
+                            _ => changes[steps[blocking].0].address.clone(),
                         };
-                        self.reporter.event(Event::Skipped {
-                            address: change.address.clone(),
-                            action: change.action,
-                            because: because.clone(),
-                        });
-                        results[i] = Slot::Ended(ChangeResult::Skipped { because });
+                        if because != change.address {
+                            self.reporter.event(Event::Skipped {
+                                address: change.address.clone(),
+                                action: change.action,
+                                because: because.clone(),
+                            });
+                        }
+                        slots[n] = Slot::Ended(ChangeResult::Skipped { because });
                         progressed = true;
                         continue;
                     }
-                    let ready = waits.iter().all(|w| {
+                    let ready = waits[n].iter().all(|w| {
                         matches!(
-                            results[*w],
+                            slots[*w],
                             Slot::Ended(ChangeResult::Done | ChangeResult::Kept)
                         )
                     });
@@ -205,21 +218,39 @@ impl Executor<'_> {
                         && fatal.is_none()
                         && running.len() < self.parallelism.max(1)
                     {
-                        results[i] = Slot::Running;
+                        slots[n] = Slot::Running;
+                        if started[i].is_none() {
+                            started[i] = Some(Instant::now());
+                            self.reporter.event(Event::Started {
+                                address: change.address.clone(),
+                                action: change.action,
+                            });
+                        }
                         running.push(async move {
-                            (i, self.run_change(change, plan.delete_data).await)
+                            (n, self.run_step(change, step, plan.delete_data).await)
                         });
                     }
                 }
             }
-            let Some((i, result)) = running.next().await else {
+            let Some((n, result)) = running.next().await else {
                 break;
             };
-            let change = &plan.changes[i];
-            results[i] = Slot::Ended(match result {
-                Ok(()) => ChangeResult::Done,
-                Err(Failure::Aws(error)) => {
-                    let text = self.redact(&crate::ui::error_chain(&error));
+            let (i, _) = steps[n];
+            let change = &changes[i];
+            slots[n] = Slot::Ended(match result {
+                Ok(()) => {
+                    let last = steps.iter().rposition(|(c, _)| *c == i) == Some(n);
+                    if last {
+                        self.reporter.event(Event::Finished {
+                            address: change.address.clone(),
+                            action: change.action,
+                            elapsed: started[i].map(|s| s.elapsed()).unwrap_or_default(),
+                        });
+                    }
+                    ChangeResult::Done
+                }
+                Err(Failure::Api(error)) => {
+                    let text = self.redact(&crate::errors::chain(&error));
                     self.reporter.event(Event::Failed {
                         address: change.address.clone(),
                         action: change.action,
@@ -228,7 +259,7 @@ impl Executor<'_> {
                     ChangeResult::Failed(text)
                 }
                 Err(Failure::State(error)) => {
-                    let text = crate::ui::error_chain(&error);
+                    let text = crate::errors::chain(&error);
                     fatal = Some(error);
                     ChangeResult::Failed(text)
                 }
@@ -237,15 +268,21 @@ impl Executor<'_> {
         if let Some(error) = fatal {
             return Err(error.into());
         }
-        let results = plan
-            .changes
+        let results = changes
             .iter()
-            .zip(results)
-            .map(|(change, slot)| {
-                let result = match slot {
-                    Slot::Ended(result) => result,
-                    Slot::Waiting | Slot::Running => ChangeResult::NotStarted,
-                };
+            .enumerate()
+            .map(|(i, change)| {
+                let mut result = ChangeResult::Done;
+                for (n, _) in steps.iter().enumerate().filter(|(_, (c, _))| *c == i) {
+                    let step = match &slots[n] {
+                        Slot::Ended(result) => result.clone(),
+                        Slot::Waiting | Slot::Running => ChangeResult::NotStarted,
+                    };
+                    if step != ChangeResult::Done {
+                        result = step;
+                        break;
+                    }
+                }
                 (change.address.clone(), change.action, result)
             })
             .collect();
@@ -255,77 +292,58 @@ impl Executor<'_> {
         })
     }
 
-    async fn run_change(&self, change: &Change, delete_data: bool) -> Result<(), Failure> {
-        let started = Instant::now();
-        self.reporter.event(Event::Started {
-            address: change.address.clone(),
-            action: change.action,
-        });
-        match (change.action, &change.resource) {
-            (Action::Create | Action::Update, Some(resource)) => {
-                let mut left_running = None;
-                match &change.pending {
+    async fn run_step(
+        &self,
+        change: &Change,
+        step: order::Step,
+        delete_data: bool,
+    ) -> Result<(), Failure> {
+        match (change.action, step, &change.resource) {
+            (Action::Create | Action::Update, _, Some(resource)) => {
+                if let Some(pending) = &change.pending {
                     // An earlier apply started this and was interrupted: only wait.
-                    Some(pending) => self.await_pending(change, pending).await?,
-                    None => {
-                        let (resource, request) = self.prepare(change, resource).await?;
-                        let pending = if change.action == Action::Create {
-                            self.persist(|state| state.mark_creating(&resource))?;
-                            self.retrying(change, || self.apis.create(&request)).await?
-                        } else {
-                            self.retrying(change, || {
-                                self.apis.update(
-                                    &request,
-                                    &change.fields,
-                                    change.reasons.contains(&Reason::Drifted),
-                                )
-                            })
-                            .await?
-                        };
-                        if let Some(pending) = pending {
-                            self.persist(|state| state.record_pending(&resource, pending.clone()))?;
-                            if self.no_wait && pending.may_run_on() {
-                                left_running = Some(pending);
-                            } else {
-                                self.await_pending(change, &pending).await?;
-                            }
-                        }
-                        self.persist(|state| {
-                            state.record_applied(&resource);
-                            state.set_pending(&resource.address, left_running.clone());
-                        })?;
-                        self.finished(change, started, left_running);
-                        return Ok(());
-                    }
+                    self.await_pending(change, pending).await?;
+                    return self.persist(|state| state.record_applied(resource));
                 }
-                self.persist(|state| state.record_applied(resource))?;
+                let (resource, request) = self.prepare(resource).await?;
+                let pending = if change.action == Action::Create {
+                    self.persist(|state| state.mark_creating(&resource))?;
+                    self.apis.create(&request).await?
+                } else {
+                    let repair = change.reasons.contains(&Reason::Drifted);
+                    self.apis.update(&request, &change.fields, repair).await?
+                };
+                self.finish(change, &resource, pending).await
             }
-            (Action::Adopt, Some(resource)) => {
-                self.persist(|state| state.record_applied(resource))?;
+            (Action::Adopt, _, Some(resource)) => {
+                self.persist(|state| state.record_applied(resource))
             }
-            (Action::Replace, Some(resource)) => {
-                if let Some(previous) = &change.previous
-                    && let Some(pending) = self
-                        .retrying(change, || self.apis.delete(previous, delete_data))
-                        .await?
-                {
-                    self.await_pending(change, &pending).await?;
+            (Action::Replace, order::Step::Destroy, Some(resource)) => {
+                let pending = match (&change.pending, &change.previous) {
+                    // An earlier apply started the delete and was interrupted: only wait.
+                    (Some(pending), _) => Some(pending.clone()),
+                    (None, Some(previous)) => self.apis.delete(previous, delete_data).await?,
+                    (None, None) => None,
+                };
+                if let (Some(previous), Some(pending)) = (&change.previous, pending) {
+                    self.persist(|state| {
+                        state.set_pending(&change.address, Some(pending.clone()))
+                    })?;
+                    self.await_pending_of(change, previous, &pending).await?;
                 }
-                let (resource, request) = self.prepare(change, resource).await?;
+                // Gone: what is recorded now is the resource being created again.
+                self.persist(|state| state.mark_creating(resource))
+            }
+            (Action::Replace, order::Step::Upsert, Some(resource)) => {
+                let (resource, request) = self.prepare(resource).await?;
                 self.persist(|state| state.mark_creating(&resource))?;
-                if let Some(pending) = self.retrying(change, || self.apis.create(&request)).await? {
-                    self.persist(|state| state.record_pending(&resource, pending.clone()))?;
-                    self.await_pending(change, &pending).await?;
-                }
-                self.persist(|state| state.record_applied(&resource))?;
+                let pending = self.apis.create(&request).await?;
+                self.finish(change, &resource, pending).await
             }
-            (Action::Delete, _) => {
+            (Action::Delete, _, _) => {
                 let pending = match &change.pending {
                     Some(pending) => Some(pending.clone()),
-                    None => {
-                        self.retrying(change, || self.apis.delete(&change.identity, delete_data))
-                            .await?
-                    }
+                    None => self.apis.delete(&change.identity, delete_data).await?,
                 };
                 if let Some(pending) = pending {
                     self.persist(|state| {
@@ -335,62 +353,74 @@ impl Executor<'_> {
                 }
                 self.persist(|state| {
                     state.resources.remove(&change.address);
-                })?;
+                })
             }
-            (Action::Forget, _) => {
-                self.persist(|state| {
-                    state.resources.remove(&change.address);
-                })?;
-            }
-            (Action::Keep, _) => {}
-            (action, None) => {
-                return Err(Failure::Aws(ApiError::new(
-                    format!("failed to {action:?} `{}`", change.address),
-                    crate::adapters::ErrorClass::Rejected,
-                    "the plan carries no resource for this change (a damaged plan file?)",
-                )));
-            }
+            (Action::Forget, _, _) => self.persist(|state| {
+                state.resources.remove(&change.address);
+            }),
+            (Action::Keep, _, _) => Ok(()),
+            (action, _, None) => Err(Failure::Api(ApiError::new(
+                format!("failed to {action:?} `{}`", change.address),
+                ErrorClass::Rejected,
+                "the plan carries no resource for this change (a damaged plan file?)",
+            ))),
         }
-        self.finished(change, started, None);
-        Ok(())
     }
 
-    fn finished(&self, change: &Change, started: Instant, left_running: Option<Pending>) {
-        if let Some(pending) = left_running {
-            self.reporter.event(Event::Warning {
-                address: change.address.clone(),
-                message: format!(
-                    "not waiting for {} (--no-wait); the next plan shows it in progress until it is done",
-                    pending.describe()
-                ),
-            });
+    /// After a create or update call: records what is under way, waits for it (unless
+    /// `--no-wait` may leave it running), and records the resource as applied.
+    async fn finish(
+        &self,
+        change: &Change,
+        resource: &Resource,
+        pending: Option<Pending>,
+    ) -> Result<(), Failure> {
+        let mut left_running = None;
+        if let Some(pending) = pending {
+            self.persist(|state| state.record_pending(resource, pending.clone()))?;
+            if self.no_wait && pending.may_run_on(resource.identity.kind()) {
+                self.reporter.event(Event::Warning {
+                    address: change.address.clone(),
+                    message: format!(
+                        "not waiting for {} (--no-wait); the next plan shows it in progress until it is done",
+                        pending.describe(&resource.identity)
+                    ),
+                });
+                left_running = Some(pending);
+            } else {
+                self.await_pending(change, &pending).await?;
+            }
         }
-        self.reporter.event(Event::Finished {
-            address: change.address.clone(),
-            action: change.action,
-            elapsed: started.elapsed(),
-        });
+        self.persist(|state| {
+            state.record_applied(resource);
+            state.set_pending(&resource.address, left_running);
+        })
     }
 
     /// The resource to record (after-apply values filled in, secrets as placeholders) and
     /// the one to send (secrets revealed). A secret used for the first time is generated and
     /// saved to state before any request carries it.
-    async fn prepare(
-        &self,
-        change: &Change,
-        resource: &Resource,
-    ) -> Result<(Resource, Resource), Failure> {
+    async fn prepare(&self, resource: &Resource) -> Result<(Resource, Resource), Failure> {
         let mut recorded = resource.clone();
-        for value in recorded.fields.values_mut() {
-            let Some(deferred::AfterApply::IngressHostname { namespace, name }) =
-                deferred::after_apply(value)
-            else {
-                continue;
-            };
-            let hostname = self
-                .retrying(change, || self.ingress_hostname(&namespace, &name))
-                .await?;
-            *value = serde_json::Value::String(hostname);
+        let mut ingresses = Vec::new();
+        for value in recorded.fields.values() {
+            if let Some(deferred::Placeholder::IngressHostname { namespace, name }) =
+                deferred::placeholder(value)
+            {
+                ingresses.push((namespace, name));
+            }
+        }
+        for (namespace, name) in ingresses {
+            let hostname = self.ingress_hostname(&namespace, &name).await?;
+            for value in recorded.fields.values_mut() {
+                deferred::fill(value, &mut |p| match p {
+                    deferred::Placeholder::IngressHostname {
+                        namespace: n,
+                        name: m,
+                    } if *n == namespace && *m == name => Some(hostname.clone()),
+                    _ => None,
+                });
+            }
         }
         let mut names = Vec::new();
         for value in recorded.fields.values().chain(recorded.parameters.values()) {
@@ -406,7 +436,7 @@ impl Executor<'_> {
         if !missing.is_empty() {
             self.persist(|state| {
                 for name in missing {
-                    state.secrets.insert(name, deferred::generate_secret());
+                    state.secrets.insert(name, crate::state::generate_secret());
                 }
             })?;
         }
@@ -425,18 +455,15 @@ impl Executor<'_> {
         Ok((recorded, request))
     }
 
-    /// The load balancer hostname of an Ingress comfyplat applied (and waited for).
+    /// The load balancer hostname of an Ingress comfyplat applied (and waited for until it
+    /// had one).
     async fn ingress_hostname(&self, namespace: &str, name: &str) -> Result<String, ApiError> {
-        let identity = Identity::K8sObject {
-            api_version: "networking.k8s.io/v1".to_string(),
-            kind: "Ingress".to_string(),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        };
-        let hostname = match self.apis.observe(&identity).await? {
+        let identity: Identity =
+            k8s_object::Id::new("networking.k8s.io/v1", "Ingress", namespace, name).into();
+        let hostname = match self.apis.observe(&identity, None).await? {
             Observation::Present(live) => live
                 .attributes
-                .get(crate::model::kubernetes::INGRESS_HOSTNAME)
+                .get(INGRESS_HOSTNAME)
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_string),
             _ => None,
@@ -444,8 +471,8 @@ impl Executor<'_> {
         hostname.filter(|h| !h.is_empty()).ok_or_else(|| {
             ApiError::new(
                 format!("failed to read the load balancer hostname of {identity}"),
-                crate::adapters::ErrorClass::Transient,
-                "the Ingress has no load balancer hostname yet (is the AWS Load Balancer Controller running?)",
+                ErrorClass::Rejected,
+                "the Ingress has no load balancer hostname (is the AWS Load Balancer Controller running?)",
             )
         })
     }
@@ -465,58 +492,41 @@ impl Executor<'_> {
         state.save(self.state_path).map_err(Failure::State)
     }
 
-    /// Waits for an operation under way, reporting its status and any warning.
     async fn await_pending(&self, change: &Change, pending: &Pending) -> Result<(), Failure> {
+        self.await_pending_of(change, &change.identity, pending)
+            .await
+    }
+
+    /// Waits for an operation under way on `identity`, reporting its status and any
+    /// warning. If the operation ended badly, the next apply must try again, not wait
+    /// again; if the wait ran out of time, the operation goes on and the next apply waits.
+    async fn await_pending_of(
+        &self,
+        change: &Change,
+        identity: &Identity,
+        pending: &Pending,
+    ) -> Result<(), Failure> {
         let progress = |status: String| {
             self.reporter.event(Event::Progress {
                 address: change.address.clone(),
                 status,
             })
         };
-        let warnings = match self
-            .retrying(change, || self.apis.wait(pending, &progress))
-            .await
-        {
-            Ok(warnings) => warnings,
-            Err(failure) => {
-                // It ended, badly: the next apply must try again, not wait again.
-                if matches!(&failure, Failure::Aws(error) if !error.is_transient()) {
+        match self.apis.wait(identity, pending, &progress).await {
+            Ok(warnings) => {
+                for message in warnings {
+                    self.reporter.event(Event::Warning {
+                        address: change.address.clone(),
+                        message,
+                    });
+                }
+                Ok(())
+            }
+            Err(error) => {
+                if !error.is_transient() && error.class != ErrorClass::Timeout {
                     self.persist(|state| state.set_pending(&change.address, None))?;
                 }
-                return Err(failure);
-            }
-        };
-        for message in warnings {
-            self.reporter.event(Event::Warning {
-                address: change.address.clone(),
-                message,
-            });
-        }
-        Ok(())
-    }
-
-    async fn retrying<T, F, Fut>(&self, change: &Change, mut step: F) -> Result<T, Failure>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, ApiError>>,
-    {
-        let mut attempt = 1;
-        loop {
-            match step().await {
-                Ok(value) => return Ok(value),
-                Err(error) if error.is_transient() && attempt < STEP_ATTEMPTS => {
-                    let base = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-                    let delay = base.mul_f64(0.5 + fastrand::f64());
-                    self.reporter.event(Event::Retrying {
-                        address: change.address.clone(),
-                        attempt,
-                        delay,
-                        error: self.redact(&crate::ui::error_chain(&error)),
-                    });
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(error) => return Err(Failure::Aws(error)),
+                Err(Failure::Api(error))
             }
         }
     }

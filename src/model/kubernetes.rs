@@ -1,6 +1,7 @@
-//! The Kubernetes objects of a platform: the template context built from platform.yaml and
-//! the cluster, the rendered objects as [`Resource`]s, and the flat field view that plan
-//! compares.
+//! The Kubernetes side of the model: the template context built from platform.yaml and
+//! the cluster, the object kinds comfyplat renders, and the flat field view that plan
+//! compares (the kind itself, with its rendering and dependencies, is
+//! [`super::kinds::k8s_object`]).
 //!
 //! Fields are the rendered object flattened to dotted paths, without `apiVersion`, `kind`,
 //! `metadata.name` and `metadata.namespace` (they are the identity). Lists whose items all
@@ -14,12 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::{
-    Address, CSI_POLICY, Environment, Fields, Identity, NODE_ACCESS_ENTRY, NODE_POLICY, Resource,
-    addon_address,
-};
-use crate::config::{BucketPurpose, Platform, S3_CSI_DRIVER};
-use crate::templates::{self, TemplateError};
+use super::kinds::ecr_repository;
+use super::{Address, Environment, Fields};
+use crate::config::{BucketPurpose, Platform};
 
 /// Label on every Kubernetes object comfyplat owns: `app.kubernetes.io/managed-by=comfyplat`.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -150,7 +148,7 @@ pub fn context(platform: &Platform, environment: &Environment) -> Option<Value> 
             "namespace": comfyui.namespace,
             "name": "comfyui",
             "service_account": "comfyui",
-            "image": comfyui.image,
+            "image": ecr_repository::image(platform, environment, &comfyui.image),
             "replicas": comfyui.replicas,
             "gpus": comfyui.gpus,
             "cpu": comfyui.cpu,
@@ -173,180 +171,11 @@ pub fn context(platform: &Platform, environment: &Environment) -> Option<Value> 
             "idle_timeout_seconds": comfyui.ingress.idle_timeout_seconds,
             "tags": tags,
             // With CloudFront in front: only requests carrying its secret header get through.
-            "origin_conditions": platform.cdn.as_ref().map(|_| super::edge::origin_condition().to_string()),
+            "origin_conditions": platform.cdn.as_ref().map(|_| super::kinds::cloudfront_distribution::origin_condition().to_string()),
             "certificate_arn": platform.cdn.as_ref().and_then(|cdn| cdn.origin_certificate_arn.clone()),
         },
         "network_policy": comfyui.network_policy.as_ref().map(|cidrs| json!({"allow_from": cidrs})),
     }))
-}
-
-/// The rendered Kubernetes objects as resources, with their dependencies.
-pub fn resources(
-    platform: &Platform,
-    environment: &Environment,
-    aws_addresses: &BTreeSet<Address>,
-) -> Result<Vec<Resource>, TemplateError> {
-    let Some(context) = context(platform, environment) else {
-        return Ok(Vec::new());
-    };
-    let rendered = templates::render(&context, platform.templates_dir.as_deref())?;
-    let mut resources = Vec::new();
-    for item in rendered {
-        let object = item.object;
-        let text = |path: &[&str]| {
-            let mut value = &object;
-            for key in path {
-                value = value.get(key).unwrap_or(&Value::Null);
-            }
-            value.as_str().unwrap_or_default().to_string()
-        };
-        let api_version = text(&["apiVersion"]);
-        let kind = text(&["kind"]);
-        let name = text(&["metadata", "name"]);
-        let Some((_, namespaced)) = kind_info(&api_version, &kind) else {
-            return Err(TemplateError {
-                template: item.template,
-                line: None,
-                message: format!(
-                    "comfyplat does not manage `{kind}` objects of `{api_version}`; it manages {}",
-                    KINDS
-                        .iter()
-                        .map(|(v, k, _, _)| format!("{k} ({v})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
-        };
-        let namespace = if namespaced {
-            let ns = text(&["metadata", "namespace"]);
-            if ns.is_empty() {
-                return Err(TemplateError {
-                    template: item.template,
-                    line: None,
-                    message: format!("{kind} `{name}` has no metadata.namespace"),
-                });
-            }
-            ns
-        } else {
-            String::new()
-        };
-        let labels_ok = object
-            .pointer("/metadata/labels")
-            .and_then(|l| l.get(PLATFORM_LABEL))
-            .and_then(Value::as_str)
-            == Some(platform.name.as_str());
-        if !labels_ok {
-            return Err(TemplateError {
-                template: item.template,
-                line: None,
-                message: format!(
-                    "{kind} `{name}` lacks the label `{PLATFORM_LABEL}: {}`; comfyplat finds its objects by it",
-                    platform.name
-                ),
-            });
-        }
-        resources.push(Resource {
-            address: object_address(&api_version, &kind, &namespace, &name),
-            identity: Identity::K8sObject {
-                api_version,
-                kind,
-                namespace,
-                name,
-            },
-            fields: object_fields(&object),
-            depends_on: Vec::new(),
-            parameters: Fields::from([(MANIFEST.to_string(), object)]),
-            yield_to_existing: false,
-        });
-    }
-    link(&mut resources, aws_addresses);
-    Ok(resources)
-}
-
-/// Dependencies: what must exist before each object, and so (reversed) what goes first on
-/// destroy: the Ingress (its ALB) before the workload, the workload before its volumes and
-/// the node pool, the node pool before its node class, all of it before the AWS side.
-fn link(resources: &mut [Resource], aws: &BTreeSet<Address>) {
-    // (address, kind, name) of every object.
-    let all: Vec<(Address, String, String)> = resources
-        .iter()
-        .filter_map(|r| match &r.identity {
-            Identity::K8sObject { kind, name, .. } => {
-                Some((r.address.clone(), kind.clone(), name.clone()))
-            }
-            _ => None,
-        })
-        .collect();
-    let of_kind = |kind: &str| -> Vec<Address> {
-        all.iter()
-            .filter(|(_, k, _)| k == kind)
-            .map(|(a, _, _)| a.clone())
-            .collect()
-    };
-    let known = |names: &[&str]| -> Vec<Address> {
-        names
-            .iter()
-            .map(|n| Address::new(*n))
-            .filter(|a| aws.contains(a))
-            .collect()
-    };
-    for resource in resources.iter_mut() {
-        let Identity::K8sObject {
-            kind, namespace, ..
-        } = &resource.identity
-        else {
-            continue;
-        };
-        let mut depends: Vec<Address> = Vec::new();
-        if !namespace.is_empty() {
-            depends.extend(
-                all.iter()
-                    .filter(|(_, k, name)| k == "Namespace" && name == namespace)
-                    .map(|(a, _, _)| a.clone()),
-            );
-        }
-        match kind.as_str() {
-            "EC2NodeClass" => depends.extend(known(&[NODE_ACCESS_ENTRY, NODE_POLICY])),
-            "NodePool" => depends.extend(of_kind("EC2NodeClass")),
-            "PersistentVolume" => {
-                depends.extend(known(&[&addon_address(S3_CSI_DRIVER).0, CSI_POLICY]));
-                depends.extend(
-                    aws.iter()
-                        .filter(|a| a.0.starts_with("s3.bucket."))
-                        .cloned(),
-                );
-            }
-            "PersistentVolumeClaim" => {
-                // Its own volume only, so that removing another one changes nothing here.
-                let volume = resource
-                    .parameters
-                    .get(MANIFEST)
-                    .and_then(|m| m.pointer("/spec/volumeName"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                depends.extend(
-                    all.iter()
-                        .filter(|(_, k, name)| k == "PersistentVolume" && *name == volume)
-                        .map(|(a, _, _)| a.clone()),
-                );
-            }
-            "Deployment" => {
-                depends.extend(of_kind("ServiceAccount"));
-                depends.extend(of_kind("PersistentVolumeClaim"));
-                depends.extend(of_kind("NodePool"));
-            }
-            "Ingress" => {
-                depends.extend(of_kind("Service"));
-                depends.extend(of_kind("Deployment"));
-            }
-            _ => {}
-        }
-        depends.retain(|d| d != &resource.address);
-        depends.sort();
-        depends.dedup();
-        resource.depends_on = depends;
-    }
 }
 
 /// The fields of an object: everything but its identity, flattened.

@@ -23,14 +23,15 @@ pub struct Live {
     /// The managed fields as they are live, in the desired fields' terms.
     pub fields: Fields,
     pub owner: Owner,
-    /// For buckets: whether any object (or object version) is stored.
+    /// For kinds that hold data: whether any (buckets: object or object version; image
+    /// repositories: image) is stored.
     #[serde(default)]
     pub holds_objects: Option<bool>,
     /// The service's own status word where it has one (an add-on's `ACTIVE`, `CREATE_FAILED`).
     #[serde(default)]
     pub status: Option<String>,
-    /// Read-only facts the service assigned (a distribution's id and domain name): shown as
-    /// outputs, never compared.
+    /// Read-only facts the service assigned (a distribution's id and domain name, an image
+    /// tag's digest): shown as outputs or filled into other resources, never compared.
     #[serde(default, skip_serializing_if = "Fields::is_empty")]
     pub attributes: Fields,
 }
@@ -57,6 +58,17 @@ impl Live {
             attributes: Fields::new(),
         }
     }
+
+    /// A resource without tags whose name says it is comfyplat's.
+    pub fn named(fields: Fields) -> Live {
+        Live {
+            fields,
+            owner: Owner::Name,
+            holds_objects: None,
+            status: None,
+            attributes: Fields::new(),
+        }
+    }
 }
 
 /// The live view of one identity.
@@ -71,12 +83,21 @@ pub enum Observation {
     },
 }
 
+/// What was found of an adopted thing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedState {
+    pub exists: bool,
+    /// For each permission it must have and lacks: the purpose and the actions missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<(String, Vec<String>)>,
+}
+
 /// Everything observed for one plan.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
     pub resources: BTreeMap<Identity, Observation>,
-    /// Each adopted thing and whether it exists.
-    pub adopted: Vec<(Adopted, bool)>,
+    /// Each adopted thing and what was found of it.
+    pub adopted: Vec<(Adopted, AdoptedState)>,
     /// Kubernetes objects that carry this platform's label (found by listing), so that those
     /// state does not know are pruned too.
     #[serde(default)]

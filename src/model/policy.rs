@@ -216,6 +216,69 @@ pub fn resources(document: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Whether normalised policy documents allow `action` on some resource: an `Allow`
+/// statement names it (IAM wildcards `*` and `?` count; so does a `NotAction` that leaves it
+/// out) and no `Deny` statement on every resource (`*`) names it. Conditions are not
+/// evaluated: this answers "may the role do this at all", which is what a preflight can
+/// know without simulating every request.
+pub fn allows(documents: &[Value], action: &str) -> bool {
+    let named = |statement: &Value| {
+        let matches = |key: &str| {
+            statement
+                .get(key)
+                .and_then(Value::as_array)
+                .is_some_and(|patterns| {
+                    patterns
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .any(|pattern| wildcard_match(pattern, action))
+                })
+        };
+        if statement.get("NotAction").is_some() {
+            !matches("NotAction")
+        } else {
+            matches("Action")
+        }
+    };
+    let effect = |statement: &Value, wanted: &str| {
+        statement.get("Effect").and_then(Value::as_str) == Some(wanted)
+    };
+    let everywhere = |statement: &Value| {
+        statement
+            .get("Resource")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|r| r == "*"))
+    };
+    let all = || documents.iter().flat_map(statements);
+    all().any(|s| effect(s, "Allow") && named(s))
+        && !all().any(|s| effect(s, "Deny") && named(s) && everywhere(s))
+}
+
+/// IAM's case-insensitive match of an action pattern with `*` and `?`.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let text: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(position) = star {
+            p = position + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
 fn statements(document: &Value) -> impl Iterator<Item = &Value> {
     document
         .get("Statement")
@@ -233,6 +296,38 @@ mod tests {
         let written = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": "arn:aws:s3:::b/*"}]});
         let returned = json!({"Statement": {"Resource": ["arn:aws:s3:::b/*"], "Action": ["s3:GetObject", "s3:PutObject"], "Effect": "Allow"}, "Version": "2012-10-17"});
         assert_eq!(normalize(&written), normalize(&returned));
+    }
+
+    #[test]
+    fn allowed_actions_follow_iam_wildcards_and_explicit_denies() {
+        let pull = normalize(&json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["ecr:Get*", "ecr:BatchGetImage"], "Resource": "*"},
+        ]}));
+        assert!(allows(
+            std::slice::from_ref(&pull),
+            "ecr:GetAuthorizationToken"
+        ));
+        assert!(allows(std::slice::from_ref(&pull), "ECR:batchgetimage"));
+        assert!(!allows(std::slice::from_ref(&pull), "ecr:PutImage"));
+        let everything_but = normalize(
+            &json!({"Statement": {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}}),
+        );
+        assert!(allows(
+            std::slice::from_ref(&everything_but),
+            "ecr:BatchGetImage"
+        ));
+        assert!(!allows(
+            std::slice::from_ref(&everything_but),
+            "iam:PassRole"
+        ));
+        let denied = normalize(
+            &json!({"Statement": {"Effect": "Deny", "Action": "ecr:*", "Resource": "*"}}),
+        );
+        assert!(!allows(&[pull.clone(), denied], "ecr:BatchGetImage"));
+        assert!(!allows(&[], "ecr:BatchGetImage"));
+        assert!(wildcard_match("ecr:Batch?etImage", "ecr:BatchGetImage"));
+        assert!(wildcard_match("*", "s3:GetObject"));
+        assert!(!wildcard_match("s3:*Object", "s3:GetObjectAcl"));
     }
 
     #[test]

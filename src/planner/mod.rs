@@ -2,24 +2,31 @@
 //!
 //! Every decision is made here, none in the executor: what to create, update, replace,
 //! delete, adopt into state or forget, why (the [`Reason`]s), which fields change
-//! (`before -> after`, live against desired), what drifted (live against last applied,
-//! reported apart from intended change), in which order the changes may run (`after`), and
-//! what would make applying unsafe (the [`Blocker`]s: a bucket that still holds data, a name
-//! owned by someone else, an adopted role that is missing).
+//! (`before -> after`, live against desired), which of them the API refuses to change in
+//! place (`forces replacement`), what drifted (live against last applied, reported apart
+//! from intended change), in which order the changes may run (`after`, and for a
+//! replacement `destroy_after` for its delete half), which values the observations fill in
+//! (an Ingress's load balancer hostname, an image tag's digest), and what would make
+//! applying unsafe (the [`Blocker`]s: a bucket that still holds data, a name owned by
+//! someone else, an adopted role that is missing or lacks a permission, an image tag that
+//! does not exist, a dependency cycle).
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod order;
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::model::deferred::{self, Placeholder};
+use crate::model::kinds::ecr_repository;
+use crate::model::kubernetes;
 use crate::model::{
-    Address, Adopted, Desired, DistributionGoal, Environment, Fields, Identity, Kind, Observation,
-    Observed, Owner, Pending, Resource, deferred, kubernetes,
+    Address, Adopted, Desired, Environment, FieldChange, Fields, Goal, Identity, Kind, Observation,
+    Observed, Owner, Pending, Resource, diff_fields,
 };
 use crate::state::{State, Status};
-
-pub const PLAN_FORMAT_VERSION: u32 = 1;
 
 /// Apply the configuration, or destroy everything owned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +39,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     pub mode: Mode,
-    /// Allow deleting buckets that hold objects (their objects are deleted first).
+    /// Allow deleting what holds data (buckets' objects, repositories' images).
     pub delete_data: bool,
 }
 
@@ -41,7 +48,7 @@ pub struct Options {
 pub enum Action {
     Create,
     Update,
-    /// Delete the old identity, then create the new one.
+    /// Delete the old resource, then create the new one.
     Replace,
     Delete,
     /// Exists and matches, but was not in state: record it.
@@ -50,6 +57,27 @@ pub enum Action {
     Forget,
     /// Would be deleted, but holds data and `--delete-data` was not given.
     Keep,
+}
+
+impl Action {
+    /// Every action, in the order the plan's legend lists them.
+    pub const ALL: [Action; 7] = [
+        Action::Create,
+        Action::Update,
+        Action::Replace,
+        Action::Delete,
+        Action::Adopt,
+        Action::Forget,
+        Action::Keep,
+    ];
+
+    /// Creates or changes something that is wanted.
+    pub fn is_upsert(self) -> bool {
+        matches!(
+            self,
+            Action::Create | Action::Update | Action::Replace | Action::Adopt
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,15 +95,19 @@ pub enum Reason {
     ConfigChanged,
     /// It was changed outside comfyplat; the change is reverted.
     Drifted,
-    /// Its name or region changed, which AWS cannot change in place.
+    /// Its name or region changed, which the API cannot change in place.
     IdentityChanged { before: Identity },
+    /// A field the API refuses to change in place changed.
+    CannotChangeInPlace { paths: Vec<String> },
+    /// It stays bound to what it was bound to: replaced together with it.
+    ReplacedWith { address: Address },
     /// It is no longer in platform.yaml.
     NotInConfig,
     /// `comfyplat destroy`.
     Destroying,
     /// It is already gone.
     AlreadyGone,
-    /// It holds objects and `--delete-data` was not given.
+    /// It holds data and `--delete-data` was not given.
     HoldsData,
     /// An earlier apply started it and was interrupted; comfyplat waits for it.
     InProgress,
@@ -85,36 +117,42 @@ pub enum Reason {
     LeftAsIs,
 }
 
-/// One field's change: `before` is the live value, `after` the desired one (absent = unset).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FieldChange {
-    pub path: String,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    /// It can never be changed back (e.g. an EKS cluster's authentication mode).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub irreversible: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub address: Address,
     pub action: Action,
     pub reasons: Vec<Reason>,
     pub identity: Identity,
-    /// For a replacement: the identity that is deleted first.
+    /// For a replacement: the identity that is deleted first (the same one when a field
+    /// forced it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Identity>,
     pub fields: Vec<FieldChange>,
     /// The wanted resource, for creates, updates, replacements and adoptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<Resource>,
-    /// Changes that must finish first.
+    /// Changes that must finish first: for creates, updates and a replacement's create,
+    /// the changes of what it depends on; for a delete, every change of what depends on it.
     #[serde(default)]
     pub after: Vec<Address>,
+    /// For a replacement: the changes whose deletes must finish before its delete (what
+    /// depends on it and goes too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destroy_after: Vec<Address>,
     /// An operation an earlier apply started: wait for it instead of starting another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
+}
+
+impl Change {
+    /// The field paths that force this replacement.
+    pub fn replace_paths(&self) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|f| f.forces_replacement)
+            .map(|f| f.path.clone())
+            .collect()
+    }
 }
 
 /// A resource whose live fields differ from what comfyplat last applied.
@@ -137,8 +175,6 @@ pub struct Blocker {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    pub format_version: u32,
-    pub comfyplat_version: String,
     pub platform: String,
     pub account: String,
     pub region: String,
@@ -198,33 +234,6 @@ pub fn fingerprint(observation: &Observation) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The tag keys a change removes (`tags.<key>` fields that end up unset).
-pub fn removed_tags(changes: &[FieldChange]) -> Vec<String> {
-    changes
-        .iter()
-        .filter(|c| c.after.is_none())
-        .filter_map(|c| c.path.strip_prefix("tags.").map(str::to_string))
-        .collect()
-}
-
-/// Field-by-field difference from `from` to `to`, in path order.
-pub fn diff_fields(from: &Fields, to: &Fields) -> Vec<FieldChange> {
-    let paths: BTreeSet<&String> = from.keys().chain(to.keys()).collect();
-    paths
-        .into_iter()
-        .filter_map(|path| {
-            let before = from.get(path);
-            let after = to.get(path);
-            (before != after).then(|| FieldChange {
-                path: path.clone(),
-                before: before.cloned(),
-                after: after.cloned(),
-                irreversible: false,
-            })
-        })
-        .collect()
-}
-
 pub fn plan(
     desired: &Desired,
     state: &State,
@@ -245,12 +254,15 @@ pub fn plan(
     };
     planner.check_adopted();
     let mut handled = BTreeSet::new();
+    let mut resolved = Vec::new();
     if options.mode == Mode::Apply {
         for resource in &desired.resources {
             let resource = planner.resolve(resource);
             planner.plan_wanted(&resource);
             handled.insert(resource.address.clone());
+            resolved.push(resource);
         }
+        planner.replace_together(&resolved);
     }
     for (address, entry) in &state.resources {
         if !handled.contains(address) {
@@ -261,17 +273,10 @@ pub fn plan(
     // Kubernetes objects with this platform's label that neither platform.yaml nor state
     // knows (state lost, or written by another copy of comfyplat): pruned.
     for identity in &observed.labelled {
-        if let Identity::K8sObject {
-            api_version,
-            kind,
-            namespace,
-            name,
-        } = identity
+        if let Identity::K8sObject(id) = identity
+            && handled.insert(id.address())
         {
-            let address = kubernetes::object_address(api_version, kind, namespace, name);
-            if handled.insert(address.clone()) {
-                planner.plan_unwanted(&address, identity, Status::Applied);
-            }
+            planner.plan_unwanted(&id.address(), identity, Status::Applied);
         }
     }
     if options.mode == Mode::Destroy {
@@ -289,15 +294,27 @@ pub fn plan(
         }
     }
     let mut changes = planner.changes;
-    order(&mut changes, desired, state);
+    if let Err(cycle) = order::order(&mut changes, desired, state) {
+        planner.blockers.push(Blocker {
+            address: cycle.first().cloned(),
+            message: format!(
+                "the changes depend on each other in a cycle: {}",
+                cycle
+                    .iter()
+                    .chain(cycle.first())
+                    .map(Address::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            ),
+            hint: "this is a bug in the resources' dependencies (or in a template override that makes an object depend on itself); report it with the plan".to_string(),
+        });
+    }
     let fingerprints = observed
         .resources
         .iter()
         .map(|(identity, observation)| (identity.clone(), fingerprint(observation)))
         .collect();
     Plan {
-        format_version: PLAN_FORMAT_VERSION,
-        comfyplat_version: env!("CARGO_PKG_VERSION").to_string(),
         platform: desired.platform.clone(),
         account: environment.account.clone(),
         region: environment.region.clone(),
@@ -369,54 +386,150 @@ impl Planner<'_> {
         live
     }
 
-    /// The resource with the after-apply values the observations already know (an Ingress
-    /// that has its load balancer hostname); the others stay `(known after apply)`.
-    fn resolve<'r>(&self, resource: &'r Resource) -> std::borrow::Cow<'r, Resource> {
-        if !deferred::has_after_apply(&resource.fields) {
+    /// The resource with the values the observations already know filled in: an Ingress's
+    /// load balancer hostname (else it stays `(known after apply)`), an image tag's digest
+    /// (else the plan is blocked: a missing tag must stop it before any write).
+    fn resolve<'r>(&mut self, resource: &'r Resource) -> std::borrow::Cow<'r, Resource> {
+        if !deferred::has_placeholders(&resource.fields)
+            && !deferred::has_placeholders(&resource.parameters)
+        {
             return std::borrow::Cow::Borrowed(resource);
         }
         let mut resolved = resource.clone();
-        for value in resolved.fields.values_mut() {
-            let Some(deferred::AfterApply::IngressHostname { namespace, name }) =
-                deferred::after_apply(value)
-            else {
-                continue;
-            };
-            let ingress = self.desired.resources.iter().find(|r| {
-                matches!(&r.identity, Identity::K8sObject { kind, namespace: ns, name: n, .. }
-                    if kind == "Ingress" && *ns == namespace && *n == name)
-            });
-            let hostname = ingress
-                .and_then(|i| match self.observation(&i.identity) {
-                    Observation::Present(live) => live.attributes.get(kubernetes::INGRESS_HOSTNAME),
-                    _ => None,
-                })
-                .and_then(Value::as_str)
-                .filter(|h| !h.is_empty());
-            if let Some(hostname) = hostname {
-                *value = Value::String(hostname.to_string());
+        let mut missing = Vec::new();
+        let mut found = Vec::new();
+        let mut fill = |placeholder: &Placeholder| match placeholder {
+            Placeholder::IngressHostname { namespace, name } => {
+                self.ingress_hostname(namespace, name).map(str::to_string)
+            }
+            Placeholder::EcrImage { repository, tag } => match self.image_digest(repository, tag) {
+                Ok((uri, digest)) => {
+                    found.push(format!(
+                            "comfyui.image `{{repository}}:{tag}` is `{digest}` in ECR repository `{repository}`"
+                        ));
+                    Some(format!("{uri}@{digest}"))
+                }
+                Err(why) => {
+                    missing.push((repository.clone(), tag.clone(), why));
+                    None
+                }
+            },
+        };
+        for value in resolved
+            .fields
+            .values_mut()
+            .chain(resolved.parameters.values_mut())
+        {
+            deferred::fill(value, &mut fill);
+        }
+        found.sort();
+        found.dedup();
+        for note in found {
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
             }
         }
+        missing.sort();
+        missing.dedup();
+        for (repository, tag, why) in missing {
+            self.blockers.push(Blocker {
+                address: Some(resource.address.clone()),
+                message: format!("comfyui.image `{{repository}}:{tag}` cannot be used: {why}"),
+                hint: format!(
+                    "push the image first (`docker push <repository URI>:{tag}`; `comfyplat output` shows the URI once the repository `{repository}` exists), or choose a tag the repository has; to create the repository, apply once with another `comfyui.image`"
+                ),
+            });
+        }
         std::borrow::Cow::Owned(resolved)
+    }
+
+    fn ingress_hostname(&self, namespace: &str, name: &str) -> Option<&str> {
+        let ingress = self.desired.resources.iter().find(|r| {
+            matches!(&r.identity, Identity::K8sObject(id)
+                if id.kind == "Ingress" && id.namespace == namespace && id.name == name)
+        })?;
+        match self.observation(&ingress.identity) {
+            Observation::Present(live) => live
+                .attributes
+                .get(kubernetes::INGRESS_HOSTNAME)
+                .and_then(Value::as_str)
+                .filter(|h| !h.is_empty()),
+            _ => None,
+        }
+    }
+
+    /// The URI of the platform's repository and the digest `tag` points at.
+    fn image_digest(&self, repository: &str, tag: &str) -> Result<(String, String), String> {
+        let wanted =
+            self.desired.resources.iter().find(
+                |r| matches!(&r.identity, Identity::EcrRepository(id) if id.name == repository),
+            );
+        let Some(wanted) = wanted else {
+            return Err(format!(
+                "there is no ECR repository `{repository}` in platform.yaml"
+            ));
+        };
+        let Observation::Present(live) = self.observation(&wanted.identity) else {
+            return Err(format!(
+                "ECR repository `{repository}` does not exist yet, so it has no tag `{tag}`"
+            ));
+        };
+        let digest = live
+            .attributes
+            .get(&format!("digests.{tag}"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("ECR repository `{repository}` has no image tagged `{tag}`"))?;
+        let uri = live
+            .attributes
+            .get("uri")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| ecr_repository::uri(self.environment, repository));
+        Ok((uri, digest.to_string()))
     }
 
     fn check_adopted(&mut self) {
         if self.options.mode != Mode::Apply {
             return;
         }
-        for (adopted, exists) in &self.observed.adopted {
-            if *exists {
-                continue;
-            }
+        for (adopted, found) in &self.observed.adopted {
             match adopted {
-                Adopted::IamRole { name, setting } => self.blockers.push(Blocker {
-                    address: None,
-                    message: format!(
-                        "IAM role `{name}` named by `{setting}` does not exist in account {}",
-                        self.environment.account
-                    ),
-                    hint: "comfyplat builds on the role Karpenter gives its nodes and never creates it: install Karpenter first, or fix the role name in platform.yaml".to_string(),
-                }),
+                Adopted::IamRole {
+                    name,
+                    setting,
+                    must_allow,
+                } => {
+                    if !found.exists {
+                        self.blockers.push(Blocker {
+                            address: None,
+                            message: format!(
+                                "IAM role `{name}` named by `{setting}` does not exist in account {}",
+                                self.environment.account
+                            ),
+                            hint: "comfyplat builds on the role Karpenter gives its nodes and never creates it: install Karpenter first, or fix the role name in platform.yaml".to_string(),
+                        });
+                        continue;
+                    }
+                    for (purpose, actions) in &found.missing {
+                        let policy = must_allow
+                            .iter()
+                            .find(|p| &p.purpose == purpose)
+                            .and_then(|p| p.managed_policies.first())
+                            .cloned()
+                            .unwrap_or_default();
+                        self.blockers.push(Blocker {
+                            address: None,
+                            message: format!(
+                                "IAM role `{name}` named by `{setting}` may not {purpose}: no policy of it allows {}",
+                                actions.join(", ")
+                            ),
+                            hint: format!(
+                                "attach the AWS managed policy {policy}: `aws iam attach-role-policy --role-name {name} --policy-arn arn:{}:iam::aws:policy/{policy}` (comfyplat never changes the roles it adopts)",
+                                self.environment.partition
+                            ),
+                        });
+                    }
+                }
             }
         }
     }
@@ -432,12 +545,26 @@ impl Planner<'_> {
                 Observation::Present(live) => self.live_fields(resource, &live.fields),
                 _ => Fields::new(),
             };
+            let fields = diff_fields(&live, &resource.fields);
+            if pending.goal == Goal::Deleted {
+                // A replacement was interrupted while its old resource was going.
+                self.push(
+                    resource,
+                    Action::Replace,
+                    vec![Reason::InProgress],
+                    fields,
+                    Some(entry.identity.clone()),
+                );
+                if let Some(change) = self.changes.last_mut() {
+                    change.pending = Some(pending.clone());
+                }
+                return;
+            }
             let action = if entry.status == Status::Creating {
                 Action::Create
             } else {
                 Action::Update
             };
-            let fields = diff_fields(&live, &resource.fields);
             self.push(resource, action, vec![Reason::InProgress], fields, None);
             if let Some(change) = self.changes.last_mut() {
                 change.pending = Some(pending.clone());
@@ -448,7 +575,11 @@ impl Planner<'_> {
             && entry.identity != resource.identity
             && matches!(self.observation(&entry.identity), Observation::Present(_))
         {
-            self.plan_replacement(resource, &entry.identity);
+            let fields = diff_fields(&Fields::new(), &resource.fields);
+            let reason = Reason::IdentityChanged {
+                before: entry.identity.clone(),
+            };
+            self.plan_replacement(resource, &entry.identity, reason, fields);
             return;
         }
         let all_new = diff_fields(&Fields::new(), &resource.fields);
@@ -504,6 +635,16 @@ impl Planner<'_> {
                     .as_deref()
                     .is_some_and(|s| s.ends_with("_FAILED"));
                 let fields = diff_fields(&live.fields, &resource.fields);
+                let forced: Vec<String> = fields
+                    .iter()
+                    .filter(|f| resource.identity.forces_replacement(&f.path))
+                    .map(|f| f.path.clone())
+                    .collect();
+                if !forced.is_empty() {
+                    let reason = Reason::CannotChangeInPlace { paths: forced };
+                    self.plan_replacement(resource, &resource.identity, reason, fields);
+                    return;
+                }
                 let mut reasons = Vec::new();
                 match entry.filter(|_| in_state) {
                     // A setting or a comfyplat-named policy: nothing to adopt, just not recorded yet.
@@ -559,38 +700,43 @@ impl Planner<'_> {
     }
 
     /// Whether an operation an earlier apply left running (`--no-wait`) has finished by
-    /// itself, as the live status shows: a CloudFront deployment that is `Deployed`.
+    /// itself, as the live status shows: a deployment that may run on and is `Deployed`.
     fn finished(&self, pending: &Pending, identity: &Identity) -> bool {
-        let Pending::Distribution {
-            goal: DistributionGoal::Deployed,
-            ..
-        } = pending
-        else {
-            return false;
-        };
-        matches!(self.observation(identity), Observation::Present(live)
-            if live.status.as_deref() == Some("Deployed"))
+        pending.goal == Goal::Ready
+            && identity.kind().may_run_on()
+            && matches!(self.observation(identity), Observation::Present(live)
+                if live.status.as_deref() == Some("Deployed"))
     }
 
-    fn plan_replacement(&mut self, resource: &Resource, previous: &Identity) {
-        match self.observation(&resource.identity).clone() {
-            Observation::Present(live) if !self.is_owned(&live.owner) => {
-                self.blockers.push(self.not_owned(resource, &live.owner));
-                return;
+    /// A replacement of `resource`: `previous` (its old identity, or the same one when a
+    /// field forced it) is deleted, then `resource` created.
+    fn plan_replacement(
+        &mut self,
+        resource: &Resource,
+        previous: &Identity,
+        reason: Reason,
+        fields: Vec<FieldChange>,
+    ) {
+        if previous != &resource.identity {
+            match self.observation(&resource.identity).clone() {
+                Observation::Present(live) if !self.is_owned(&live.owner) => {
+                    self.blockers.push(self.not_owned(resource, &live.owner));
+                    return;
+                }
+                Observation::Unavailable { reason } => {
+                    self.blockers.push(Blocker {
+                        address: Some(resource.address.clone()),
+                        message: format!(
+                            "{} `{}` cannot be used: {reason}",
+                            resource.identity.kind().noun(),
+                            resource.identity
+                        ),
+                        hint: "choose another name for it in platform.yaml".to_string(),
+                    });
+                    return;
+                }
+                _ => {}
             }
-            Observation::Unavailable { reason } => {
-                self.blockers.push(Blocker {
-                    address: Some(resource.address.clone()),
-                    message: format!(
-                        "{} `{}` cannot be used: {reason}",
-                        resource.identity.kind().noun(),
-                        resource.identity
-                    ),
-                    hint: "choose another name for it in platform.yaml".to_string(),
-                });
-                return;
-            }
-            _ => {}
         }
         if let Observation::Present(old) = self.observation(previous)
             && old.holds_objects == Some(true)
@@ -602,16 +748,56 @@ impl Planner<'_> {
                 "replacing it deletes",
             ));
         }
-        let fields = diff_fields(&Fields::new(), &resource.fields);
         self.push(
             resource,
             Action::Replace,
-            vec![Reason::IdentityChanged {
-                before: previous.clone(),
-            }],
+            vec![reason],
             fields,
             Some(previous.clone()),
         );
+    }
+
+    /// Resources that stay bound to something being replaced are replaced with it, until
+    /// nothing more changes: a claim with its volume, a workload with a claim it mounts.
+    fn replace_together(&mut self, resolved: &[std::borrow::Cow<Resource>]) {
+        loop {
+            let replaced: BTreeSet<Address> = self
+                .changes
+                .iter()
+                .filter(|c| c.action == Action::Replace)
+                .map(|c| c.address.clone())
+                .collect();
+            let next = resolved.iter().find_map(|resource| {
+                let with = resource
+                    .replaced_with
+                    .iter()
+                    .find(|a| replaced.contains(*a))?;
+                let position = self
+                    .changes
+                    .iter()
+                    .position(|c| c.address == resource.address);
+                match position.map(|i| self.changes[i].action) {
+                    Some(Action::Replace | Action::Create) => None,
+                    _ if !matches!(
+                        self.observation(&resource.identity),
+                        Observation::Present(_)
+                    ) =>
+                    {
+                        None
+                    }
+                    _ => Some((resource, with.clone(), position)),
+                }
+            });
+            let Some((resource, with, position)) = next else {
+                return;
+            };
+            let fields = position
+                .map(|i| self.changes.remove(i).fields)
+                .unwrap_or_default();
+            let reason = Reason::ReplacedWith { address: with };
+            let identity = resource.identity.clone();
+            self.plan_replacement(resource, &identity, reason, fields);
+        }
     }
 
     fn plan_unwanted(&mut self, address: &Address, identity: &Identity, status: Status) {
@@ -664,6 +850,7 @@ impl Planner<'_> {
             fields: Vec::new(),
             resource: None,
             after: Vec::new(),
+            destroy_after: Vec::new(),
             pending: pending.filter(|_| action == Action::Delete),
         });
     }
@@ -677,10 +864,13 @@ impl Planner<'_> {
         previous: Option<Identity>,
     ) {
         let one_way = resource.identity.kind().one_way_fields();
+        let replacing_in_place = previous.as_ref() == Some(&resource.identity);
         let fields = fields
             .into_iter()
             .map(|mut field| {
                 field.irreversible = one_way.contains(&field.path.as_str());
+                field.forces_replacement =
+                    replacing_in_place && resource.identity.forces_replacement(&field.path);
                 field
             })
             .collect();
@@ -693,6 +883,7 @@ impl Planner<'_> {
             fields,
             resource: Some(resource.clone()),
             after: Vec::new(),
+            destroy_after: Vec::new(),
             pending: None,
         });
     }
@@ -719,68 +910,16 @@ impl Planner<'_> {
     }
 
     fn holds_data(&self, address: &Address, identity: &Identity, what: &str) -> Blocker {
+        let noun = identity.kind().noun();
+        let data = identity.data().unwrap_or("data");
         Blocker {
             address: Some(address.clone()),
-            message: format!("{address} ({identity}) holds objects, and {what} the bucket"),
-            hint: "keep it in platform.yaml, empty it yourself, or pass `--delete-data` to delete the bucket with its objects".to_string(),
+            message: format!("{address} ({identity}) holds {data}, and {what} the {noun}"),
+            hint: format!(
+                "keep it in platform.yaml, empty it yourself, or pass `--delete-data` to delete it with its {data}"
+            ),
         }
     }
-}
-
-/// Fills in `after` (what each change waits for) and sorts the changes into an order that
-/// respects it: creates and updates after the changes of what they depend on; deletes after
-/// every change of what depends on them.
-fn order(changes: &mut Vec<Change>, desired: &Desired, state: &State) {
-    let dependencies = |address: &Address| -> BTreeSet<Address> {
-        let mut all = BTreeSet::new();
-        if let Some(resource) = desired.get(address) {
-            all.extend(resource.depends_on.iter().cloned());
-        }
-        if let Some(entry) = state.resources.get(address) {
-            all.extend(entry.depends_on.iter().cloned());
-        }
-        all
-    };
-    let is_upsert = |action: Action| {
-        matches!(
-            action,
-            Action::Create | Action::Update | Action::Replace | Action::Adopt
-        )
-    };
-    let actions: BTreeMap<Address, Action> = changes
-        .iter()
-        .map(|c| (c.address.clone(), c.action))
-        .collect();
-    for change in changes.iter_mut() {
-        change.after = match change.action {
-            action if is_upsert(action) => dependencies(&change.address)
-                .into_iter()
-                .filter(|d| actions.get(d).is_some_and(|a| is_upsert(*a)))
-                .collect(),
-            Action::Delete => actions
-                .iter()
-                .filter(|(other, action)| {
-                    **other != change.address
-                        && !matches!(action, Action::Keep | Action::Forget)
-                        && dependencies(other).contains(&change.address)
-                })
-                .map(|(other, _)| other.clone())
-                .collect(),
-            _ => Vec::new(),
-        };
-    }
-    // A stable topological order for display and execution.
-    let mut ordered: Vec<Change> = Vec::with_capacity(changes.len());
-    let mut remaining: Vec<Change> = std::mem::take(changes);
-    while !remaining.is_empty() {
-        let placed: BTreeSet<Address> = ordered.iter().map(|c| c.address.clone()).collect();
-        let ready = remaining
-            .iter()
-            .position(|c| c.after.iter().all(|a| placed.contains(a)))
-            .unwrap_or(0);
-        ordered.push(remaining.remove(ready));
-    }
-    *changes = ordered;
 }
 
 #[cfg(test)]

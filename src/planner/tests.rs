@@ -7,8 +7,12 @@ use serde_json::json;
 
 use super::*;
 use crate::config;
-use crate::model::{self, AddonFacts, ClusterFacts, Fields, Live, Observation, Observed, Owner};
+use crate::model::kinds::{cloudfront_distribution, s3_bucket};
+use crate::model::{
+    self, AddonFacts, AdoptedState, ClusterFacts, Fields, Live, Observation, Observed, Owner,
+};
 use crate::state::State;
+use crate::templates::Sources;
 
 const YAML: &str = "version: 1
 name: studio
@@ -50,14 +54,41 @@ fn environment() -> Environment {
                 pod_identity: true,
             },
         ],
-        distribution_reference: None,
+        distribution_reference: "comfyplat-studio-test".to_string(),
     }
 }
 
-fn desired_from(yaml: &str) -> Desired {
+/// The desired resources of a platform file in an environment.
+fn desired_in(yaml: &str, environment: &Environment) -> Desired {
     let platform =
         config::from_bytes(Path::new("platform.yaml"), yaml.as_bytes()).expect("valid platform");
-    model::desired(&platform, &environment()).expect("templates render")
+    model::desired(&model::Context {
+        platform: &platform,
+        environment,
+        templates: &Sources::embedded(),
+    })
+    .expect("templates render")
+}
+
+/// Every adopted thing exists (and may do what it must).
+fn adopted_fine(desired: &Desired) -> Vec<(model::Adopted, AdoptedState)> {
+    desired
+        .adopted
+        .iter()
+        .map(|a| {
+            (
+                a.clone(),
+                AdoptedState {
+                    exists: true,
+                    missing: Vec::new(),
+                },
+            )
+        })
+        .collect()
+}
+
+fn desired_from(yaml: &str) -> Desired {
+    desired_in(yaml, &environment())
 }
 
 fn desired() -> Desired {
@@ -71,7 +102,7 @@ fn absent_world(desired: &Desired) -> Observed {
             .iter()
             .map(|r| (r.identity.clone(), Observation::Absent))
             .collect(),
-        adopted: desired.adopted.iter().map(|a| (a.clone(), true)).collect(),
+        adopted: adopted_fine(desired),
         labelled: Vec::new(),
     }
 }
@@ -84,7 +115,7 @@ fn applied(desired: &Desired) -> (State, Observed) {
     for resource in &desired.resources {
         state.record_applied(resource);
         let owner = match resource.identity {
-            Identity::IamRolePolicy { .. } | Identity::EksAccessConfig { .. } => Owner::Name,
+            Identity::IamRolePolicy(_) | Identity::EksAccessConfig(_) => Owner::Name,
             _ => Owner::Tag(Some("studio".to_string())),
         };
         observed.resources.insert(
@@ -204,12 +235,11 @@ fn a_changed_setting_is_one_update_of_one_field() {
     assert_eq!(plan.changes[0].reasons, vec![Reason::ConfigChanged]);
     assert_eq!(
         plan.changes[0].fields,
-        vec![FieldChange {
-            path: "lifecycle.expiration_days".to_string(),
-            before: Some(json!(30)),
-            after: Some(json!(7)),
-            irreversible: false,
-        }]
+        vec![FieldChange::new(
+            "lifecycle.expiration_days",
+            Some(json!(30)),
+            Some(json!(7))
+        )]
     );
     assert!(plan.drift.is_empty());
 }
@@ -415,10 +445,10 @@ fn a_renamed_bucket_is_replaced() {
     assert_eq!(replace.action, Action::Replace);
     assert_eq!(
         replace.previous,
-        Some(Identity::S3Bucket {
+        Some(Identity::S3Bucket(s3_bucket::Id {
             name: "comfyui-inputs-111122223333-us-west-2".to_string(),
             region: "us-west-2".to_string()
-        })
+        }))
     );
     assert!(
         actions(&plan).contains(&("iam.role_policy.s3_csi_driver".to_string(), Action::Update))
@@ -429,7 +459,13 @@ fn a_renamed_bucket_is_replaced() {
 fn a_missing_adopted_role_blocks_apply_but_not_destroy() {
     let desired = desired();
     let mut observed = absent_world(&desired);
-    observed.adopted = desired.adopted.iter().map(|a| (a.clone(), false)).collect();
+    observed.adopted = adopted_fine(&desired)
+        .into_iter()
+        .map(|(a, mut found)| {
+            found.exists = false;
+            (a, found)
+        })
+        .collect();
     let state = State::new("studio", "us-west-2");
     let blocked = plan(&desired, &state, &observed, APPLY, &environment());
     assert_eq!(blocked.blockers.len(), 1);
@@ -509,13 +545,10 @@ fn cluster_environment() -> Environment {
 }
 
 fn edge_desired() -> Desired {
-    let yaml = format!("{YAML}{WITH_COMFYUI}");
-    let platform =
-        config::from_bytes(Path::new("platform.yaml"), yaml.as_bytes()).expect("valid platform");
-    model::desired(&platform, &cluster_environment()).expect("templates render")
+    desired_in(&format!("{YAML}{WITH_COMFYUI}"), &cluster_environment())
 }
 
-const DISTRIBUTION: &str = model::edge::DISTRIBUTION;
+const DISTRIBUTION: &str = cloudfront_distribution::DISTRIBUTION;
 const INGRESS: &str = "k8s.networking.k8s.io/v1.Ingress.comfyui/comfyui";
 
 fn change<'a>(plan: &'a Plan, address: &str) -> &'a Change {
@@ -535,8 +568,8 @@ fn the_origin_is_known_after_apply_until_the_ingress_has_a_hostname() {
     assert!(create.after.contains(&Address::new(INGRESS)));
     let origin = create.resource.as_ref().expect("resource").fields["origin.domain_name"].clone();
     assert_eq!(
-        model::deferred::after_apply(&origin),
-        Some(model::deferred::AfterApply::IngressHostname {
+        model::deferred::placeholder(&origin),
+        Some(model::deferred::Placeholder::IngressHostname {
             namespace: "comfyui".to_string(),
             name: "comfyui".to_string()
         })
@@ -615,10 +648,7 @@ fn a_deployment_left_running_is_in_progress_until_cloudfront_says_deployed() {
     let (mut state, mut observed) = applied(&desired);
     state.set_pending(
         &Address::new(DISTRIBUTION),
-        Some(Pending::Distribution {
-            id: "E1".to_string(),
-            goal: model::DistributionGoal::Deployed,
-        }),
+        Some(Pending::ready().with_operation("E1")),
     );
     live_mut(&mut observed, &desired, DISTRIBUTION).status = Some("InProgress".to_string());
     let running = plan(&desired, &state, &observed, APPLY, &cluster_environment());

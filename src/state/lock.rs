@@ -1,8 +1,9 @@
 //! The exclusive lock on a platform's state: `state/<platform>.lock`.
 //!
 //! An OS file lock (`flock`) on the lock file, so that a killed process never leaves a stale
-//! lock behind. The holder writes who it is (operation, pid, user@host, since) into the file,
-//! and a second comfyplat that finds the lock taken stops at once and names the holder.
+//! lock behind. The holder writes who it is (operation, pid, user@host, since) into the file
+//! (readable by its owner only, like the state), and a second comfyplat that finds the lock
+//! taken stops at once and names the holder.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -66,16 +67,17 @@ impl StateLock {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(directory) = path.parent() {
-            fs::create_dir_all(directory).map_err(io)?;
+        if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            super::create_private_dir(directory).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

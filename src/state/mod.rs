@@ -9,9 +9,16 @@
 //! has left platform.yaml).
 //!
 //! Invariants: writes are atomic (temp file, fsync, rename, fsync of the directory) and made
-//! only while holding the exclusive lock of [`lock`]; readers never need the lock.
+//! only while holding the exclusive lock of [`lock`]; readers never need the lock. The
+//! file holds secrets (`secrets`), so it is created readable by its owner only (0600), as
+//! are the lock and saved plans ([`write_private`]).
+//!
+//! Version 2 keeps operations under way in one shape for every kind (a goal and the
+//! service's handle, see [`crate::model::Pending`]); a version 1 file is read and
+//! converted (and written as version 2 by the next change).
 
 pub mod lock;
+pub mod plan_file;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -22,7 +29,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Address, Fields, Identity, Pending, Resource, Secrets};
 
-pub const STATE_VERSION: u32 = 1;
+/// A new secret: 64 hex digits from two v4 UUIDs (244 random bits from the OS generator).
+pub fn generate_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+pub const STATE_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -137,25 +153,22 @@ impl State {
                 });
             }
         };
-        #[derive(Deserialize)]
-        struct VersionOnly {
-            version: u32,
-        }
-        let version: VersionOnly =
-            serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if version.version != STATE_VERSION {
-            return Err(StateError::Version {
-                path: path.to_path_buf(),
-                found: version.version,
-            });
-        }
-        let state: State = serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
+        let parse = |source| StateError::Parse {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut document: serde_json::Value = serde_json::from_slice(&bytes).map_err(parse)?;
+        match document.get("version").and_then(serde_json::Value::as_u64) {
+            Some(1) => upgrade_from_1(&mut document),
+            Some(version) if version == u64::from(STATE_VERSION) => {}
+            found => {
+                return Err(StateError::Version {
+                    path: path.to_path_buf(),
+                    found: found.and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+                });
+            }
+        }
+        let state: State = serde_json::from_value(document).map_err(parse)?;
         if state.platform != platform {
             return Err(StateError::WrongPlatform {
                 path: path.to_path_buf(),
@@ -174,23 +187,11 @@ impl State {
             source,
         };
         let directory = path.parent().unwrap_or_else(|| Path::new("."));
-        fs::create_dir_all(directory).map_err(error)?;
+        create_private_dir(directory).map_err(error)?;
         let mut text =
             serde_json::to_string_pretty(self).map_err(|e| error(std::io::Error::other(e)))?;
         text.push('\n');
-        let temporary = path.with_extension(format!("json.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut file = fs::File::create(&temporary)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            fs::rename(&temporary, path)?;
-            // Make the rename itself durable.
-            fs::File::open(directory)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temporary);
-        }
-        result.map_err(error)
+        write_private(path, text.as_bytes()).map_err(error)
     }
 
     /// Records that `resource` is about to be created.
@@ -235,6 +236,109 @@ impl State {
     }
 }
 
+/// Writes `bytes` to `path` atomically (a temporary file beside it, fsync, rename, fsync of
+/// the directory), readable and writable by the owner only: 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = directory.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = create_private(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)?;
+        // Make the rename itself durable.
+        fs::File::open(directory)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Creates `directory` (and its parents) if needed; what is created is for its owner only
+/// (0700), what exists keeps its mode.
+pub fn create_private_dir(directory: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(directory)
+}
+
+/// Opens a new file (truncating one that exists) that only its owner may read and write.
+pub fn create_private(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        // A file that existed keeps its mode on open: set it.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)
+    }
+}
+
+/// Whether other users may read what is in `directory` (its mode lets group or others
+/// read it): the state there holds secrets.
+pub fn readable_by_others(directory: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(directory).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = directory;
+        false
+    }
+}
+
+/// Converts a version 1 state document: operations under way became `{goal, operation}`,
+/// and the CloudFront kind is named `cloudfront_distribution`.
+fn upgrade_from_1(document: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    document["version"] = json!(STATE_VERSION);
+    let Some(resources) = document.get_mut("resources").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for entry in resources.values_mut() {
+        if let Some(kind) = entry.pointer_mut("/identity/kind")
+            && kind == "cloud_front_distribution"
+        {
+            *kind = json!("cloudfront_distribution");
+        }
+        let Some(pending) = entry.get_mut("pending").filter(|p| p.is_object()) else {
+            continue;
+        };
+        let text = |key: &str| pending.get(key).and_then(Value::as_str).map(str::to_string);
+        let goal = match text("goal").as_deref() {
+            Some("deleted") => "deleted",
+            _ => "ready",
+        };
+        let operation = text("update_id").or_else(|| text("id"));
+        *pending = match operation {
+            Some(operation) => json!({"goal": goal, "operation": operation}),
+            None => json!({"goal": goal}),
+        };
+    }
+}
+
 /// The current time as RFC 3339, seconds precision.
 pub fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
@@ -249,17 +353,14 @@ mod tests {
         let directory = tempfile::tempdir().expect("temporary directory");
         let path = directory.path().join("studio.json");
         let mut state = State::new("studio", "us-west-2");
-        state.mark_creating(&Resource {
-            address: Address::new("s3.bucket.models"),
-            identity: Identity::S3Bucket {
+        state.mark_creating(&Resource::new(
+            Address::new("s3.bucket.models"),
+            crate::model::kinds::s3_bucket::Id {
                 name: "b".into(),
                 region: "us-west-2".into(),
             },
-            fields: Fields::new(),
-            depends_on: Vec::new(),
-            parameters: Fields::new(),
-            yield_to_existing: false,
-        });
+            Fields::new(),
+        ));
         state.save(&path).expect("save");
         state.save(&path).expect("save again");
         let loaded = State::load(&path, "studio", "us-west-2").expect("load");

@@ -4,7 +4,8 @@
 //! [`render`] takes the context built from `platform.yaml` and the observed cluster (a JSON
 //! object; its keys are listed below) and returns one [`Rendered`] per Kubernetes object, in
 //! [`TEMPLATE_NAMES`] order and then in document order within each template. Pure: no
-//! network, no printing; the only I/O is reading the override directory.
+//! network, no printing, no file access; [`load`] reads the override directory (the
+//! commands call it before planning, so that the model never touches a file).
 //!
 //! # Templates
 //!
@@ -151,11 +152,26 @@ impl TemplateError {
     }
 }
 
+/// The template sources: the embedded templates, with the overrides of platform.yaml's
+/// `templates_dir` in their place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources(Vec<(&'static str, String)>);
+
+impl Sources {
+    /// The embedded templates only.
+    pub fn embedded() -> Sources {
+        Sources(
+            EMBEDDED
+                .iter()
+                .map(|&(name, source)| (name, source.to_string()))
+                .collect(),
+        )
+    }
+}
+
 /// Renders every template against `context` and returns the Kubernetes objects.
-///
-/// `dir` is the override directory from platform.yaml; it must exist.
-pub fn render(context: &Value, dir: Option<&Path>) -> Result<Vec<Rendered>, TemplateError> {
-    let environment = environment(sources(dir)?)?;
+pub fn render(context: &Value, sources: &Sources) -> Result<Vec<Rendered>, TemplateError> {
+    let environment = environment(sources.0.clone())?;
     let context = minijinja::Value::from_serialize(context);
     let mut rendered = Vec::new();
     // (kind, namespace, name) -> the template that rendered it first
@@ -197,12 +213,10 @@ fn qualified(namespace: &str, name: &str) -> String {
     }
 }
 
-/// The embedded templates, with the files of the override directory in their place.
-fn sources(dir: Option<&Path>) -> Result<Vec<(&'static str, String)>, TemplateError> {
-    let mut sources: Vec<(&'static str, String)> = EMBEDDED
-        .iter()
-        .map(|&(name, source)| (name, source.to_string()))
-        .collect();
+/// The embedded templates, with the files of the override directory `dir` (which must
+/// exist) in their place.
+pub fn load(dir: Option<&Path>) -> Result<Sources, TemplateError> {
+    let mut sources = Sources::embedded();
     let Some(dir) = dir else {
         return Ok(sources);
     };
@@ -222,7 +236,7 @@ fn sources(dir: Option<&Path>) -> Result<Vec<(&'static str, String)>, TemplateEr
     }
     overrides.sort();
     for (file_name, path) in overrides {
-        let Some(slot) = sources.iter_mut().find(|(name, _)| *name == file_name) else {
+        let Some(slot) = sources.0.iter_mut().find(|(name, _)| *name == file_name) else {
             let known: Vec<String> = TEMPLATE_NAMES
                 .iter()
                 .chain(PARTIAL_NAMES)

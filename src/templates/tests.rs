@@ -85,8 +85,13 @@ fn context() -> Value {
     })
 }
 
+/// Renders with the overrides of `dir`, as the commands load them.
+fn render_from(context: &Value, dir: Option<&Path>) -> Result<Vec<Rendered>, TemplateError> {
+    render(context, &load(dir)?)
+}
+
 fn render_ok(context: &Value) -> Vec<Rendered> {
-    match render(context, None) {
+    match render_from(context, None) {
         Ok(rendered) => rendered,
         Err(error) => panic!("{error}"),
     }
@@ -283,7 +288,7 @@ fn numbers_stay_numbers_and_strings_stay_strings() {
 fn a_missing_context_key_is_an_error_naming_the_template_and_line() {
     let mut context = context();
     context["comfyui"].as_object_mut().unwrap().remove("image");
-    let error = render(&context, None).unwrap_err();
+    let error = render_from(&context, None).unwrap_err();
     assert_eq!(error.template, "deployment.yaml.j2");
     assert!(error.line.is_some(), "{error}");
     assert!(error.message.contains("undefined"), "{error}");
@@ -301,7 +306,7 @@ fn a_missing_context_key_is_an_error_naming_the_template_and_line() {
 fn a_missing_key_used_by_the_userdata_names_the_partial() {
     let mut context = context();
     context["buckets"].as_object_mut().unwrap().remove("models");
-    let error = render(&context, None).unwrap_err();
+    let error = render_from(&context, None).unwrap_err();
     assert_eq!(error.template, "userdata.sh.j2", "{error}");
     assert!(error.message.contains("buckets.models"), "{error}");
 }
@@ -310,7 +315,7 @@ fn a_missing_key_used_by_the_userdata_names_the_partial() {
 fn a_missing_top_level_key_is_an_error() {
     let mut context = context();
     context.as_object_mut().unwrap().remove("network_policy");
-    let error = render(&context, None).unwrap_err();
+    let error = render_from(&context, None).unwrap_err();
     assert_eq!(error.template, "networkpolicy.yaml.j2", "{error}");
 }
 
@@ -324,7 +329,7 @@ fn an_override_replaces_one_template() {
     );
     write(dir.path(), "README.md", "other files are ignored\n");
     let embedded = render_ok(&context());
-    let overridden = render(&context(), Some(dir.path())).unwrap();
+    let overridden = render_from(&context(), Some(dir.path())).unwrap();
     assert_eq!(kinds(&embedded), kinds(&overridden));
     for (embedded, overridden) in embedded.iter().zip(&overridden) {
         if overridden.template == "service.yaml.j2" {
@@ -343,7 +348,7 @@ fn an_override_of_the_userdata_partial_is_used() {
         "userdata.sh.j2",
         "#!/bin/bash\necho {{ buckets.models | shell_quote }}\n",
     );
-    let rendered = render(&context(), Some(dir.path())).unwrap();
+    let rendered = render_from(&context(), Some(dir.path())).unwrap();
     assert_eq!(
         script(&user_data(&rendered)),
         "#!/bin/bash\necho 'comfyui-models-123456789012-us-west-2'"
@@ -354,7 +359,7 @@ fn an_override_of_the_userdata_partial_is_used() {
 fn an_unknown_override_file_is_refused_with_the_known_names() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "servise.yaml.j2", "kind: Service\n");
-    let error = render(&context(), Some(dir.path())).unwrap_err();
+    let error = render_from(&context(), Some(dir.path())).unwrap_err();
     assert!(error.template.ends_with("servise.yaml.j2"), "{error}");
     for name in TEMPLATE_NAMES.iter().chain(PARTIAL_NAMES) {
         assert!(error.message.contains(&format!("`{name}`")), "{error}");
@@ -365,7 +370,7 @@ fn an_unknown_override_file_is_refused_with_the_known_names() {
 fn a_missing_override_directory_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let error = render(&context(), Some(&missing)).unwrap_err();
+    let error = render_from(&context(), Some(&missing)).unwrap_err();
     assert_eq!(error.template, missing.display().to_string());
     assert!(
         error
@@ -383,7 +388,7 @@ fn a_syntax_error_in_an_override_names_its_line() {
         "ingress.yaml.j2",
         "apiVersion: v1\n\n{% if %}\n",
     );
-    let error = render(&context(), Some(dir.path())).unwrap_err();
+    let error = render_from(&context(), Some(dir.path())).unwrap_err();
     assert_eq!(error.template, "ingress.yaml.j2");
     assert_eq!(error.line, Some(3), "{error}");
     assert!(error.message.contains("syntax error"), "{error}");
@@ -421,7 +426,7 @@ fn rendered_output_that_is_not_a_kubernetes_object_is_refused() {
     for (text, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "service.yaml.j2", text);
-        let error = render(&context(), Some(dir.path())).unwrap_err();
+        let error = render_from(&context(), Some(dir.path())).unwrap_err();
         assert_eq!(error.template, "service.yaml.j2", "{error}");
         assert!(error.message.contains(expected), "{text:?}: {error}");
     }
@@ -435,7 +440,7 @@ fn the_same_object_rendered_twice_is_refused() {
         "service.yaml.j2",
         "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: comfyui\n  namespace: comfyui\n",
     );
-    let error = render(&context(), Some(dir.path())).unwrap_err();
+    let error = render_from(&context(), Some(dir.path())).unwrap_err();
     assert_eq!(error.template, "service.yaml.j2");
     assert!(
         error
@@ -454,7 +459,7 @@ fn empty_documents_are_skipped() {
         "service.yaml.j2",
         "---\n# nothing\n---\n\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: a\n---\n",
     );
-    let rendered = render(&context(), Some(dir.path())).unwrap();
+    let rendered = render_from(&context(), Some(dir.path())).unwrap();
     let services: Vec<_> = rendered
         .iter()
         .filter(|rendered| rendered.template == "service.yaml.j2")
@@ -975,7 +980,7 @@ fn rendered_manifests_cover_what_the_reference_sets() {
 #[test]
 fn behind_cloudfront_the_ingress_requires_the_secret_header() {
     let mut context = context();
-    let conditions = crate::model::edge::origin_condition().to_string();
+    let conditions = crate::model::kinds::cloudfront_distribution::origin_condition().to_string();
     context["ingress"]["origin_conditions"] = json!(conditions);
     context["ingress"]["certificate_arn"] =
         json!("arn:aws:acm:us-west-2:123456789012:certificate/abc");

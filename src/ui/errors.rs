@@ -8,35 +8,32 @@
 //!
 //! hint: the credentials lack a permission this needs; …
 //! ```
-
-use std::error::Error;
+//!
+//! The causes end with the API's own words ([`crate::adapters::Cause`]); the client's typed
+//! error below them is shown with `-v`.
 
 use super::Style;
-use crate::adapters::ApiError;
-use crate::config::ConfigError;
-use crate::state::StateError;
-use crate::state::lock::LockError;
 
-/// An error and its causes on one line, `: `-separated (for progress lines and reports).
-pub fn error_chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// The full rendering of an error for stderr.
-pub fn render_error(error: &anyhow::Error, style: Style) -> String {
+/// The full rendering of an error for stderr, with the hint the caller found for it.
+pub fn render_error(
+    error: &anyhow::Error,
+    hint: Option<String>,
+    style: Style,
+    verbose: bool,
+) -> String {
     let mut out = format!("{} {}", style.red(&style.bold("error:")), error);
-    let causes: Vec<String> = error
-        .chain()
-        .skip(1)
-        .map(|cause| cause.to_string())
-        .collect();
+    let mut causes: Vec<String> = Vec::new();
+    let mut below_api = false;
+    for cause in error.chain().skip(1) {
+        if below_api && !verbose {
+            break;
+        }
+        let text = cause.to_string();
+        if !text.is_empty() && !causes.contains(&text) {
+            causes.push(text);
+        }
+        below_api |= cause.is::<crate::adapters::Cause>();
+    }
     if !causes.is_empty() {
         out.push_str("\n\nCaused by:");
         for cause in causes {
@@ -46,30 +43,8 @@ pub fn render_error(error: &anyhow::Error, style: Style) -> String {
             }
         }
     }
-    if let Some(hint) = hint_for(error) {
+    if let Some(hint) = hint {
         out.push_str(&format!("\n\n{} {hint}", style.cyan(&style.bold("hint:"))));
     }
     out
-}
-
-/// The first hint any error in the chain offers.
-fn hint_for(error: &anyhow::Error) -> Option<String> {
-    error.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<ConfigError>() {
-            return e.hint();
-        }
-        if let Some(e) = cause.downcast_ref::<ApiError>() {
-            return e.hint();
-        }
-        if let Some(e) = cause.downcast_ref::<StateError>() {
-            return e.hint();
-        }
-        if let Some(e) = cause.downcast_ref::<LockError>() {
-            return e.hint();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::commands::CommandError>() {
-            return e.hint();
-        }
-        None
-    })
 }

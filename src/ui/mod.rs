@@ -7,10 +7,11 @@
 
 mod errors;
 mod plan;
+pub mod plan_json;
 mod progress;
 mod report;
 
-pub use errors::{error_chain, render_error};
+pub use errors::render_error;
 pub use plan::{reason_text, render_blockers, render_outcome, render_plan};
 pub use progress::{ProgressReporter, Spinner};
 pub use report::{render_destroy_report, render_outputs};

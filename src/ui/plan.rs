@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::Style;
 use crate::executor::{ChangeResult, Outcome};
-use crate::model::deferred;
-use crate::planner::{Action, Change, FieldChange, Mode, Plan, Reason};
+use crate::model::{FieldChange, deferred};
+use crate::planner::{Action, Change, Mode, Plan, Reason};
 
 fn symbol(action: Action) -> &'static str {
     match action {
@@ -32,6 +32,19 @@ fn painted_symbol(action: Action, style: Style) -> String {
     }
 }
 
+/// What a symbol means, in the plan's legend.
+fn legend(action: Action) -> &'static str {
+    match action {
+        Action::Create => "create",
+        Action::Update => "update in place",
+        Action::Replace => "destroy and then create replacement",
+        Action::Delete => "destroy",
+        Action::Adopt => "record in state (no change)",
+        Action::Forget => "remove from state (already gone)",
+        Action::Keep => "keep (holds data)",
+    }
+}
+
 fn verb(action: Action) -> &'static str {
     match action {
         Action::Create => "will be created",
@@ -44,7 +57,7 @@ fn verb(action: Action) -> &'static str {
     }
 }
 
-pub fn reason_text(reason: &Reason) -> String {
+pub fn reason_text(reason: &Reason, identity: &crate::model::Identity) -> String {
     match reason {
         Reason::NotInState => "not in state".to_string(),
         Reason::IncompleteCreate => {
@@ -57,11 +70,23 @@ pub fn reason_text(reason: &Reason) -> String {
         Reason::ConfigChanged => "platform.yaml changed".to_string(),
         Reason::Drifted => "changed outside comfyplat; repairing".to_string(),
         Reason::IdentityChanged { before } => format!("its name or region changed from {before}"),
+        Reason::CannotChangeInPlace { paths } => format!(
+            "{} cannot be changed in place",
+            paths
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Reason::ReplacedWith { address } => {
+            format!("replaced together with {address}, which it stays bound to")
+        }
         Reason::NotInConfig => "no longer in platform.yaml".to_string(),
         Reason::Destroying => String::new(),
         Reason::AlreadyGone => "it no longer exists".to_string(),
         Reason::HoldsData => {
-            "it holds objects; pass --delete-data to delete it with its objects".to_string()
+            let data = identity.data().unwrap_or("data");
+            format!("it holds {data}; pass --delete-data to delete it with its {data}")
         }
         Reason::InProgress => {
             "in progress: an earlier apply started it and did not see it finish (interrupted, or --no-wait); apply waits for it".to_string()
@@ -123,23 +148,10 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
         return out;
     }
 
-    let mut used: Vec<Action> = plan.changes.iter().map(|c| c.action).collect();
-    used.sort();
-    used.dedup();
-    let legend: Vec<String> = used
+    let legend: Vec<String> = Action::ALL
         .iter()
-        .map(|action| {
-            let name = match action {
-                Action::Create => "create",
-                Action::Update => "update in place",
-                Action::Replace => "destroy and then create replacement",
-                Action::Delete => "destroy",
-                Action::Adopt => "record in state (no change)",
-                Action::Forget => "remove from state (already gone)",
-                Action::Keep => "keep (holds data)",
-            };
-            format!("  {} {name}", symbol(*action))
-        })
+        .filter(|action| plan.changes.iter().any(|c| c.action == **action))
+        .map(|action| format!("  {} {}", symbol(*action), legend(*action)))
         .collect();
     let _ = writeln!(
         out,
@@ -169,7 +181,7 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
     let reasons: Vec<String> = change
         .reasons
         .iter()
-        .map(reason_text)
+        .map(|reason| reason_text(reason, &change.identity))
         .filter(|r| !r.is_empty())
         .collect();
     let because = if reasons.is_empty() {
@@ -195,6 +207,16 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
     for field in &change.fields {
         render_field(out, field, style);
     }
+    for reason in &change.reasons {
+        if let Reason::ReplacedWith { address } = reason {
+            let _ = writeln!(
+                out,
+                "      {} bound to {address}, which is replaced{}",
+                style.yellow("~"),
+                style.red(" # forces replacement")
+            );
+        }
+    }
 }
 
 fn render_field(out: &mut String, field: &FieldChange, style: Style) {
@@ -203,23 +225,31 @@ fn render_field(out: &mut String, field: &FieldChange, style: Style) {
         (None, Some(after)) => {
             let _ = writeln!(
                 out,
-                "{indent}{} {} = {}",
+                "{indent}{} {} = {}{}",
                 style.green("+"),
                 field.path,
-                inline(after, indent)
+                inline(after, indent),
+                forces(field, style)
             );
         }
         (Some(before), None) => {
             let _ = writeln!(
                 out,
-                "{indent}{} {} = {}",
+                "{indent}{} {} = {}{}",
                 style.red("-"),
                 field.path,
-                inline(before, indent)
+                inline(before, indent),
+                forces(field, style)
             );
         }
         (Some(before), Some(after)) if is_document(before) && is_document(after) => {
-            let _ = writeln!(out, "{indent}{} {}:", style.yellow("~"), field.path);
+            let _ = writeln!(
+                out,
+                "{indent}{} {}:{}",
+                style.yellow("~"),
+                field.path,
+                forces(field, style)
+            );
             for line in line_diff(&pretty(before), &pretty(after)) {
                 let _ = match line {
                     DiffLine::Same(text) => writeln!(out, "{indent}      {text}"),
@@ -235,7 +265,7 @@ fn render_field(out: &mut String, field: &FieldChange, style: Style) {
         (Some(before), Some(after)) => {
             let _ = writeln!(
                 out,
-                "{indent}{} {}: {} -> {}{}",
+                "{indent}{} {}: {} -> {}{}{}",
                 style.yellow("~"),
                 field.path,
                 inline(before, indent),
@@ -244,10 +274,20 @@ fn render_field(out: &mut String, field: &FieldChange, style: Style) {
                     style.red("  # irreversible: it can never be changed back")
                 } else {
                     String::new()
-                }
+                },
+                forces(field, style)
             );
         }
         (None, None) => {}
+    }
+}
+
+/// The marker of a field whose change replaces the resource.
+fn forces(field: &FieldChange, style: Style) -> String {
+    if field.forces_replacement {
+        style.red(" # forces replacement")
+    } else {
+        String::new()
     }
 }
 
@@ -349,7 +389,7 @@ pub fn render_outcome(outcome: &Outcome, style: Style) -> String {
             ChangeResult::Kept => {
                 let _ = writeln!(
                     out,
-                    "{} {address}: it holds objects; run `comfyplat destroy --delete-data` to delete it with its objects",
+                    "{} {address}: it holds data; run `comfyplat destroy --delete-data` to delete it with its data",
                     style.cyan("kept:")
                 );
             }

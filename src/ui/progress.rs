@@ -127,20 +127,6 @@ impl Reporter for ProgressReporter {
                     None => self.line(format!("{address}: {}...", doing(action))),
                 }
             }
-            Event::Retrying {
-                address,
-                attempt,
-                delay,
-                error,
-            } => {
-                if !self.quiet {
-                    self.line(format!(
-                        "{} {address}: attempt {attempt} failed ({error}); retrying in {}",
-                        style.yellow("retry:"),
-                        human_duration(delay)
-                    ));
-                }
-            }
             Event::Finished {
                 address,
                 action,

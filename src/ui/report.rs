@@ -5,34 +5,23 @@ use std::fmt::Write;
 use super::Style;
 use crate::model::report::{DestroyReport, Finding, Outputs};
 
-/// `name = value` lines, as `comfyplat output` and the end of an apply show them.
+/// `name = value` lines, as `comfyplat output` and the end of an apply show them: `url`
+/// first, then every output in the kinds' order.
 pub fn render_outputs(outputs: &Outputs, style: Style) -> String {
     let mut out = String::new();
     let mut line = |name: &str, value: &str| {
-        let _ = writeln!(out, "{} = {value}", style.bold(&format!("{name:<18}")));
+        let _ = writeln!(out, "{} = {value}", style.bold(&format!("{name:<30}")));
     };
     if let Some(url) = &outputs.url {
         line("url", url);
     }
-    if let Some(cdn) = &outputs.cloudfront {
-        line(
-            "cloudfront",
-            &format!("{} ({}, {})", cdn.url, cdn.id, cdn.status),
-        );
-        for alias in &cdn.aliases {
-            line("alias", &format!("https://{alias}"));
-        }
-    }
-    if let Some(lb) = &outputs.load_balancer {
-        let note = if lb.cloudfront_only {
-            " (answers only requests through CloudFront)"
-        } else {
-            ""
+    for output in &outputs.values {
+        let value = match &output.value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Array(items) if items.is_empty() => continue,
+            other => other.to_string(),
         };
-        line("load_balancer", &format!("{}{note}", lb.url));
-    }
-    for (id, name) in &outputs.buckets {
-        line(&format!("bucket.{id}"), name);
+        line(&output.name, &value);
     }
     out
 }

@@ -38,8 +38,8 @@ Discovery (plain JSON; aggregated-discovery Accept headers are ignored, clients 
     subresources (deployments/scale with autoscaling/v1 Scale, */status).
   * /openapi/v3 (root + one document per group/version) holds only a PATCH operation per kind
     declaring the fieldValidation parameter (no schemas), and /openapi/v2 is an empty protobuf
-    document: just enough for kubectl's validation step to pass (kubectl then sends
-    fieldValidation=Strict, which is ignored).
+    document: just enough for kubectl's validation step to pass (kubectl then sees that the server
+    validates fields and sends fieldValidation=Strict, which is honoured: see fieldValidation).
 Kinds
   * v1 Namespace, ServiceAccount, Service, ConfigMap, Secret, PersistentVolume (cluster),
     PersistentVolumeClaim; apps/v1 Deployment (+scale, +status), DaemonSet (+status); networking.k8s.io/v1
@@ -48,10 +48,14 @@ Kinds
   * CRDs: creating one serves every `served` version of its group/plural (scope from
     spec.scope, status subresource when declared), shows it in discovery, and sets
     status.conditions NamesAccepted/Established=True, acceptedNames, storedVersions.
-    `default:` values of the storage version's openAPIV3Schema are applied (properties and
-    items only). No schema validation, no pruning, no conversion (objects are stored once
-    per group/plural; apiVersion is rewritten to the version asked for). Deleting a CRD
-    stops serving it (404) and drops its objects at once.
+    The storage version's openAPIV3Schema is used for every served version: structural pruning
+    (kube_schema.prune: undeclared fields dropped unless x-kubernetes-preserve-unknown-fields,
+    apiVersion/kind/metadata kept at the root and in x-kubernetes-embedded-resource objects,
+    unknown metadata fields dropped), then `default:` values (properties and items only). No
+    other schema validation (types, patterns, enums, required), no conversion (objects are
+    stored once per group/plural; apiVersion is rewritten to the version asked for). Custom
+    resources are not canonicalised (int-or-string quantities are stored as given). Deleting a
+    CRD stops serving it (404) and drops its objects at once.
 CRUD
   * GET one; list (labelSelector: =, ==, !=, exists, !key, in, notin; fieldSelector:
     metadata.name / metadata.namespace with = or !=) per namespace or across namespaces
@@ -80,10 +84,63 @@ CRUD
     storageCapacity false, fsGroupPolicy ReadWriteOnceWithFSType, volumeLifecycleModes
     [Persistent], requiresRepublish false, seLinuxMount false, Service type ClusterIP +
     clusterIP(s), Namespace spec.finalizers/status.phase, Secret stringData -> data.
-  * Validation (422 Invalid): metadata.name required and DNS-1123 (label for namespaces),
-    Deployment/DaemonSet spec.selector present and matching the template labels, CRD name ==
-    <plural>.<group>, scope Namespaced|Cluster, at least one version. 400 BadRequest for
-    bad JSON, kind/apiVersion or name/namespace not matching the URL, bad selectors.
+  * Defaults: PersistentVolume spec.persistentVolumeReclaimPolicy Retain and volumeMode
+    Filesystem, PersistentVolumeClaim spec.volumeMode Filesystem.
+  * Validation (422 Invalid, errors.NewInvalid's format: `<Kind>[.<group>] "<name>" is invalid:
+    <field>: <error>` or `[<e1>, <e2>]`, details.causes {reason FieldValue*, message, field}):
+    metadata.name required and DNS-1123 (label for namespaces), Deployment/DaemonSet
+    spec.selector present and matching the template labels, CRD name == <plural>.<group>,
+    scope Namespaced|Cluster, at least one version. 400 BadRequest for bad JSON,
+    kind/apiVersion or name/namespace not matching the URL, bad selectors.
+  * Immutable fields, checked on every update path (PUT, merge/JSON/strategic patches,
+    server-side apply with or without force; not on /status or /scale), with upstream's paths
+    and texts (kube_validation.py lists its sources): PersistentVolume spec.persistentvolumesource
+    (the volume source: csi, hostPath, nfs, ...; Forbidden, message with a simplified go-cmp
+    diff; setting csi.controllerExpandSecretRef where there was none is allowed), volumeMode and
+    nodeAffinity once set (paths `volumeMode`/`nodeAffinity`, as upstream); claimRef,
+    storageClassName, capacity, accessModes, mountOptions, reclaim policy may change.
+    PersistentVolumeClaim spec (Forbidden `spec is immutable after creation except
+    resources.requests and volumeAttributesClassName for bound claims` + diff) except
+    volumeName once, storageClassName from unset, and for Bound claims resources.requests.storage
+    (not below status.capacity) and volumeAttributesClassName (not back to nil/""); volumeMode.
+    Deployment and DaemonSet spec.selector (`Invalid value: v1.LabelSelector{...}: field is
+    immutable`). Service spec.clusterIPs[i] `may not change once set` (a changed clusterIP
+    alone changes clusterIPs first, as normalizeClusterIPs does; an update that omits them
+    keeps the allocated ones), ipFamilies, loadBalancerClass. ConfigMap/Secret data, binaryData
+    and immutable when immutable is true, Secret type. IngressClass spec.controller. CSIDriver
+    spec.attachRequired (path `spec.attachedRequired`, as upstream) and volumeLifecycleModes.
+    CRD spec.group, spec.names.plural, and once Established spec.scope and spec.names.kind.
+  * CEL transition rules of custom resources: x-kubernetes-validations rules that use oldSelf
+    are evaluated on updates where the old value exists (objects correlated by property,
+    map-lists by key), in the forms `self == oldSelf`, `self.a.b == oldSelf.a.b` and
+    `has(self.x) == has(oldSelf.x)`; a failed rule is `<path>: Invalid value: "<schema type>":
+    <message>` (reason/fieldPath honoured), a missing field `no such key: x evaluating rule:
+    <message>`. Rules of other forms, and rules without oldSelf, are not evaluated.
+  * Quantities (kube_quantity.py: apimachinery's parsing, rounding and canonical String(),
+    checked against quantity_test.go's vectors): every write to a built-in kind stores the
+    resource.Quantity fields in canonical form: resources.limits/requests of containers,
+    initContainers, ephemeralContainers and pod-level resources, overhead, emptyDir.sizeLimit,
+    resourceFieldRef.divisor, ephemeral volume claim templates (pod templates of Deployments and
+    DaemonSets), PVC spec.resources.requests/limits and status.capacity/allocatedResources,
+    PV spec.capacity (e.g. 0.5 -> 500m, 1024Mi -> 1Gi, 1.5Gi -> 1536Mi, 1e3 stays 1e3). An
+    invalid one is refused as the decoder refuses it: POST/PUT 400 `<Kind> in version "v1"
+    cannot be handled as a <Kind>: quantities must match the regular expression '...'`
+    (or `unable to parse quantity's suffix`), patches 422 on the field `patch`, server-side
+    apply 500 `failed to convert new object (...) to proper version: ...`.
+  * fieldValidation (query parameter of POST/PUT/PATCH; absent = Warn, as upstream; another
+    value: 422 `CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value:
+    ...`). Unknown fields of built-in kinds (field names from the `kubernetes` client's models
+    of the same Kubernetes version, kube_schema.py) and pruned fields of custom resources, and
+    repeated JSON keys: Strict refuses them (POST/PUT 400 `<Kind> in version "<v>" cannot be
+    handled as a <Kind>: strict decoding error: unknown field "spec.foo", duplicate field
+    "x"`; merge/JSON/strategic patches 422 ` "" is invalid: patch: Invalid value: "<patched
+    object JSON | %+v of the patch>": strict decoding error: ...`, JSON patch operations with
+    unknown keys `json patch unknown field "foo"`), Warn stores the object without them and
+    answers with one `Warning: 299 - "unknown field \"spec.foo\""` header each, Ignore drops
+    them silently. Server-side apply refuses fields the type does not declare whatever the
+    directive (structured-merge-diff): 500 without a reason, `failed to create typed patch
+    object (<ns>/<name>; <group>/<version>, Kind=<Kind>): .spec.foo: field not declared in
+    schema` (several: `errors:\n  .a: ...`).
   * Errors are v1 Status objects: NotFound 404, AlreadyExists 409, Conflict 409, Invalid
     422, BadRequest 400, Forbidden 403, MethodNotAllowed 405, UnsupportedMediaType 415,
     Unauthorized 401.
@@ -170,8 +227,21 @@ poll of the object; the object returned by that read is the one from before the 
     InstanceProfileNotFound 'Instance profile "X" not found'); then Ready=False reason
     UnhealthyDependents message "<type>=False". Evaluated on every write and, with a cloud,
     again on every read (Karpenter requeues: a role created later makes the class Ready).
-  * PersistentVolume status.phase Available/Bound (claimRef), PVC Bound when spec.volumeName
-    names an existing PV, else Pending.
+  * PersistentVolume / PersistentVolumeClaim (the PV controller, synchronous after every write or
+    removal of either): a PV whose claimRef names an existing claim (without uid, or with that
+    claim's uid) is Bound to it (claimRef gets kind, uid, apiVersion, resourceVersion; the
+    claim gets spec.volumeName); a claim naming a PV without claimRef binds it; a PV whose
+    claim is gone is Released and keeps its claimRef (old uid, Retain: nothing reclaims it), so
+    a new claim of the same name stays Pending; other PVs are Available (status.phase,
+    lastPhaseTransitionTime). Claims are Bound (status accessModes, capacity of the PV) when
+    their volume's claimRef is them, else Pending.
+  * Storage object in-use protection (StorageObjectInUseProtection admission, pvc-/pv-protection
+    controllers): finalizer kubernetes.io/pvc-protection on every PVC and
+    kubernetes.io/pv-protection on every PV at creation (not owned in managedFields). After a
+    delete request, a read removes the PVC's finalizer once no Deployment with replicas > 0 and
+    no DaemonSet in its namespace mounts it (volumes[].persistentVolumeClaim.claimName; the
+    server has no pods, their templates stand for them), and the PV's once it is not Bound (its
+    claim is gone); the object then goes.
 Test control (no auth)
   * POST /__control/reset: drops all objects, CRD registrations, watch history and the
     request log; recreates namespaces default, kube-system, kube-public, kube-node-lease, then
@@ -186,10 +256,20 @@ Not implemented
 RBAC/impersonation; protobuf bodies (415) except a protobuf v1 Namespace on POST (what
 `kubectl create namespace` sends: metadata name/generateName/labels/annotations decoded);
 YAML bodies (400); protobuf/Table responses (always JSON; kubectl prints its own NAME/AGE
-columns); real OpenAPI schemas; aggregated discovery (kube-rs: use Discovery::run(), not
-run_aggregated()); pods, replicasets and every kind not listed above; admission webhooks;
-CRD schema validation/pruning/conversion; scale subresource of CRs; apply on subresources
-(treated as a merge patch); fieldValidation (ignored); garbage collection/ownerReferences;
+columns, so no STATUS column shows Terminating); real OpenAPI schemas; aggregated discovery
+(kube-rs: use Discovery::run(), not run_aggregated()); pods, replicasets and every kind not
+listed above; admission webhooks; CRD schema validation beyond pruning, defaults and the
+transition rules above (no type/pattern/enum/required checks, no other CEL rules, no
+ratcheting), conversion; value type checks of built-in kinds (a string where an integer
+belongs is stored as sent), Go's omitempty (empty strings are stored as sent); the
+field-validation errors' order for patches (sorted here; the apiserver lists them in the
+patched object's field order) and line numbers of duplicate keys in server-side apply bodies
+(`error strict decoding YAML`, not reported); the go-cmp diff in the PV/PVC immutability
+messages (simplified, see kube_validation.py) and the pointer address in the nodeAffinity
+one (a fixed fake); the VolumeAttributesClass feature gate is taken as enabled; dynamic
+provisioning and matching of claims to unbound PVs by class/size (only claimRef/volumeName
+binding), reclaim policies Delete/Recycle, the "Lost" phase; scale subresource of CRs; apply
+on subresources (treated as a merge patch); garbage collection/ownerReferences;
 propagationPolicy semantics; pagination (limit/continue); resourceVersion/
 resourceVersionMatch on GET/list (always the latest); set-type lists (`v:` keys, e.g.
 finalizers are one atomic field) and `i:` keys; conflicts between two entries of the same
@@ -227,6 +307,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit, urlencode
 from ready_file import write_json_atomic
+from kube_quantity import QuantityError
+from kube_schema import (Pairs, go_plus_v, go_quote, load_json, plain, prune, smd_error_text,
+                         ssa_unknown_schema, ssa_unknown_typed, to_raw, typed_decode, typed_model,
+                         typed_unknown_paths)
+from kube_validation import go_string_map, transition_errors, validate_update
 
 HOST = "127.0.0.1"
 ALB_FINALIZER = "ingress.k8s.aws/resources"
@@ -237,6 +322,10 @@ KARPENTER_MANAGER = "karpenter"
 # deletion request, on the next read
 CONTROLLER_FINALIZERS = {("networking.k8s.io", "ingresses"): (ALB_FINALIZER, ALB_MANAGER),
                          ("karpenter.sh", "nodepools"): (KARPENTER_FINALIZER, KARPENTER_MANAGER)}
+# StorageObjectInUseProtection admission plugin / pvc- and pv-protection controllers
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
+STORAGE_PROTECTION = {("", "persistentvolumeclaims"): PVC_PROTECTION, ("", "persistentvolumes"): PV_PROTECTION}
 NEVER_READY_SUFFIX = ":never-ready"
 MISSING = object()
 
@@ -307,6 +396,8 @@ class ApiError(Exception):
     def status(self) -> dict:
         s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
              "message": self.message, "reason": self.reason, "code": self.code}
+        if not self.reason:  # StatusReasonUnknown is "" and omitted (errors that are no Status)
+            del s["reason"]
         if self.details is not None:
             s["details"] = self.details
         return s
@@ -320,13 +411,62 @@ def bad_request(msg):
     return ApiError(400, "BadRequest", msg)
 
 
+FIELD_VALIDATION_VALUES = ("", "Ignore", "Strict", "Warn")
+
+
+class FieldValidation:
+    """The fieldValidation directive of one write (default Warn, as upstream) and the warnings it
+    produced. Strict: `fail(text)` is raised for the strict decoding errors; Warn: one warning per
+    error (deduplicated, as the apiserver's warning recorder does); Ignore: nothing."""
+
+    def __init__(self, directive: str = "Warn"):
+        self.directive = directive or "Warn"
+        self.warnings: list = []
+
+    def handle(self, errs, fail):
+        if not errs:
+            return
+        if self.directive == "Strict":
+            raise fail("strict decoding error: " + ", ".join(errs))
+        if self.directive == "Warn":
+            for e in errs:
+                if e not in self.warnings:
+                    self.warnings.append(e)
+
+
+def warning_header(text: str) -> str:
+    """net/http Warning header value as the apiserver writes it: 299 - "<text, \\ and \" escaped>"."""
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+CAUSE_TYPES = (("Required value", "FieldValueRequired"), ("Forbidden", "FieldValueForbidden"),
+               ("Unsupported value", "FieldValueNotSupported"), ("Duplicate value", "FieldValueDuplicate"),
+               ("Not found", "FieldValueNotFound"), ("Too long", "FieldValueTooLong"),
+               ("Too many", "FieldValueTooMany"), ("Invalid value", "FieldValueInvalid"))
+
+
+def invalid_status(group, kind, name, causes):
+    """errors.NewInvalid: 422 reason Invalid, `<Kind>[.<group>] "<name>" is invalid: <errors>` (one
+    error as is, several deduplicated in brackets), details.causes {reason, message, field}."""
+    full = []
+    for c in causes:
+        reason = c.get("reason") or next((t for p, t in CAUSE_TYPES if c["message"].startswith(p)),
+                                         "FieldValueInvalid")
+        full.append({"reason": reason, "message": c["message"], "field": c["field"]})
+    texts = []
+    for c in full:
+        t = f'{c["field"]}: {c["message"]}'
+        if t not in texts:
+            texts.append(t)
+    agg = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    qual = f"{kind}.{group}" if group else kind
+    details = {k: v for k, v in (("name", name), ("group", group), ("kind", kind)) if v}
+    details["causes"] = full
+    return ApiError(422, "Invalid", f'{qual} "{name}" is invalid: {agg}', details)
+
+
 def invalid(res, name, causes):
-    msg = f'{res.kind}.{res.group or "core"} "{name}" is invalid: ' + ", ".join(
-        f'{c["field"]}: {c["message"]}' for c in causes)
-    if not res.group:
-        msg = f'{res.kind} "{name}" is invalid: ' + msg.split(" is invalid: ", 1)[1]
-    return ApiError(422, "Invalid", msg, {"name": name, "group": res.group, "kind": res.kind,
-                                          "causes": [{"reason": "FieldValueInvalid", **c} for c in causes]})
+    return invalid_status(res.group, res.kind, name, causes)
 
 
 # --------------------------------------------------------------------------
@@ -942,6 +1082,8 @@ class Store:
         self.events.append((self.rv, "DELETED", key[0], key[1], key[2], key[3], snap))
         if res is not None and res.group == "apiextensions.k8s.io" and res.plural == "customresourcedefinitions":
             self._drop_crd(obj)
+        if key[:2] in STORAGE_PROTECTION:
+            self._sync_volumes()
         self.cond.notify_all()
 
     def _drop_crd(self, crd):
@@ -950,6 +1092,95 @@ class Store:
         self._unregister_crd(crd["metadata"]["name"])
         for key in [k for k in self.objects if k[0] == group and k[1] == plural]:
             self._remove(None, key)
+
+    # ---- the PV controller and the pv/pvc-protection controllers (stand-ins) ----
+    def _sync_volumes(self):
+        """Binding as the PV controller does it for pre-bound volumes and claims: a PV whose
+        claimRef names an existing claim (no uid, or that claim's uid) is Bound to it (the uid,
+        kind, apiVersion and resourceVersion are filled in, the claim gets spec.volumeName); a
+        claim naming a PV without claimRef binds it; a PV whose bound claim is gone (claimRef uid
+        of no existing claim) is Released and keeps its claimRef (Retain: nothing reclaims it), so
+        a new claim of the same name stays Pending; other PVs are Available. Claims are Bound when
+        their volume's claimRef is them (status accessModes/capacity from the PV), else Pending."""
+        pv_res = self.resources[("", "v1", "persistentvolumes")]
+        pvc_res = self.resources[("", "v1", "persistentvolumeclaims")]
+        pvs = {k[3]: o for k, o in self.objects.items() if k[:2] == ("", "persistentvolumes")}
+        pvcs = {(k[2], k[3]): o for k, o in self.objects.items() if k[:2] == ("", "persistentvolumeclaims")}
+
+        def ref(c):
+            cm = c["metadata"]
+            return {"kind": "PersistentVolumeClaim", "namespace": cm.get("namespace", ""), "name": cm["name"],
+                    "uid": cm["uid"], "apiVersion": "v1", "resourceVersion": cm["resourceVersion"]}
+
+        for name in sorted(pvs):
+            pv = pvs[name]
+            new = copy.deepcopy(pv)
+            spec = new.setdefault("spec", {})
+            cr = spec.get("claimRef")
+            if not isinstance(cr, dict) or not cr.get("name"):
+                claim = next((c for _, c in sorted(pvcs.items()) if (c.get("spec") or {}).get("volumeName") == name
+                              and not c["metadata"].get("deletionTimestamp")), None)
+                if claim is not None:
+                    spec["claimRef"] = ref(claim)
+                phase = "Bound" if claim is not None else "Available"
+            else:
+                claim = pvcs.get((cr.get("namespace", ""), cr["name"]))
+                if claim is not None and cr.get("uid") in (None, "", claim["metadata"]["uid"]):
+                    if not cr.get("uid"):
+                        spec["claimRef"] = {**ref(claim), **{k: v for k, v in cr.items() if k not in
+                                                              ("uid", "resourceVersion")}}
+                    phase = "Bound" if (claim.get("spec") or {}).get("volumeName") in (None, "", name) \
+                        else "Available"
+                else:
+                    phase = "Released" if cr.get("uid") else "Available"
+            st = new.get("status") if isinstance(new.get("status"), dict) else {}
+            if st.get("phase") != phase:
+                new["status"] = {**st, "phase": phase, "lastPhaseTransitionTime": now()}
+            if new != pv:
+                self._put(pv_res, new, "MODIFIED")
+                pvs[name] = new
+        for key in sorted(pvcs):
+            c = pvcs[key]
+            new = copy.deepcopy(c)
+            spec = new.setdefault("spec", {})
+            uid = c["metadata"]["uid"]
+
+            def mine(pv):
+                r = (pv.get("spec") or {}).get("claimRef") or {}
+                return (r.get("namespace", ""), r.get("name")) == key and r.get("uid") == uid
+
+            if not spec.get("volumeName"):
+                pv_name = next((n for n in sorted(pvs) if mine(pvs[n])), None)
+                if pv_name:
+                    spec["volumeName"] = pv_name
+            pv = pvs.get(spec.get("volumeName") or "")
+            if pv is not None and mine(pv):
+                ps = pv.get("spec") or {}
+                status = {"phase": "Bound", "accessModes": ps.get("accessModes", []),
+                          "capacity": ps.get("capacity", {})}
+            else:
+                status = {"phase": "Pending"}
+            new["status"] = status
+            if new != c:
+                self._put(pvc_res, new, "MODIFIED")
+
+    def _storage_in_use(self, key, obj):
+        """pvc-protection: a claim is in use while a Deployment with replicas > 0 (or a DaemonSet)
+        in its namespace mounts it (the server has no pods: their templates stand for them);
+        pv-protection: a volume is in use while it is Bound."""
+        if key[:2] == ("", "persistentvolumes"):
+            return ((obj.get("status") or {}).get("phase")) == "Bound"
+        for k, o in self.objects.items():
+            if k[0] != "apps" or k[1] not in ("deployments", "daemonsets") or k[2] != key[2]:
+                continue
+            spec = o.get("spec") or {}
+            if k[1] == "deployments" and not (spec.get("replicas", 1) or 0) > 0:
+                continue
+            vols = ((spec.get("template") or {}).get("spec") or {}).get("volumes") or []
+            if any(isinstance(v, dict) and (v.get("persistentVolumeClaim") or {}).get("claimName") == key[3]
+                   for v in vols):
+                return True
+        return False
 
     def _res_for_key(self, key):
         return next((r for r in self.resources.values() if (r.group, r.plural) == key[:2]), None)
@@ -987,9 +1218,21 @@ class Store:
         md = obj["metadata"]
         if gp == ("", "namespaces") and md.get("deletionTimestamp"):
             # waiting for a namespace to go lets the controllers finish its objects' deletion
-            for k in [k for k in self.objects if k[2] == key[3] and k[:2] in CONTROLLER_FINALIZERS]:
+            for k in [k for k in self.objects if k[2] == key[3] and (k[:2] in CONTROLLER_FINALIZERS
+                                                                      or k[:2] in STORAGE_PROTECTION)]:
                 self._on_read(k)
             self._gc()
+            return
+        if gp in STORAGE_PROTECTION:
+            fin = STORAGE_PROTECTION[gp]
+            if md.get("deletionTimestamp") and fin in (md.get("finalizers") or []) \
+                    and not self._storage_in_use(key, obj):
+                new = copy.deepcopy(obj)
+                new["metadata"]["finalizers"] = [f for f in md["finalizers"] if f != fin]
+                if not new["metadata"]["finalizers"]:
+                    del new["metadata"]["finalizers"]
+                self._put(self._res_for_key(key), new, "MODIFIED")
+                self._gc()
             return
         if gp in CONTROLLER_FINALIZERS and md.get("deletionTimestamp"):
             fin = CONTROLLER_FINALIZERS[gp][0]
@@ -1148,9 +1391,21 @@ class Store:
             obj["status"] = {"phase": "Terminating" if md.get("deletionTimestamp") else "Active"}
         elif gk == ("", "Service") and spec is not None:
             spec.setdefault("type", "ClusterIP")
-            if old is not None and (old.get("spec") or {}).get("clusterIP") and "clusterIP" not in spec:
-                spec["clusterIP"] = old["spec"]["clusterIP"]
-                spec["clusterIPs"] = old["spec"].get("clusterIPs", [spec["clusterIP"]])
+            osp = (old or {}).get("spec") or {}
+            if old is not None and osp.get("clusterIP") and not spec.get("clusterIP"):
+                # patchAllocatedValues: an update without the allocated IPs keeps them
+                spec["clusterIP"] = osp["clusterIP"]
+                if not spec.get("clusterIPs"):
+                    spec["clusterIPs"] = osp.get("clusterIPs", [spec["clusterIP"]])
+            if old is not None:
+                # normalizeClusterIPs: a changed clusterIP with unchanged clusterIPs changes clusterIPs
+                # (and is then refused by the update validation, as upstream does)
+                if osp.get("clusterIPs") and not spec.get("clusterIPs") and osp.get("clusterIP") == spec.get(
+                        "clusterIP"):
+                    spec["clusterIPs"] = osp["clusterIPs"]
+                if osp.get("clusterIP") != spec.get("clusterIP") and spec.get("clusterIP") and \
+                        spec.get("clusterIPs") == osp.get("clusterIPs"):
+                    spec["clusterIPs"] = [spec["clusterIP"]]
             if "clusterIP" not in spec:
                 h = int(hashlib.sha1(md["uid"].encode()).hexdigest(), 16)
                 spec["clusterIP"] = f"10.100.{h % 250 + 1}.{(h >> 8) % 250 + 1}"
@@ -1164,14 +1419,16 @@ class Store:
                     data[k] = base64.b64encode(str(v).encode()).decode()
             obj.setdefault("type", "Opaque")
         elif gk == ("", "PersistentVolume"):
-            obj["status"] = {"phase": "Bound" if (spec or {}).get("claimRef") else "Available"}
+            if spec is not None:  # SetDefaults_PersistentVolume
+                spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+                spec.setdefault("volumeMode", "Filesystem")
+            if old is None:
+                obj["status"] = {"phase": "Pending"}  # the PV controller stand-in moves it on (_sync_volumes)
         elif gk == ("", "PersistentVolumeClaim"):
-            vn = (spec or {}).get("volumeName")
-            bound = bool(vn) and ("", "persistentvolumes", "", vn) in self.objects
-            obj["status"] = {"phase": "Bound" if bound else "Pending"}
-            if bound:
-                pv = self.objects[("", "persistentvolumes", "", vn)].get("spec", {})
-                obj["status"].update(accessModes=pv.get("accessModes", []), capacity=pv.get("capacity", {}))
+            if spec is not None:
+                spec.setdefault("volumeMode", "Filesystem")
+            if old is None:
+                obj["status"] = {"phase": "Pending"}
         elif gk == ("apiextensions.k8s.io", "CustomResourceDefinition"):
             spec = obj.get("spec", {})
             t = next((c.get("lastTransitionTime") for c in ((old or {}).get("status") or {}).get("conditions") or []
@@ -1209,7 +1466,8 @@ class Store:
                 causes.append({"field": "spec.selector", "message": "Required value"})
             elif sel and any(labels.get(k) != v for k, v in sel.items()):
                 causes.append({"field": "spec.template.metadata.labels",
-                               "message": "Invalid value: `selector` does not match template `labels`"})
+                               "message": f"Invalid value: {go_string_map(labels)}: `selector` does not match "
+                                          "template `labels`"})
         if res.kind == "CustomResourceDefinition":
             spec = obj.get("spec") or {}
             names = spec.get("names") or {}
@@ -1386,7 +1644,20 @@ class Store:
                     new.pop("status", None)
         new["apiVersion"], new["kind"] = res.gv, res.kind
         default_ports(new)
+        if old is None and (res.group, res.plural) in STORAGE_PROTECTION and not md.get("deletionTimestamp"):
+            # StorageObjectInUseProtection admission: the finalizer is added on create
+            fins = md.setdefault("finalizers", [])
+            if STORAGE_PROTECTION[(res.group, res.plural)] not in fins:
+                fins.append(STORAGE_PROTECTION[(res.group, res.plural)])
         self._validate(res, new)
+        if old is not None and sub is None:
+            # update validation sees the object after defaulting (the strategy's PrepareForUpdate)
+            probe = copy.deepcopy(new)
+            self._controllers(res, probe, old)
+            causes = transition_errors(res.schema, probe, old) if res.crd else \
+                validate_update(res.group, res.kind, old, probe)
+            if causes:
+                raise invalid(res, md.get("name") or "", causes)
         if old is not None and spec_part(new) != spec_part(old):
             md["generation"] = int(old["metadata"].get("generation", 1)) + 1
         self._controllers(res, new, old)
@@ -1397,21 +1668,70 @@ class Store:
         self._put(res, new, "ADDED" if old is None else "MODIFIED")
         if res.kind == "CustomResourceDefinition" and res.group == "apiextensions.k8s.io":
             self._register_crd(new)
-        # PVCs waiting for this PV
-        if res.plural == "persistentvolumes" and old is None:
-            for k, o in list(self.objects.items()):
-                if k[:2] == ("", "persistentvolumeclaims") and (o.get("spec") or {}).get("volumeName") == md["name"]:
-                    o2 = copy.deepcopy(o)
-                    pvc_res = self.resources[("", "v1", "persistentvolumeclaims")]
-                    self._controllers(pvc_res, o2, o)
-                    if o2 != o:
-                        self._put(pvc_res, o2, "MODIFIED")
+        if (res.group, res.plural) in STORAGE_PROTECTION:
+            self._sync_volumes()
         self._gc()
         return self._view(res, self.objects.get(self._key(res, md.get("namespace"), md["name"]), new))
 
-    def create(self, res, ns, obj, manager, dry):
-        if not isinstance(obj, dict):
+    # ---- decoding (fieldValidation, pruning, quantities) ----------------------
+    def _decode(self, res, raw, fv, sub=None):
+        """A POST/PUT body as the apiserver's decoder sees it: typed kinds lose unknown fields
+        and get canonical quantities, custom resources are pruned; the strict decoding errors
+        go to fv (Strict: 400 `<Kind> in version "<v>" cannot be handled as a <Kind>: strict
+        decoding error: ...`, as transformDecodeError words it)."""
+        if isinstance(raw, dict) and not isinstance(raw, Pairs):
+            raw = to_raw(raw)
+        if not isinstance(raw, Pairs):
             raise bad_request("the body must be a JSON object")
+        errs: list = []
+        if res.crd:
+            obj = plain(raw, errs)
+            if res.schema is not None:
+                errs += [f'unknown field "{p}"' for p in prune(obj, res.schema)]
+        else:
+            model = "V1Scale" if sub == "scale" else typed_model(res.group, res.kind)
+            try:
+                obj = typed_decode(model, raw, errs) if model else plain(raw)
+            except QuantityError as e:
+                raise self._decode_error(res, raw, str(e))
+        (fv or FieldValidation("Ignore")).handle(errs, lambda text: self._decode_error(res, raw, text))
+        return obj
+
+    @staticmethod
+    def _decode_error(res, raw, text):
+        body = dict(raw) if isinstance(raw, Pairs) else {}
+        av = body.get("apiVersion") if isinstance(body.get("apiVersion"), str) else ""
+        kind = body.get("kind") if isinstance(body.get("kind"), str) and body.get("kind") else res.kind
+        version = av.split("/")[-1] if av else res.version
+        return bad_request(f'{kind} in version "{version}" cannot be handled as a {res.kind}: {text}')
+
+    def _decode_patched(self, res, patched, fv, value, applied_errs, sub=None):
+        """The object a merge/JSON/strategic patch produced, decoded as the patch handler does:
+        strict errors (and invalid quantities) are 422 Invalid on the field `patch` of an
+        unnamed object: ` "" is invalid: patch: Invalid value: "<patched object or patch map>":
+        strict decoding error: ...` (k8s.io/apiserver pkg/endpoints/handlers/patch.go)."""
+        def fail(text):
+            return invalid_status("", "", "", [{"field": "patch", "reason": "FieldValueInvalid",
+                                                "message": f"Invalid value: {go_quote(value())}: {text}"}])
+        errs = list(applied_errs)
+        if res.crd:
+            obj = copy.deepcopy(patched)
+            if res.schema is not None:
+                errs += [f'unknown field "{p}"' for p in prune(obj, res.schema)]
+        else:
+            model = "V1Scale" if sub == "scale" else typed_model(res.group, res.kind)
+            if model is None:
+                return patched
+            try:
+                obj, unknown = typed_unknown_paths(model, patched)
+            except QuantityError as e:
+                raise fail(str(e))
+            errs += sorted(unknown)
+        (fv or FieldValidation("Ignore")).handle(errs, fail)
+        return obj
+
+    def create(self, res, ns, obj, manager, dry, fv=None):
+        obj = self._decode(res, obj, fv)
         check_type(res, obj)
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):
@@ -1463,10 +1783,10 @@ class Store:
         self._on_read(key)
         return view
 
-    def update(self, res, ns, name, body, manager, dry, sub=None):
+    def update(self, res, ns, name, body, manager, dry, sub=None, fv=None, decoded=False):
         live = self.get(res, ns, name)
-        if not isinstance(body, dict):
-            raise bad_request("the body must be a JSON object")
+        if not decoded:
+            body = self._decode(res, body, fv, sub)
         if sub == "scale":
             spec = body.get("spec") or {}
             new = copy.deepcopy(live)
@@ -1519,12 +1839,12 @@ class Store:
                                          "been modified; please apply your changes to the latest version and try "
                                          "again", {"name": name, "group": res.group, "kind": res.plural})
 
-    def patch(self, res, ns, name, ctype, body, q, manager, dry, sub=None):
+    def patch(self, res, ns, name, ctype, body, q, manager, dry, sub=None, fv=None):
         if ctype == "application/apply-patch+yaml" and sub is None:
             if not q.get("fieldManager"):
                 raise bad_request("PATCH, application/apply-patch+yaml requests must supply a fieldManager")
             try:
-                cfg = json.loads(body or b"null")
+                cfg = plain(load_json(body or b"null"))
             except ValueError:
                 raise bad_request("this test server accepts only JSON bodies for application/apply-patch+yaml")
             if not isinstance(cfg, dict):
@@ -1537,12 +1857,14 @@ class Store:
             if res.namespaced and md.get("namespace") not in (None, "", ns):
                 raise bad_request("the namespace of the provided object does not match the namespace sent on the "
                                   "request")
+            self._ssa_check_schema(res, cfg)
             force = q.get("force") in ("true", "1", "True")
             live = self.objects.get(self._key(res, ns, name))
             if live is None:
                 if res.namespaced:
                     self._check_ns(ns)
                 new = self._apply(res, None, cfg, q["fieldManager"], force)
+                new = self._ssa_typed(res, cfg, new)
                 new["metadata"].update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
                 if res.namespaced:
                     new["metadata"]["namespace"] = ns
@@ -1553,12 +1875,28 @@ class Store:
             if rv and rv != live["metadata"]["resourceVersion"]:
                 raise self._rv_conflict(res, name)
             new = self._apply(res, live, cfg, q["fieldManager"], force)
+            new = self._ssa_typed(res, cfg, new)
             return self._commit(res, live, new, dry)
         live = self.get(res, ns, name)
         try:
-            doc = json.loads(body or b"null")
+            raw = load_json(body or b"null")
         except ValueError:
             raise bad_request("the patch body is not valid JSON")
+        applied_errs: list = []
+        if ctype == "application/json-patch+json":
+            # strict decoding of the operations themselves (patch.go applyJSPatch)
+            for op in raw if isinstance(raw, list) else []:
+                if isinstance(op, Pairs):
+                    seen = set()
+                    for k, _ in op:
+                        if k not in ("op", "path", "from", "value"):
+                            applied_errs.append(f'json patch unknown field "{k}"')
+                        elif k in seen:
+                            applied_errs.append(f'json patch duplicate field "{k}"')
+                        seen.add(k)
+            doc = plain(raw)
+        else:
+            doc = plain(raw, applied_errs)  # kjson.UnmarshalStrict of the patch: repeated keys
         cur = scale_of(self._view(res, live)) if sub == "scale" else self._view(res, live)
         if ctype in ("application/merge-patch+json", "application/apply-patch+yaml"):
             patched = merge_patch(cur, doc)
@@ -1576,12 +1914,52 @@ class Store:
                                                         f'application/apply-patch+yaml')
         if not isinstance(patched, dict):
             raise bad_request("the patched object is not an object")
+        if ctype == "application/strategic-merge-patch+json":
+            def value():  # fmt.Sprintf("%+v", patchMap)
+                return go_plus_v(doc)
+        else:
+            def value():  # string(patchedObjJS)
+                return json.dumps(patched, separators=(",", ":"))
+        patched = self._decode_patched(res, patched, fv, value, applied_errs, sub)
         prv = (patched.get("metadata") or {}).get("resourceVersion")
         if prv and prv != live["metadata"]["resourceVersion"]:
             raise self._rv_conflict(res, name)
-        if sub == "scale":
-            return self.update(res, ns, name, patched, manager, dry, "scale")
-        return self.update(res, ns, name, patched, manager, dry, sub)
+        return self.update(res, ns, name, patched, manager, dry, sub, fv, decoded=True)
+
+    @staticmethod
+    def _gvknn(res, cfg):
+        """objectGVKNN of structured-merge-diff's errors: <ns>/<name>; <group>/<version>, Kind=<Kind>."""
+        md = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+        av = cfg.get("apiVersion") or res.gv
+        group, _, version = av.rpartition("/")
+        return f'{md.get("namespace", "")}/{md.get("name", "")}; {group}/{version}, Kind={cfg.get("kind") or res.kind}'
+
+    def _ssa_check_schema(self, res, cfg):
+        """Server-side apply refuses fields the type does not declare, whatever fieldValidation says
+        (structured-merge-diff's typed conversion of the patch): HTTP 500 without a reason, as
+        upstream answers it (kubernetes/kubernetes#122480)."""
+        if res.crd:
+            errs = ssa_unknown_schema(res.schema, cfg) if res.schema is not None else []
+        else:
+            model = typed_model(res.group, res.kind)
+            errs = ssa_unknown_typed(model, cfg, assoc_keys) if model else []
+        if errs:
+            raise ApiError(500, "", f"failed to create typed patch object ({self._gvknn(res, cfg)}): "
+                                    f"{smd_error_text(errs)}")
+
+    def _ssa_typed(self, res, cfg, merged):
+        """The applied result converted to the typed object (canonical quantities); an invalid
+        quantity fails that conversion (500, structuredmerge.go's wording)."""
+        model = None if res.crd else typed_model(res.group, res.kind)
+        if model is None:
+            return merged
+        try:
+            return typed_decode(model, to_raw(merged))
+        except QuantityError as e:
+            g = self._gvknn(res, cfg)
+            gvk = g.split("; ", 1)[1]
+            raise ApiError(500, "", f"failed to convert new object ({g}) to proper version: unable to convert "
+                                    f"unstructured object to {gvk}: {e}")
 
     def delete(self, res, ns, name, opts, dry):
         key = self._key(res, ns, name)
@@ -1891,6 +2269,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
+        fv = getattr(self, "fv", None)
+        if fv is not None and code < 300:
+            for w in fv.warnings:
+                self.send_header("Warning", warning_header(w))
         self.end_headers()
         self.wfile.write(data)
 
@@ -1928,6 +2310,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(401, ApiError(401, "Unauthorized", "Unauthorized").status())
         try:
             with store.lock:
+                self.fv = None
                 result = self._dispatch(method, path, q, body)
             if isinstance(result, Watch):
                 return self._watch(result)
@@ -1974,6 +2357,15 @@ class Handler(BaseHTTPRequestHandler):
                 raise bad_request(f'Invalid dry run value {q["dryRun"]!r}: only "All" is supported')
             dry = True
         manager = q.get("fieldManager") or (self.headers.get("User-Agent") or "").split("/")[0][:128] or "unknown"
+        if method in ("POST", "PUT", "PATCH"):
+            directive = q.get("fieldValidation", "")
+            if directive not in FIELD_VALIDATION_VALUES:
+                opts = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}[method]
+                raise invalid_status("meta.k8s.io", opts, "", [{
+                    "field": "fieldValidation", "reason": "FieldValueNotSupported",
+                    "message": f"Unsupported value: {go_quote(directive)}: supported values: "
+                               + ", ".join(go_quote(v) for v in FIELD_VALIDATION_VALUES)}])
+            self.fv = FieldValidation(directive)
         doc = None
         if method in ("POST", "PUT") or (method == "DELETE" and body):
             ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
@@ -1983,7 +2375,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                                                             f"accepted media types include: application/json")
             try:
-                doc = json.loads(body) if body else None
+                doc = load_json(body) if body else None
+                if method == "DELETE":
+                    doc = plain(doc)
             except ValueError:
                 raise bad_request("the request body is not valid JSON")
         if name is None:
@@ -1995,7 +2389,7 @@ class Handler(BaseHTTPRequestHandler):
                 if res.namespaced and ns is None:
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the "
                                                             "requested resource")
-                obj = store.create(res, ns, doc, manager, dry)
+                obj = store.create(res, ns, doc, manager, dry, self.fv)
                 return 201, obj
             if method == "DELETE":
                 lst = store.list(res, ns, q)
@@ -2010,10 +2404,10 @@ class Handler(BaseHTTPRequestHandler):
             obj = store.read(res, ns, name)
             return 200, (scale_of(obj) if sub == "scale" else obj)
         if method == "PUT":
-            return 200, store.update(res, ns, name, doc, manager, dry, sub)
+            return 200, store.update(res, ns, name, doc, manager, dry, sub, self.fv)
         if method == "PATCH":
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-            return 200, store.patch(res, ns, name, ctype, body, q, manager, dry, sub)
+            return 200, store.patch(res, ns, name, ctype, body, q, manager, dry, sub, self.fv)
         if method == "DELETE" and sub is None:
             opts = doc if isinstance(doc, dict) else {}
             if "propagationPolicy" in q:
@@ -2213,6 +2607,19 @@ def make_certs(directory: str) -> dict:
             "cert": os.path.join(directory, "tls.crt"), "key": os.path.join(directory, "tls.key")}
 
 
+def serve_tls(server, directory: str) -> dict:
+    """make_certs() in `directory`, then serve `server` (a socketserver, not yet serving) over TLS
+    with them: HTTP/1.1 only (ALPN), handshake in the handler thread. Returns make_certs()'s dict."""
+    import ssl
+
+    certs = make_certs(directory)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["cert"], certs["key"])
+    ctx.set_alpn_protocols(["http/1.1"])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    return certs
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     verbose = False
@@ -2251,15 +2658,10 @@ def start(region: str = "us-west-2", *, tls: bool = True, port: int = 0, verbose
     port = server.server_address[1]
     info = {"port": port, "endpoint": f"http://{HOST}:{port}"}
     if tls:
-        import ssl
         import tempfile
         server.tmpdir = tempfile.mkdtemp(prefix="kube-server-tls-")
         try:
-            certs = make_certs(server.tmpdir)
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(certs["cert"], certs["key"])
-            ctx.set_alpn_protocols(["http/1.1"])
-            server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+            certs = serve_tls(server, server.tmpdir)
         except BaseException:
             server.stop()
             raise

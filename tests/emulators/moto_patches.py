@@ -1,7 +1,8 @@
 """Fidelity fixes to moto, applied in the emulator process before the server starts.
 
 Each patch makes moto answer as AWS does for something comfyplat relies on; each has a test
-in test_emulators.py (S3) or test_cloudfront.py (CloudFront, Tagging API).
+in test_emulators.py (S3), test_cloudfront.py (CloudFront, Tagging API) or test_ecr.py (ECR, the
+Tagging API for ECR, IAM).
 
 1. Bucket policies with `aws:SecureTransport` conditions. moto evaluates bucket-policy Deny
    statements on object operations but ignores their `Condition`, and it treats a condition
@@ -78,12 +79,61 @@ in test_emulators.py (S3) or test_cloudfront.py (CloudFront, Tagging API).
    only, an S3 bucket only in its own region. (GetTagKeys/GetTagValues are left as they are.)
    Not changed: terminated EC2 instances stay listed with their tags for as long as moto keeps
    them (for good), where AWS lists them for a while (about an hour).
+
+9. ECR image digests. moto's digest of an image was sha256 of its layers' digests run
+   together, so two manifests with the same layers (e.g. the same JSON, reformatted) had the
+   same digest and were still stored as two images. As ECR: imageDigest is `sha256:` + the hex
+   sha256 of the exact manifest bytes (UTF-8) as pushed, and it is what identifies an image.
+
+10. ECR PutImage and BatchDeleteImage. As ECR (moto's answer in brackets):
+   * an unknown repository answers RepositoryNotFoundException (HTTP 500); a manifest that is
+     not JSON InvalidParameterException (500);
+   * an imageDigest other than the manifest's answers ImageDigestDoesNotMatchException (the
+     given digest was stored as the image's);
+   * an image manifest (schemaVersion 2, `config` and `layers`) whose config or layer blobs
+     were not uploaded to the repository (InitiateLayerUpload, UploadLayerPart,
+     CompleteLayerUpload) answers LayersNotFoundException (accepted);
+   * the same manifest again with a tag it already has, or again untagged, answers
+     ImageAlreadyExistsException (moto's, kept);
+   * a tag held by another image in an IMMUTABLE repository answers
+     ImageTagAlreadyExistsException (ImageAlreadyExistsException with the other image's digest);
+     in a MUTABLE one the tag moves and the other image keeps its other tags, or stays in the
+     repository untagged (it was deleted). The *_WITH_EXCLUSION modes take the exclusion
+     filters' wildcards (`*`) as wildcards (moto: as regular expressions).
+   * BatchDeleteImage by digest of an untagged image lists `{"imageDigest": ...}` in imageIds
+     (moto deleted it and listed nothing).
+   Moving a tag in an IMMUTABLE repository: BatchDeleteImage of the tag, then PutImage.
+   Messages: ImageTagAlreadyExistsException's is the text ECR gives `docker push`; those of
+   ImageDigestDoesNotMatchException and LayersNotFoundException are written here (the codes and
+   statuses are the API model's: 400). Not changed: imageSizeInBytes (moto: the config's size).
+
+11. ECR pagination. moto ignored maxResults and never answered a nextToken. As ECR:
+   DescribeRepositories, DescribeImages and ListImages answer pages of maxResults (default 100)
+   with a nextToken while more remain; maxResults or nextToken together with repositoryNames /
+   imageIds, or a nextToken not from this emulator, answer InvalidParameterException. Also
+   DescribeImages' filter.tagStatus (TAGGED, UNTAGGED, ANY), which moto ignored.
+
+12. ECR tag limits. moto took any tags. As ECR, on CreateRepository and TagResource: a key of 1
+   to 128 characters, a value of at most 256 (else InvalidTagParameterException), at most 50
+   tags on a repository, counting those it has (else TooManyTagsException); nothing is changed
+   by a refused request. Messages written here.
+
+13. Resource Groups Tagging API and ECR. moto's tagging API did not know ECR. GetResources (and
+   GetTagKeys, GetTagValues, TagResources, UntagResources) now list a region's tagged ECR
+   repositories as ResourceType `ecr:repository`, ARN
+   arn:aws:ecr:<region>:<account>:repository/<name>.
+
+14. IAM GetPolicyVersion. IAM answers PolicyVersion.Document URL-encoded (RFC 3986), as moto
+   already does for GetRolePolicy; moto answered it as plain JSON.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -96,6 +146,18 @@ PRECONDITION_FAILED = "The precondition given in one or more of the request head
 DISTRIBUTION_NOT_DISABLED = "The distribution you are trying to delete has not been disabled."
 ILLEGAL_CALLER_REFERENCE_UPDATE = "You cannot update Origin or CallerReference."
 NO_SUCH_RESOURCE = "The specified resource does not exist."
+
+# ECR (patches 9-12)
+ECR_PAGE_SIZE = 100  # DescribeRepositories / DescribeImages / ListImages without maxResults
+ECR_MAX_TAGS = 50
+ECR_TAG_KEY_MAX = 128
+ECR_TAG_VALUE_MAX = 256
+ECR_INVALID_JSON = "Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"
+
+
+def ecr_manifest_digest(manifest: str) -> str:
+    """An image's digest as ECR computes it (patch 9): sha256 of the manifest's exact bytes."""
+    return "sha256:" + hashlib.sha256(manifest.encode("utf-8")).hexdigest()
 
 
 def cloudfront_deploy_reads(environ: Mapping[str, str] = os.environ) -> int:
@@ -129,6 +191,9 @@ def apply() -> None:
     _apply_s3()
     _apply_cloudfront(cloudfront_deploy_reads())
     _apply_tagging_api()
+    _apply_ecr()
+    _apply_ecr_tagging_api()
+    _apply_iam()
 
 
 def _apply_s3() -> None:
@@ -383,3 +448,300 @@ def _apply_tagging_api() -> None:
                 yield resource
 
     ResourceGroupsTaggingAPIBackend._get_resources_generator = get_resources_generator
+
+
+# --------------------------------------------------------------------------
+# ECR (patches 9-12)
+# --------------------------------------------------------------------------
+
+
+def _ecr_blob_digests(manifest: Any) -> list[str]:
+    """The blobs an image manifest refers to (config, then layers); none for a manifest list /
+    image index or a schema 1 manifest. Layers with `urls` (foreign layers) are not uploaded."""
+    if not isinstance(manifest, dict) or manifest.get("schemaVersion") != 2 or "layers" not in manifest:
+        return []
+    out = []
+    config = manifest.get("config")
+    if isinstance(config, dict) and config.get("digest"):
+        out.append(config["digest"])
+    for layer in manifest.get("layers") or []:
+        if isinstance(layer, dict) and layer.get("digest") and not layer.get("urls"):
+            out.append(layer["digest"])
+    return list(dict.fromkeys(out))
+
+
+def _ecr_tag_is_immutable(repo: Any, tag: str) -> bool:
+    """Whether the repository's tag mutability setting keeps `tag` where it is."""
+    mode = str(getattr(repo.image_tag_mutability, "value", repo.image_tag_mutability))
+    filters = repo.image_tag_mutability_exclusion_filters or []
+    excluded = any(
+        re.fullmatch(".*".join(re.escape(part) for part in str(f.get("filter", "")).split("*")), tag)
+        for f in filters
+    )
+    if mode == "IMMUTABLE":
+        return True
+    if mode == "IMMUTABLE_WITH_EXCLUSION":
+        return not excluded
+    if mode == "MUTABLE_WITH_EXCLUSION":
+        return excluded
+    return False
+
+
+def _apply_ecr() -> None:
+    from moto.core.exceptions import ServiceException
+    from moto.core.responses import ActionResult
+    from moto.ecr import models as ecr
+    from moto.ecr.exceptions import ImageAlreadyExistsException, InvalidParameterException
+    from moto.ecr.responses import ECRResponse
+
+    # moto's error serialiser finds the service model by the exception's module
+    EcrError = type("EcrError", (ServiceException,), {"__module__": "moto.ecr.exceptions"})
+    lock = threading.RLock()
+
+    # 9: the digest of the manifest's bytes (put_image below passes it; this covers the rest)
+    def create_digest(self: Any) -> None:
+        self._image_digest = ecr_manifest_digest(self.image_manifest)
+
+    ecr.Image._create_digest = create_digest
+
+    def untag(image: Any, tag: str) -> None:
+        image.image_tags.remove(tag)
+        image.image_tag = image.image_tags[-1] if image.image_tags else None
+
+    # 10
+    def put_image(self: Any, repository_name: str, image_manifest: str, image_tag: str | None,
+                  image_manifest_mediatype: str | None = None, digest: str | None = None) -> Any:
+        with lock:
+            repo = self._get_repository(repository_name)
+            try:
+                parsed = json.loads(image_manifest)
+            except (TypeError, ValueError):
+                raise InvalidParameterException(ECR_INVALID_JSON)
+            media_type = image_manifest_mediatype or (parsed.get("mediaType") if isinstance(parsed, dict) else None)
+            if not media_type:
+                raise InvalidParameterException("image manifest mediatype not provided in manifest or parameter")
+            computed = ecr_manifest_digest(image_manifest)
+            if digest and digest != computed:
+                raise EcrError(
+                    "ImageDigestDoesNotMatchException",
+                    f"The image digest '{digest}' does not match the digest '{computed}' calculated for "
+                    f"the image manifest in the repository with name '{repository_name}' "
+                    f"in the registry with id '{repo.registry_id}'")
+            missing = [d for d in _ecr_blob_digests(parsed) if d not in repo.layers]
+            if missing:
+                raise EcrError(
+                    "LayersNotFoundException",
+                    f"Layers with digests '[{', '.join(missing)}]' required for pushing image into repository "
+                    f"with name '{repository_name}' in the registry with id '{repo.registry_id}' do not exist")
+            image = next((i for i in repo.images if i.get_image_digest() == computed), None)
+            if image is not None and (image_tag is None or image_tag in image.image_tags):
+                raise ImageAlreadyExistsException(repository_name=repository_name, registry_id=repo.registry_id,
+                                                  digest=computed, image_tag=image_tag or "null")
+            if image_tag is not None:
+                holder = next((i for i in repo.images if image_tag in i.image_tags), None)
+                if holder is not None:
+                    if _ecr_tag_is_immutable(repo, image_tag):
+                        raise EcrError(
+                            "ImageTagAlreadyExistsException",
+                            f"The image tag '{image_tag}' already exists in the '{repository_name}' repository "
+                            "and cannot be overwritten because the repository is immutable.")
+                    untag(holder, image_tag)
+            if image is None:
+                image = ecr.Image(self.account_id, image_tag, image_manifest, repository_name, media_type,
+                                  computed, registry_id=repo.registry_id)
+                repo.images.append(image)
+            else:
+                image.update_tag(image_tag)
+            return image
+
+    original_batch_delete_image = ecr.ECRBackend.batch_delete_image
+
+    def batch_delete_image(self: Any, repository_name: str, registry_id: str | None = None,
+                           image_ids: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        with lock:
+            repo = self.repositories.get(repository_name)
+            untagged = {i.get_image_digest() for i in repo.images if not i.image_tags} if repo else set()
+            result = original_batch_delete_image(self, repository_name, registry_id, image_ids)
+            left = {i.get_image_digest() for i in repo.images}
+            listed = set()
+            for image_id in image_ids or []:
+                d = image_id.get("imageDigest")
+                if "imageTag" not in image_id and d in untagged and d not in left and d not in listed:
+                    listed.add(d)
+                    result["imageIds"].append({"imageDigest": d})
+            return result
+
+    ecr.ECRBackend.put_image = put_image
+    ecr.ECRBackend.batch_delete_image = batch_delete_image
+
+    # 11: pages of maxResults (default 100), opaque nextTokens naming the operation and offset
+    def page(op: str, items: list[Any], max_results: int | None, next_token: str | None) -> tuple[list[Any], str | None]:
+        start = 0
+        if next_token:
+            try:
+                name, _, offset = base64.urlsafe_b64decode(next_token.encode()).decode().partition(":")
+                start = int(offset)
+                if name != op or start < 0:
+                    raise ValueError(next_token)
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidParameterException(
+                    "Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid NextToken'")
+        end = start + (max_results or ECR_PAGE_SIZE)
+        token = base64.urlsafe_b64encode(f"{op}:{end}".encode()).decode() if end < len(items) else None
+        return items[start:end], token
+
+    def not_with(named: str, response: Any) -> None:
+        for param in ("maxResults", "nextToken"):
+            if response._get_param(param) is not None:
+                raise InvalidParameterException(
+                    f"Invalid parameter at '{param}' failed to satisfy constraint: "
+                    f"'{param} cannot be used when {named} is specified'")
+
+    def describe_repositories(self: Any) -> Any:
+        names = self._get_param("repositoryNames")
+        if names:
+            not_with("repositoryNames", self)
+        repos = self.ecr_backend.describe_repositories(repository_names=names,
+                                                       registry_id=self._get_param("registryId"))
+        repos, token = page("DescribeRepositories", list(repos), self._get_param("maxResults"),
+                            self._get_param("nextToken"))
+        return ActionResult({"repositories": repos, "nextToken": token})
+
+    def list_images(self: Any) -> Any:
+        tag_status = (self._get_param("filter") or {}).get("tagStatus", "ANY")
+        images = self.ecr_backend.list_images(self._get_param("repositoryName"), self._get_param("registryId"),
+                                              tag_status=tag_status)
+        ids = []
+        for image in images:
+            for tag in image.image_tags or [None]:
+                ids.append({"imageDigest": image.image_digest, **({"imageTag": tag} if tag else {})})
+        ids, token = page("ListImages", ids, self._get_param("maxResults"), self._get_param("nextToken"))
+        return ActionResult({"imageIds": ids, "nextToken": token})
+
+    def describe_images(self: Any) -> Any:
+        image_ids = self._get_param("imageIds")
+        if image_ids:
+            not_with("imageIds", self)
+        images = list(self.ecr_backend.describe_images(self._get_param("repositoryName"),
+                                                       self._get_param("registryId"), image_ids))
+        tag_status = (self._get_param("filter") or {}).get("tagStatus", "ANY")
+        if tag_status == "TAGGED":
+            images = [i for i in images if i.image_tags]
+        elif tag_status == "UNTAGGED":
+            images = [i for i in images if not i.image_tags]
+        images, token = page("DescribeImages", images, self._get_param("maxResults"), self._get_param("nextToken"))
+        details = []
+        for image in images:
+            detail = {
+                "registryId": image.registry_id,
+                "repositoryName": image.repository_name,
+                "imageDigest": image.image_digest,
+                "imageSizeInBytes": image.image_size_in_bytes,
+                "imagePushedAt": image.image_pushed_at,
+                "imageManifestMediaType": image.image_manifest_media_type,
+            }
+            if image.image_tags:  # ECR leaves imageTags out for an untagged image
+                detail["imageTags"] = list(image.image_tags)
+            details.append(detail)
+        return ActionResult({"imageDetails": details, "nextToken": token})
+
+    ECRResponse.describe_repositories = describe_repositories
+    ECRResponse.list_images = list_images
+    ECRResponse.describe_images = describe_images
+
+    # 12: tag limits
+    def check_tags(tags: list[dict[str, str]] | None, existing: dict[str, str]) -> None:
+        merged = dict(existing)
+        for tag in tags or []:
+            key, value = tag.get("Key") or "", tag.get("Value") or ""
+            if not 1 <= len(key) <= ECR_TAG_KEY_MAX:
+                raise EcrError("InvalidTagParameterException",
+                                       f"Tag keys must be 1 to {ECR_TAG_KEY_MAX} characters long: '{key[:200]}'")
+            if len(value) > ECR_TAG_VALUE_MAX:
+                raise EcrError("InvalidTagParameterException",
+                                       f"Tag values may be at most {ECR_TAG_VALUE_MAX} characters long "
+                                       f"(the value of tag '{key}')")
+            merged[key] = value
+        if len(merged) > ECR_MAX_TAGS:
+            raise EcrError("TooManyTagsException",
+                                   f"A repository can have at most {ECR_MAX_TAGS} tags ({len(merged)} requested)")
+
+    original_create_repository = ecr.ECRBackend.create_repository
+    original_tag_resource = ecr.ECRBackend.tag_resource
+
+    def create_repository(self: Any, repository_name: str, registry_id: str | None, encryption_config: Any,
+                          image_scan_config: Any, image_tag_mutability: str, tags: list[dict[str, str]],
+                          *args: Any, **kwargs: Any) -> Any:
+        check_tags(tags, {})
+        return original_create_repository(self, repository_name, registry_id, encryption_config,
+                                          image_scan_config, image_tag_mutability, tags, *args, **kwargs)
+
+    def tag_resource(self: Any, arn: str, tags: list[dict[str, str]]) -> None:
+        with lock:
+            resource = self._parse_resource_arn(arn)
+            repo = self._get_repository(resource.repo_name, resource.account_id)
+            check_tags(tags, self.tagger.get_tag_dict_for_resource(repo.arn))
+            original_tag_resource(self, arn, tags)
+
+    ecr.ECRBackend.create_repository = create_repository
+    ecr.ECRBackend.tag_resource = tag_resource
+
+
+# --------------------------------------------------------------------------
+# Resource Groups Tagging API and ECR (patch 13)
+# --------------------------------------------------------------------------
+
+
+class _EcrRepositories:
+    """ECR's part in the Resource Groups Tagging API: what moto's TaggableResourcesMixin asks of
+    a backend, over one region's ECR backend."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def iter_tagged_resources(self) -> Any:
+        from moto.core.resource_tagging import TaggedResource
+
+        for repo in list(self.backend.repositories.values()):
+            yield TaggedResource(arn=repo.arn, tags=self.backend.tagger.get_tag_dict_for_resource(repo.arn),
+                                 resource_type="ecr:repository")
+
+    def owns_arn(self, arn: str) -> bool:
+        return arn.startswith(f"arn:{self.backend.partition}:ecr:{self.backend.region_name}:")
+
+    def tag_resource(self, arn: str, tags: dict[str, str]) -> None:
+        self.backend.tag_resource(arn, [{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def untag_resource(self, arn: str, tag_keys: list[str]) -> None:
+        self.backend.untag_resource(arn, tag_keys)
+
+
+def _apply_ecr_tagging_api() -> None:
+    from collections.abc import Iterator
+
+    from moto.ecr.models import ecr_backends
+    from moto.resourcegroupstaggingapi import models as rgta
+
+    original = rgta.iter_taggable_backends
+
+    def iter_taggable_backends(account_id: str, region_name: str) -> Iterator[Any]:
+        yield from original(account_id, region_name)
+        if account_id in ecr_backends and region_name in ecr_backends[account_id].keys():
+            yield _EcrRepositories(ecr_backends[account_id][region_name])
+
+    rgta.iter_taggable_backends = iter_taggable_backends
+
+
+# --------------------------------------------------------------------------
+# IAM (patch 14)
+# --------------------------------------------------------------------------
+
+
+def _apply_iam() -> None:
+    from moto.core.serialize import url_encode
+    from moto.iam.responses import IamResponse
+
+    IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER = {
+        **IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER,
+        "GetPolicyVersionResponse.PolicyVersion.Document": url_encode,
+    }

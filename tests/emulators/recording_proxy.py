@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""Recording, fault-injecting HTTP/1.1 reverse proxy in front of moto.
+"""Recording, fault-injecting HTTP/1.1 reverse proxy in front of moto, or (--kubernetes) in
+front of a Kubernetes API server.
 
     python recording_proxy.py --upstream http://127.0.0.1:PORT --port 0 \
         --ready-file PATH --log FILE [--fault-rate 0.0] [--fault-seed 1] \
         [--delay-ms 0] [--fault-modes before,after,reset]
 
+    python recording_proxy.py --kubernetes --upstream https://127.0.0.1:PORT --upstream-ca CA.pem \
+        [--kubeconfig-from KUBECONFIG] --port 0 --ready-file PATH --log FILE [...same options]
+
+AWS mode
+--------
 Every request (except the proxy's own control endpoint) is appended to the log
 file as one JSON line:
 
@@ -27,21 +33,61 @@ is logged with its upstream status and fault "hang"), then the client never gets
 a process killed right after a call whose response it never saw.
 Requests with header `x-comfyplat-no-fault: 1` are never faulted.
 
+Kubernetes mode (--kubernetes; see kube_proxy.py)
+------------------------------------------------
+The proxy serves HTTPS itself (a throw-away CA and a 127.0.0.1/localhost certificate from
+kube_server.serve_tls, in a temp dir removed at exit: kubectl and kube-rs send bearer tokens
+over TLS only) and forwards every request (method, path, query, headers with Authorization,
+body) to --upstream, over TLS trusting --upstream-ca when it is https. Chunked answers
+(watches) are passed on chunk by chunk as they arrive; when the client of a watch goes away
+the upstream connection is closed. It writes a kubeconfig pointing at itself next to the ready
+file (<ready file without extension>.kubeconfig, mode 0600, removed at exit), with the current
+context's names and user entry of --kubeconfig-from if given (else an empty user). Log lines:
+
+    {"ts", "method", "path", "query": {name: last value}, "service": "kubernetes",
+     "action": "METHOD /path", "verb", "group", "version", "resource", "namespace", "name",
+     "subresource", "dry_run", "write", "status", "fault", "upstream_status"}
+
+verb/group/.../subresource as the apiserver parses the path (kube_proxy.request_info; all null
+but verb for non-resource paths such as /version or discovery); write = POST/PUT/PATCH/DELETE
+without dryRun=All. Fault modes (--fault-modes, default 429,500,503,reset): 429, 429-status,
+500, 409, 503, reset, each also as <mode>-after (forwarded first); the answers are described in
+kube_proxy.py. --hang-after / --fault-match patterns are "METHOD /path" shell globs (fnmatch:
+`*` also matches `/`; a pattern starting with `/` matches any method).
+
+Both modes
+----------
+--fault-writes: only writes can be faulted. --fault-match PATTERN[,PATTERN]: only requests
+whose action matches (AWS: the action name, e.g. Put*; Kubernetes: "METHOD /path") can be
+faulted. --fault-limit N: at most N random faults in all. Only requests that can be faulted
+draw from the RNG, so the fault sequence among them does not depend on the others.
+--delay-ms N: every forwarded request waits N ms before it is forwarded.
+--hang-after and --fault-match may be given several times.
+
 Control endpoint (not logged, not forwarded): GET /__proxy/stats ->
     {"requests": N, "writes": N, "faults": N}
+
+The ready file receives (atomically) {"port", "pid", "endpoint"} and, with --kubernetes,
+"endpoint": "https://127.0.0.1:N", "ca_file" (PEM path), "ca_data" (base64 PEM),
+"kubeconfig" (path) and "upstream".
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import http.client
 import json
 import os
 import random
 import re
+import select
+import shutil
 import socket
+import ssl
 import struct
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -366,53 +412,122 @@ def deny_response(service: str):
     return 403, {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException"}, body
 
 
-# --------------------------------------------------------------------------
-# proxy
-# --------------------------------------------------------------------------
+
+class AwsMode:
+    """The AWS flavour: actions from the request's protocol, faults in the services' shapes."""
+
+    name = "aws"
+    fault_modes = ("before", "after", "reset")
+    default_fault_modes = "before,after,reset"
+    streams = False
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.before_counter = 0
+
+    def classify(self, method: str, path: str, raw_query: str, headers, body: bytes):
+        query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
+        service, action, write = classify(method, path, query, headers, body)
+        return action, write, {"query": raw_query, "service": service, "action": action}
+
+    @staticmethod
+    def plan(fault: str) -> tuple[str, str]:
+        return {"after": ("after", "answer"), "reset": ("before", "reset")}.get(fault, ("before", "answer"))
+
+    def answer(self, fault: str, method: str, fields: dict, body: bytes):
+        service = fields["service"]
+        if fault == "deny":
+            status, headers, fbody = deny_response(service)
+        elif fault == "before":
+            # mostly throttling, every other one an internal error
+            with self.lock:
+                kind = "throttle" if self.before_counter % 2 == 0 else "internal"
+                self.before_counter += 1
+            status, headers, fbody = fault_response(service, kind)
+        else:
+            status, headers, fbody = fault_response(service, "internal")
+        return status, list(headers.items()), fbody
+
+
+def split_patterns(values) -> list[str]:
+    """--hang-after/--fault-match/--deny values (each comma-separated, flags repeatable)."""
+    out = []
+    for value in values or []:
+        out += [p.strip() for p in value.split(",") if p.strip()]
+    return out
+
+
+def matches(action: str, patterns) -> bool:
+    """A shell glob per pattern; "METHOD /path" patterns: the method is case-insensitive, and a
+    pattern starting with "/" matches any method."""
+    for pattern in patterns:
+        if pattern.startswith("/"):
+            pattern = "* " + pattern
+        method, sep, rest = pattern.partition(" ")
+        if sep:
+            pattern = f"{method.upper()} {rest}"
+        if fnmatch.fnmatchcase(action, pattern):
+            return True
+    return False
 
 
 class ProxyState:
     def __init__(self, upstream: str, log_path: str, fault_rate: float,
                  fault_seed: int, delay_ms: int, fault_modes: list[str],
-                 deny: frozenset[str] = frozenset(),
-                 hang: frozenset[str] = frozenset()):
+                 deny=(), hang=(), *, mode=None, upstream_ca: str | None = None,
+                 fault_writes: bool = False, fault_match=(), fault_limit: int | None = None):
+        self.mode = mode if mode is not None else AwsMode()
         u = urllib.parse.urlsplit(upstream)
-        if u.scheme != "http" or not u.hostname:
-            raise ValueError(f"upstream must be http://host:port, got {upstream!r}")
+        schemes = ("http", "https") if self.mode.name == "kubernetes" else ("http",)
+        if u.scheme not in schemes or not u.hostname:
+            raise ValueError(f"upstream must be {'|'.join(schemes)}://host:port, got {upstream!r}")
         if u.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("upstream must be on the loopback interface")
         self.upstream_host = u.hostname
-        self.upstream_port = u.port or 80
+        self.upstream_port = u.port or (443 if u.scheme == "https" else 80)
         self.upstream_hostport = f"{u.hostname}:{self.upstream_port}"
+        self.upstream_tls = None
+        if u.scheme == "https":
+            if not upstream_ca:
+                raise ValueError("an https upstream needs --upstream-ca")
+            self.upstream_tls = ssl.create_default_context(cafile=upstream_ca)
         self.log_file = open(log_path, "a", buffering=1, encoding="utf-8")
         self.log_lock = threading.Lock()
         self.fault_rate = fault_rate
         self.rng = random.Random(fault_seed)
         self.fault_modes = fault_modes
-        self.deny = deny
-        self.hang = hang
+        self.fault_writes = fault_writes
+        self.fault_match = list(fault_match)
+        self.fault_limit = fault_limit
+        self.deny = list(deny)
+        self.hang = list(hang)
         self.delay = delay_ms / 1000.0
         self.lock = threading.Lock()
         self.requests = 0
         self.writes = 0
         self.faults = 0
         self.fault_counter = 0
-        self.before_counter = 0
 
-    def decide_fault(self, exempt: bool) -> tuple[str | None, str]:
+    def connect(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self.upstream_tls is not None:
+            return http.client.HTTPSConnection(self.upstream_host, self.upstream_port, timeout=timeout,
+                                               context=self.upstream_tls)
+        return http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=timeout)
+
+    def decide_fault(self, action: str, write: bool, exempt: bool) -> str | None:
+        """The random fault for this request (a fault mode) or None."""
+        if exempt or self.fault_rate <= 0 or not self.fault_modes:
+            return None
+        if (self.fault_writes and not write) or (self.fault_match and not matches(action, self.fault_match)):
+            return None
         with self.lock:
-            if exempt or self.fault_rate <= 0 or not self.fault_modes:
-                return None, ""
+            if self.fault_limit is not None and self.fault_counter >= self.fault_limit:
+                return None
             if self.rng.random() >= self.fault_rate:
-                return None, ""
+                return None
             mode = self.fault_modes[self.fault_counter % len(self.fault_modes)]
             self.fault_counter += 1
-            kind = "internal"
-            if mode == "before":
-                # mostly throttling, every other one an internal error
-                kind = "throttle" if self.before_counter % 2 == 0 else "internal"
-                self.before_counter += 1
-            return mode, kind
+            return mode
 
     def record(self, entry: dict, write: bool, fault: str | None) -> None:
         with self.lock:
@@ -467,8 +582,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         return b""
 
     # -- responses ----------------------------------------------------------
-    def _send(self, status: int, headers, body: bytes, head: bool = False,
-              keep_length: bool = False) -> None:
+    def _send_head(self, status: int, headers, *, length: int | None, keep_length: bool = False,
+                   chunked: bool = False) -> None:
         self.send_response(status)
         has_length = False
         for name, value in headers:
@@ -480,12 +595,18 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     continue
                 has_length = True
             self.send_header(name, value)
-        no_body = head or status in (204, 304) or 100 <= status < 200
-        if not has_length and not (status in (204, 304) or 100 <= status < 200):
-            self.send_header("Content-Length", str(len(body)))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif not has_length and length is not None and not (status in (204, 304) or 100 <= status < 200):
+            self.send_header("Content-Length", str(length))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+
+    def _send(self, status: int, headers, body: bytes, head: bool = False,
+              keep_length: bool = False) -> None:
+        self._send_head(status, headers, length=len(body), keep_length=keep_length)
+        no_body = head or status in (204, 304) or 100 <= status < 200
         if not no_body and body:
             self.wfile.write(body)
         self.wfile.flush()
@@ -503,6 +624,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self.connection.close()
         except OSError:
             pass
+
+    @staticmethod
+    def _hang() -> None:
+        while True:  # the client gives up or is killed; the thread is a daemon
+            time.sleep(60)
 
     # -- dispatch -------------------------------------------------------------
     def _handle(self) -> None:
@@ -526,72 +652,91 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 self._send(404, [("Content-Type", "text/plain")], b"not found")
             return
 
-        query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
-        service, action, write = classify(method, path, query, self.headers, body)
+        action, write, fields = st.mode.classify(method, path, raw_query, self.headers, body)
         exempt = self.headers.get("x-comfyplat-no-fault", "").strip() == "1"
-        fault, kind = st.decide_fault(exempt)
-        if action in st.deny and not exempt:
-            fault, kind = "before", "deny"
+        fault = st.decide_fault(action, write, exempt)
+        if st.deny and not exempt and matches(action, st.deny):
+            fault = "deny"
         entry = {
             "ts": time.time(),
             "method": method,
             "path": path,
-            "query": raw_query,
-            "service": service,
-            "action": action,
+            **fields,
             "write": write,
             "status": 0,
             "fault": fault,
             "upstream_status": None,
         }
         head = method == "HEAD"
+        when, what = st.mode.plan(fault) if fault else (None, None)
         try:
-            if fault == "reset":
-                entry["status"] = 0
-                st.record(entry, write, fault)
-                self._reset()
-                return
-            if fault == "before":
-                status, headers, fbody = fault_response(service, kind)
+            if when == "before":
+                if what == "reset":
+                    st.record(entry, write, fault)
+                    self._reset()
+                    return
+                status, headers, fbody = st.mode.answer(fault, method, fields, body)
                 entry["status"] = status
-                if kind == "deny":
-                    entry["fault"] = "deny"
                 st.record(entry, write, fault)
-                self._send(status, list(headers.items()), fbody, head=head)
+                self._send(status, headers, fbody, head=head)
                 return
 
             if st.delay:
                 time.sleep(st.delay)
             try:
-                up_status, up_headers, up_body = self._forward(method, body)
+                conn, resp = self._open_upstream(method, body)
             except OSError as exc:
                 entry["status"] = 502
                 st.record(entry, write, fault)
                 self._send(502, [("Content-Type", "text/plain")],
                            f"upstream error: {exc}".encode(), head=head)
                 return
-            entry["upstream_status"] = up_status
-            if action in st.hang and not exempt:
-                entry["fault"] = "hang"
-                st.record(entry, write, "hang")
-                while True:  # the client gives up or is killed; the thread is a daemon
-                    time.sleep(60)
-            if fault == "after":
-                status, headers, fbody = fault_response(service, "internal")
-                entry["status"] = status
+            try:
+                stream = st.mode.streams and resp.chunked and not head
+                if stream:
+                    up_body = b""
+                else:
+                    try:
+                        up_body = b"" if head else resp.read()
+                    except (OSError, http.client.HTTPException) as exc:
+                        entry["status"] = 502
+                        st.record(entry, write, fault)
+                        self._send(502, [("Content-Type", "text/plain")],
+                                   f"upstream error: {exc!r}".encode(), head=head)
+                        return
+                entry["upstream_status"] = resp.status
+                if st.hang and not exempt and matches(action, st.hang):
+                    entry["fault"] = "hang"
+                    st.record(entry, write, "hang")
+                    conn.close()
+                    self._hang()
+                if when == "after":
+                    conn.close()  # a stream is cut: nobody reads the rest
+                    if what == "reset":
+                        st.record(entry, write, fault)
+                        self._reset()
+                        return
+                    status, headers, fbody = st.mode.answer(fault, method, fields, body)
+                    entry["status"] = status
+                    st.record(entry, write, fault)
+                    self._send(status, headers, fbody, head=head)
+                    return
+                entry["status"] = resp.status
                 st.record(entry, write, fault)
-                self._send(status, list(headers.items()), fbody, head=head)
-                return
-            entry["status"] = up_status
-            st.record(entry, write, fault)
-            # HEAD answers carry the entity's Content-Length without a body
-            self._send(up_status, up_headers, up_body, head=head, keep_length=head)
+                if stream:
+                    self._relay(conn, resp)
+                else:
+                    # HEAD answers carry the entity's Content-Length without a body
+                    self._send(resp.status, resp.getheaders(), up_body, head=head, keep_length=head)
+            finally:
+                conn.close()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _forward(self, method: str, body: bytes):
+    def _open_upstream(self, method: str, body: bytes):
+        """Sends the request upstream; returns (connection, response) with the headers read."""
         st = self.state
-        conn = http.client.HTTPConnection(st.upstream_host, st.upstream_port, timeout=120)
+        conn = st.connect(timeout=120)
         try:
             conn.putrequest(method, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
@@ -604,11 +749,76 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 conn.putheader("Content-Length", str(len(body)))
             conn.putheader("Connection", "close")
             conn.endheaders(body if body else None)
-            resp = conn.getresponse()
-            data = b"" if method == "HEAD" else resp.read()
-            return resp.status, resp.getheaders(), data
-        finally:
+            return conn, conn.getresponse()
+        except BaseException:
             conn.close()
+            raise
+
+    # -- streaming (watches) ------------------------------------------------------
+    def _relay(self, conn, resp) -> None:
+        """Passes a chunked answer on as it arrives, chunk by chunk."""
+        self._send_head(resp.status, resp.getheaders(), length=None, chunked=True)
+        self.wfile.flush()
+        conn.sock.settimeout(None)  # a watch may stay quiet for minutes
+        done = threading.Event()
+        threading.Thread(target=self._close_upstream_when_client_leaves, args=(conn, done),
+                         daemon=True).start()
+        complete = False
+        try:
+            while True:
+                data = resp.read1(65536)
+                if not data:
+                    complete = True
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+        finally:
+            done.set()
+        if complete:
+            try:
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                self.close_connection = True
+        else:
+            # the upstream broke off (or the client left): no terminating chunk, as upstream
+            self.close_connection = True
+
+    def _close_upstream_when_client_leaves(self, conn, done: threading.Event) -> None:
+        """While a stream is relayed, the client sends nothing; when its socket turns readable
+        with EOF or a TLS alert (close_notify), it has gone: shut the upstream connection so the
+        relay (blocked reading upstream) ends and the upstream sees the watch end. Only the raw
+        descriptor is looked at (the TLS state belongs to the relaying thread)."""
+        try:
+            raw = socket.socket(fileno=os.dup(self.connection.fileno()))
+        except OSError:
+            return
+        try:
+            while not done.is_set():
+                readable, _, _ = select.select([raw], [], [], 0.25)
+                if not readable:
+                    continue
+                try:
+                    peek = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    peek = b""
+                if peek in (b"", b"\x15"):  # EOF, or a TLS alert record
+                    break
+                done.wait(0.25)  # something else: not ours to read
+            else:
+                return
+            try:
+                up = socket.socket(fileno=os.dup(conn.sock.fileno()))
+                try:
+                    up.shutdown(socket.SHUT_RDWR)
+                finally:
+                    up.close()
+            except (OSError, AttributeError):
+                pass
+        finally:
+            raw.close()
 
     def do_GET(self):
         self._handle()
@@ -621,43 +831,99 @@ class ProxyServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        # TLS handshakes refused by a client, clients going away: one line, no traceback
+        sys.stderr.write(f"recording_proxy: connection from {client_address}: {sys.exc_info()[1]!r}\n")
+
 
 def make_server(state: ProxyState, port: int) -> ProxyServer:
     handler = type("BoundProxyHandler", (ProxyHandler,), {"state": state})
     return ProxyServer((HOST, port), handler)
 
 
+def kubeconfig_path(ready_file: str) -> str:
+    """Where --kubernetes writes its kubeconfig: next to the ready file."""
+    return os.path.splitext(os.path.abspath(ready_file))[0] + ".kubeconfig"
 
 
 def main(argv: list[str] | None = None) -> int:
     import signal
 
-    p = argparse.ArgumentParser(description="recording reverse proxy for moto")
+    p = argparse.ArgumentParser(description="recording reverse proxy for moto or a Kubernetes API server")
+    p.add_argument("--kubernetes", action="store_true",
+                   help="Kubernetes API mode: serve HTTPS, log resources, answer faults as an apiserver")
     p.add_argument("--upstream", required=True)
+    p.add_argument("--upstream-ca", help="(--kubernetes) CA file to trust for an https upstream")
+    p.add_argument("--kubeconfig-from", help="(--kubernetes) kubeconfig whose current context's user "
+                                              "entry the proxy's kubeconfig gets")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--ready-file", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--fault-seed", type=int, default=1)
     p.add_argument("--delay-ms", type=int, default=0)
-    p.add_argument("--fault-modes", default="before,after,reset")
-    p.add_argument("--deny", default="", help="comma-separated actions always answered with AccessDenied (not forwarded)")
-    p.add_argument("--hang-after", default="", help="comma-separated actions forwarded and then never answered")
+    p.add_argument("--fault-modes", default=None,
+                   help="comma-separated, used in turn (default: before,after,reset; --kubernetes: "
+                        "429,500,503,reset)")
+    p.add_argument("--fault-writes", action="store_true", help="only writes can be faulted")
+    p.add_argument("--fault-match", action="append", default=[],
+                   help="comma-separated patterns; only matching requests can be faulted")
+    p.add_argument("--fault-limit", type=int, default=None, help="at most this many random faults")
+    p.add_argument("--deny", action="append", default=[],
+                   help="comma-separated actions always answered with AccessDenied (not forwarded)")
+    p.add_argument("--hang-after", action="append", default=[],
+                   help="comma-separated actions/patterns forwarded and then never answered")
     args = p.parse_args(argv)
 
-    modes = [m.strip() for m in args.fault_modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in ("before", "after", "reset")]
+    if args.kubernetes:
+        import kube_proxy
+
+        mode = kube_proxy.KubeMode()
+        if split_patterns(args.deny):
+            p.error("--deny is not supported with --kubernetes")
+    else:
+        mode = AwsMode()
+        for flag in ("upstream_ca", "kubeconfig_from"):
+            if getattr(args, flag):
+                p.error(f"--{flag.replace('_', '-')} needs --kubernetes")
+    modes = [m.strip() for m in (args.fault_modes or mode.default_fault_modes).split(",") if m.strip()]
+    bad = [m for m in modes if m not in mode.fault_modes]
     if bad:
-        p.error(f"unknown fault mode(s): {', '.join(bad)}")
+        p.error(f"unknown fault mode(s): {', '.join(bad)} (known: {', '.join(mode.fault_modes)})")
     if not 0.0 <= args.fault_rate <= 1.0:
         p.error("--fault-rate must be within [0, 1]")
+    if args.fault_limit is not None and args.fault_limit < 0:
+        p.error("--fault-limit must be >= 0")
 
-    state = ProxyState(args.upstream, args.log, args.fault_rate, args.fault_seed,
-                       args.delay_ms, modes,
-                       frozenset(a.strip() for a in args.deny.split(",") if a.strip()),
-                       frozenset(a.strip() for a in args.hang_after.split(",") if a.strip()))
+    try:
+        state = ProxyState(args.upstream, args.log, args.fault_rate, args.fault_seed,
+                           args.delay_ms, modes, split_patterns(args.deny), split_patterns(args.hang_after),
+                           mode=mode, upstream_ca=args.upstream_ca, fault_writes=args.fault_writes,
+                           fault_match=split_patterns(args.fault_match), fault_limit=args.fault_limit)
+    except (ValueError, OSError) as exc:
+        p.error(str(exc))
     server = make_server(state, args.port)
     port = server.server_address[1]
+    ready = {"port": port, "pid": os.getpid(), "endpoint": f"http://{HOST}:{port}"}
+    tls_dir = kubeconfig = None
+    try:
+        if args.kubernetes:
+            import kube_proxy
+            import kube_server
+
+            tls_dir = tempfile.mkdtemp(prefix="kube-proxy-tls-")
+            certs = kube_server.serve_tls(server, tls_dir)
+            endpoint = f"https://{HOST}:{port}"
+            kubeconfig = kubeconfig_path(args.ready_file)
+            write_json_atomic(kubeconfig, kube_proxy.kubeconfig(endpoint, certs["ca_data"], args.kubeconfig_from),
+                              mode=0o600)
+            ready.update(endpoint=endpoint, ca_file=certs["ca_file"], ca_data=certs["ca_data"],
+                         kubeconfig=kubeconfig, upstream=args.upstream)
+    except BaseException:
+        server.server_close()
+        if tls_dir:
+            shutil.rmtree(tls_dir, ignore_errors=True)
+        raise
 
     def on_signal(signum, _frame):
         # shutdown() blocks until serve_forever returns: call it off-thread
@@ -666,14 +932,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    endpoint = f"http://{HOST}:{port}"
-    write_json_atomic(args.ready_file, {"port": port, "pid": os.getpid(), "endpoint": endpoint})
-    print(f"proxy listening on {endpoint} -> {args.upstream}", flush=True)
+    write_json_atomic(args.ready_file, ready)
+    print(f"proxy listening on {ready['endpoint']} -> {args.upstream}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
         state.log_file.close()
+        if kubeconfig:
+            try:
+                os.unlink(kubeconfig)
+            except OSError:
+                pass
+        if tls_dir:
+            shutil.rmtree(tls_dir, ignore_errors=True)
     return 0
 
 

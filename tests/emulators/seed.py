@@ -256,6 +256,10 @@ _TAINTS = {"type": "array", "items": {"type": "object", "required": ["effect", "
     "timeAdded": {"type": "string", "format": "date-time"}, "value": _STR}}}
 _NODE_CLASS_REF = {"type": "object", "required": ["group", "kind", "name"],
                    "properties": {"group": _STR, "kind": _STR, "name": _STR}}
+# NodePool's nodeClassRef carries Karpenter's CEL transition rules (kube_server evaluates them)
+_NODEPOOL_NODE_CLASS_REF = {**_NODE_CLASS_REF, "x-kubernetes-validations": [
+    {"message": "nodeClassRef.group is immutable", "rule": "self.group == oldSelf.group"},
+    {"message": "nodeClassRef.kind is immutable", "rule": "self.kind == oldSelf.kind"}]}
 _SELECTOR_TERMS = {"type": "array", "maxItems": 30, "items": {"type": "object", "properties": {
     "id": _STR, "name": _STR, "tags": _STR_MAP}}}
 
@@ -266,7 +270,10 @@ def _root(spec: dict, status: dict) -> dict:
 
 
 # The parts of the Karpenter v1 schemas that matter here: every `default:` the real CRDs
-# declare (aws/karpenter-provider-aws pkg/apis/crds), with the properties leading to them.
+# declare (aws/karpenter-provider-aws pkg/apis/crds), with the properties leading to them, the
+# fields comfyplat's manifests set (the API server prunes undeclared fields and server-side
+# apply refuses them), and the x-kubernetes-validations transition rules (rules using oldSelf)
+# of NodePool as v1.14.1 has them (the other rules are listed where kube_server ignores them).
 NODEPOOL_SCHEMA = _root(
     {"type": "object", "required": ["template"], "properties": {
         "disruption": {"type": "object", "default": {"consolidateAfter": "0s"}, "required": ["consolidateAfter"],
@@ -286,12 +293,20 @@ NODEPOOL_SCHEMA = _root(
             "metadata": {"type": "object", "properties": {"annotations": _STR_MAP, "labels": _STR_MAP}},
             "spec": {"type": "object", "required": ["nodeClassRef", "requirements"], "properties": {
                 "expireAfter": {**_DURATION, "default": "720h"},
-                "nodeClassRef": _NODE_CLASS_REF,
+                "nodeClassRef": _NODEPOOL_NODE_CLASS_REF,
                 "requirements": _REQUIREMENTS,
                 "startupTaints": _TAINTS,
                 "taints": _TAINTS,
                 "terminationGracePeriod": {"type": "string", "pattern": r"^([0-9]+(s|m|h))+$"}}}}},
-        "weight": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 100}}},
+        "replicas": {"type": "integer", "format": "int64", "minimum": 0},
+        "weight": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 100}},
+     "x-kubernetes-validations": [
+        {"message": "Cannot transition NodePool between static (replicas set) and dynamic (replicas unset) "
+                    "provisioning modes", "rule": "has(self.replicas) == has(oldSelf.replicas)"},
+        {"message": "only 'limits.nodes' is supported on static NodePools",
+         "rule": "!has(self.replicas) || (!has(self.limits) || size(self.limits) == 0 || "
+                 "(size(self.limits) == 1 && 'nodes' in self.limits))"},
+        {"message": "'weight' is not supported on static NodePools", "rule": "!has(self.replicas) || !has(self.weight)"}]},
     {"type": "object", "properties": {"conditions": _CONDITIONS, "resources": _QUANTITY_MAP}})
 
 NODECLAIM_SCHEMA = _root(

@@ -115,7 +115,8 @@ def start_proxy(tmp_path, upstream, name="proxy", **opts) -> tuple[Proc, dict, s
         "--log", log,
     ]
     for key, value in opts.items():
-        args += ["--" + key.replace("_", "-"), str(value)]
+        flag = "--" + key.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
     proc = Proc(args, ready, str(tmp_path / f"{name}.out"))
     try:
         return proc, proc.wait_ready(timeout=20), log
@@ -660,6 +661,47 @@ def test_no_fault_header_and_determinism(fault_proxy, emulator):
     assert "before" in a and None in a
 
 
+def test_fault_selection_by_action_writes_and_limit(fault_proxy, emulator):
+    info, log = fault_proxy(fault_rate=1.0, fault_modes="before", fault_match="Create*,Put*", fault_limit=1)
+    s3 = client("s3", info["endpoint"])
+    s3.list_buckets()  # not matched: never faulted
+    with pytest.raises(ClientError) as exc:
+        create_bucket(s3, "cp-fault-select")
+    assert exc.value.response["Error"]["Code"] == "SlowDown"
+    create_bucket(s3, "cp-fault-select")  # the one fault allowed is used up
+    assert [(e["action"], e["fault"]) for e in read_log(log)] == [
+        ("ListBuckets", None), ("CreateBucket", "before"), ("CreateBucket", None)]
+
+    info, log = fault_proxy(fault_rate=1.0, fault_modes="before", fault_writes=True)
+    s3 = client("s3", info["endpoint"])
+    s3.list_buckets()
+    with pytest.raises(ClientError):
+        s3.delete_bucket(Bucket="cp-fault-select")
+    assert [(e["action"], e["fault"]) for e in read_log(log)] == [("ListBuckets", None), ("DeleteBucket", "before")]
+    client("s3", emulator["endpoint"]).delete_bucket(Bucket="cp-fault-select")
+
+
+def test_kubernetes_proxy_in_front_of_the_emulators_cluster(tmp_path, emulator):
+    """The wiring an integration test uses: upstream = the ready file's kube endpoint and CA,
+    the proxy's kubeconfig with the emulator's user (exec plugin `aws eks get-token`)."""
+    kube = emulator["kube"]
+    proc, info, log = start_proxy(tmp_path, kube["endpoint"], name="kproxy", kubernetes=True,
+                                  upstream_ca=kube["ca_file"], kubeconfig_from=kube["kubeconfig"], delay_ms=100)
+    try:
+        assert info["endpoint"].startswith("https://127.0.0.1:") and info["upstream"] == kube["endpoint"]
+        out = subprocess.run(["kubectl", "--kubeconfig", info["kubeconfig"], "--cache-dir", str(tmp_path / "cache"),
+                              "get", "ingressclass", "alb", "-o", "name"],
+                             capture_output=True, text=True, timeout=60, env=CLEAN_ENV)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "ingressclass.networking.k8s.io/alb"
+        got = [e for e in read_log(log) if e["resource"] == "ingressclasses"]
+        assert [(e["verb"], e["group"], e["name"], e["status"]) for e in got] == [
+            ("get", "networking.k8s.io", "alb", 200)]
+    finally:
+        assert proc.stop() == 0
+    assert not os.path.exists(info["kubeconfig"])
+
+
 def test_delay(fault_proxy):
     info, log = fault_proxy(delay_ms=300)
     sts = client("sts", info["endpoint"])
@@ -786,3 +828,33 @@ def test_deny_is_permanent_and_not_forwarded(tmp_path, emulator):
         direct.delete_bucket(Bucket=b)
     finally:
         proc.stop()
+
+
+# --------------------------------------------------------------------------
+# the virtualenv's tools for the Rust tests
+# --------------------------------------------------------------------------
+
+
+def test_jsonschema_validates_draft_2020_12():
+    """requirements.txt pins jsonschema; the Rust tests validate plan JSON with it."""
+    from importlib.metadata import version
+
+    import jsonschema
+
+    with open(os.path.join(HERE, "requirements.txt")) as f:
+        pins = dict(line.split("==", 1) for line in f.read().split() if "==" in line)
+    assert version("jsonschema") == pins["jsonschema"]
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["resources"],
+        "properties": {"resources": {"type": "array", "prefixItems": [{"const": "ecr"}], "items": False}},
+    }
+    validator = jsonschema.validators.validator_for(schema)
+    assert validator is jsonschema.Draft202012Validator
+    validator.check_schema(schema)
+    assert validator(schema).is_valid({"resources": ["ecr"]})
+    assert not validator(schema).is_valid({"resources": ["ecr", "extra"]})  # prefixItems + items: 2020-12
+    out = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-m", "jsonschema", "--version"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == pins["jsonschema"], out

@@ -192,9 +192,18 @@ def crd(group, plural, kind, scope="Cluster", schema=None):
 
 
 KARPENTER_CRDS = [
+    # a structural schema declares every field the objects below set (a real server prunes or,
+    # on server-side apply, refuses the others)
     crd("karpenter.k8s.aws", "ec2nodeclasses", "EC2NodeClass", schema={
         "type": "object", "properties": {"spec": {"type": "object", "properties": {
-            "metadataOptions": {"type": "object", "default": {"httpPutResponseHopLimit": 1}}}}}}),
+            "amiSelectorTerms": {"type": "array", "items": {"type": "object", "properties": {
+                "alias": {"type": "string"}}}},
+            "role": {"type": "string"},
+            "subnetSelectorTerms": {"type": "array", "items": {"type": "object", "properties": {
+                "tags": {"type": "object", "additionalProperties": {"type": "string"}}}}},
+            "metadataOptions": {"type": "object", "default": {"httpPutResponseHopLimit": 1},
+                                "x-kubernetes-preserve-unknown-fields": True}}},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}),
     crd("karpenter.sh", "nodepools", "NodePool"),
 ]
 KARPENTER_OBJECTS = [
@@ -751,3 +760,602 @@ def test_older_kubectl_discovery_fallback(kube, binary):
     p = subprocess.run([path, "--kubeconfig", kube["kubeconfig"], "--cache-dir", kube["cache"] + binary,
                         "api-resources", "--api-group=apps"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "deployments" in p.stdout, p.stderr
+
+
+# --------------------------------------------------------------------------
+# resource.Quantity (vectors of apimachinery's quantity_test.go)
+# --------------------------------------------------------------------------
+
+from fractions import Fraction  # noqa: E402
+
+import kube_quantity  # noqa: E402
+import seed  # noqa: E402
+
+SEED_KARPENTER_CRDS = seed.KARPENTER_CRDS
+
+
+def dec(i, exp):
+    return Fraction(i) * Fraction(10) ** exp
+
+
+# TestQuantityParse: input -> (value, format)
+QUANTITY_PARSE = [
+    ("0", dec(0, 0), "DecimalSI"), ("0n", dec(0, 0), "DecimalSI"), ("0Ki", dec(0, 0), "BinarySI"),
+    ("0Mi", dec(0, 0), "BinarySI"), ("0T", dec(0, 0), "DecimalSI"), ("1", dec(1, 0), "DecimalSI"),
+    ("1Ki", dec(1024, 0), "BinarySI"), ("8Ki", dec(8 * 1024, 0), "BinarySI"),
+    ("7Mi", dec(7 * 1024 ** 2, 0), "BinarySI"), ("6Gi", dec(6 * 1024 ** 3, 0), "BinarySI"),
+    ("5Ti", dec(5 * 1024 ** 4, 0), "BinarySI"), ("4Pi", dec(4 * 1024 ** 5, 0), "BinarySI"),
+    ("3Ei", dec(3 * 1024 ** 6, 0), "BinarySI"), ("100Ti", dec(100 * 1024 ** 4, 0), "BinarySI"),
+    ("5n", dec(5, -9), "DecimalSI"), ("4u", dec(4, -6), "DecimalSI"), ("3m", dec(3, -3), "DecimalSI"),
+    ("8k", dec(8, 3), "DecimalSI"), ("50k", dec(5, 4), "DecimalSI"), ("7M", dec(7, 6), "DecimalSI"),
+    ("6G", dec(6, 9), "DecimalSI"), ("40T", dec(4, 13), "DecimalSI"), ("300T", dec(3, 14), "DecimalSI"),
+    ("2P", dec(2, 15), "DecimalSI"), ("1E", dec(1, 18), "DecimalSI"),
+    ("1E-3", dec(1, -3), "DecimalExponent"), ("1e3", dec(1, 3), "DecimalExponent"),
+    ("1E6", dec(1, 6), "DecimalExponent"), ("1e9", dec(1, 9), "DecimalExponent"),
+    ("1E18", dec(1, 18), "DecimalExponent"), ("1e14", dec(1, 14), "DecimalExponent"),
+    ("100.035k", dec(100035, 0), "DecimalSI"), ("0.001", dec(1, -3), "DecimalSI"),
+    ("0.0005k", dec(5, -1), "DecimalSI"), ("0.5", dec(5, -1), "DecimalSI"),
+    ("0.00050k", dec(5, -1), "DecimalSI"), ("0.50000", dec(5, -1), "DecimalSI"),
+    ("0.5e0", dec(5, -1), "DecimalExponent"), ("0.5e-1", dec(5, -2), "DecimalExponent"),
+    ("10.035M", dec(10035, 3), "DecimalSI"), ("1.2e3", dec(12, 2), "DecimalExponent"),
+    ("1.3E+6", dec(13, 5), "DecimalExponent"), ("1.40e9", dec(14, 8), "DecimalExponent"),
+    ("1.53E12", dec(153, 10), "DecimalExponent"), ("1.7E18", dec(17, 17), "DecimalExponent"),
+    ("9.01", dec(901, -2), "DecimalSI"), ("8.1k", dec(81, 2), "DecimalSI"),
+    ("7.123456M", dec(7123456, 0), "DecimalSI"), ("6.987654321G", dec(6987654321, 0), "DecimalSI"),
+    ("5.444T", dec(5444, 9), "DecimalSI"), ("2.5P", dec(25, 14), "DecimalSI"), ("1.01E", dec(101, 16), "DecimalSI"),
+    ("3.001n", dec(4, -9), "DecimalSI"), ("1.1E-9", dec(2, -9), "DecimalExponent"),
+    ("0.0000000001", dec(1, -9), "DecimalSI"), ("0.0000000005", dec(1, -9), "DecimalSI"),
+    ("0.5e-9", dec(1, -9), "DecimalExponent"), ("0.9n", dec(1, -9), "DecimalSI"),
+    ("0.00000012345", dec(124, -9), "DecimalSI"), ("0.00000012354", dec(124, -9), "DecimalSI"),
+    ("9Ei", Fraction(2 ** 63 - 1), "BinarySI"), ("9223372036854775807Ki", Fraction(2 ** 63 - 1), "BinarySI"),
+    ("12E", dec(12, 18), "DecimalSI"), ("100.035Ki", dec(10243584, -2), "BinarySI"),
+    ("0.5Mi", dec(512 * 1024, 0), "BinarySI"), ("0.05Gi", dec(536870912, -1), "BinarySI"),
+    ("0.025Ti", dec(274877906944, -1), "BinarySI"), ("0.000000000001Ki", dec(2, -9), "DecimalSI"),
+    (".001", dec(1, -3), "DecimalSI"), (".0001k", dec(100, -3), "DecimalSI"), ("1.", dec(1, 0), "DecimalSI"),
+    ("1.G", dec(1, 9), "DecimalSI"),
+]
+# TestQuantityString: (value, format) -> canonical, and an alternate spelling of it
+QUANTITY_STRING = [
+    (dec(1024 ** 3, 0), "BinarySI", "1Gi", "1024Mi"), (dec(300 * 1024 ** 2, 0), "BinarySI", "300Mi", "307200Ki"),
+    (dec(6 * 1024, 0), "BinarySI", "6Ki", ""), (dec(1001 * 1024 ** 3, 0), "BinarySI", "1001Gi", "1025024Mi"),
+    (dec(1024 ** 4, 0), "BinarySI", "1Ti", "1024Gi"), (dec(5, 0), "BinarySI", "5", "5000m"),
+    (dec(500, -3), "BinarySI", "500m", "0.5"), (dec(1, 9), "DecimalSI", "1G", "1000M"),
+    (dec(1000, 6), "DecimalSI", "1G", "0.001T"), (dec(1, -3), "DecimalSI", "1m", "1000u"),
+    (dec(1080, -3), "DecimalSI", "1080m", "1.08"), (dec(108, -2), "DecimalSI", "1080m", "1080000000n"),
+    (dec(300, 6), "DecimalSI", "300M", ""), (dec(1234567, 6), "DecimalSI", "1234567M", ""),
+    (dec(1234567, -3), "BinarySI", "1234567m", ""), (dec(1025, 0), "BinarySI", "1025", ""),
+    (dec(0, 0), "DecimalSI", "0", ""), (dec(0, 0), "BinarySI", "0", ""),
+    (dec(1, 9), "DecimalExponent", "1e9", ".001e12"), (dec(1, -3), "DecimalExponent", "1e-3", "0.001e0"),
+    (dec(1, -9), "DecimalExponent", "1e-9", "1000e-12"), (dec(80, -3), "DecimalExponent", "80e-3", ""),
+    (dec(300, 6), "DecimalExponent", "300e6", ""), (dec(3, 3), "DecimalExponent", "3e3", ""),
+    (dec(0, 0), "DecimalExponent", "0", "00"), (dec(1, -9), "DecimalSI", "1n", ""),
+    (dec(10800, -10), "DecimalSI", "1080n", ""), (dec(1080, -6), "DecimalSI", "1080u", ""),
+]
+# TestQuantityParseEmit, plus the examples of the task
+QUANTITY_EMIT = [("1Ki", "1Ki"), ("1024Mi", "1Gi"), ("1000M", "1G"), (".001Ki", "1024m"), (".000001Ki", "1024u"),
+                 (".000000001Ki", "1024n"), (".000000000001Ki", "2n"), ("0.5", "500m"), ("2000m", "2"),
+                 ("1.5Gi", "1536Mi"), ("1e3", "1e3"), ("0.1Ki", "102400m"), ("1200Gi", "1200Gi")]
+QUANTITY_INVALID = [("1.1.M", kube_quantity.ERR_FORMAT), ("1+1.0M", kube_quantity.ERR_FORMAT),
+                    ("0.1mi", kube_quantity.ERR_SUFFIX), ("0.1am", kube_quantity.ERR_FORMAT),
+                    ("aoeu", kube_quantity.ERR_FORMAT), (".5i", kube_quantity.ERR_SUFFIX),
+                    ("1i", kube_quantity.ERR_SUFFIX), ("-3.01i", kube_quantity.ERR_SUFFIX),
+                    ("-3.01e-", kube_quantity.ERR_SUFFIX), ("", kube_quantity.ERR_FORMAT)]
+
+
+@pytest.mark.parametrize("text,value,fmt", QUANTITY_PARSE)
+def test_quantity_parse_vectors(text, value, fmt):
+    for sign, v in (("", value), ("-", -value), ("+", value)):
+        q = kube_quantity.parse_quantity(sign + text)
+        assert (q.value, q.format) == (v, fmt), sign + text
+        # the printed form parses back to the same value
+        assert kube_quantity.parse_quantity(str(q)).value == v
+
+
+@pytest.mark.parametrize("value,fmt,canonical,alternate", QUANTITY_STRING)
+def test_quantity_string_vectors(value, fmt, canonical, alternate):
+    assert kube_quantity.canonical_string(value, fmt) == canonical
+    if value:
+        assert kube_quantity.canonical_string(-value, fmt) == "-" + canonical
+    assert kube_quantity.parse_quantity(canonical).cached == canonical  # kept as given
+    if alternate:
+        q = kube_quantity.parse_quantity(alternate)
+        assert q.cached is None and str(q) == canonical
+
+
+@pytest.mark.parametrize("text,canonical", QUANTITY_EMIT)
+def test_quantity_emit_vectors(text, canonical):
+    assert kube_quantity.canonical(text) == canonical
+    assert kube_quantity.canonical("-" + text) == "-" + canonical
+
+
+@pytest.mark.parametrize("text,error", QUANTITY_INVALID)
+def test_quantity_invalid_vectors(text, error):
+    with pytest.raises(kube_quantity.QuantityError) as e:
+        kube_quantity.parse_quantity(text)
+    assert str(e.value) == error
+
+
+def test_quantity_json_forms():
+    # TestJSONWhitespace: strings are trimmed, JSON numbers parse from their text
+    for given, want in ((" 1", "1"), ("1 ", "1"), (1, "1"), (10, "10"), (-1, "-1")):
+        assert kube_quantity.canonical(given) == want
+    assert kube_quantity.canonical(0.5) == "500m"
+    assert kube_quantity.canonical("+1") == "+1"  # a canonical-looking string is kept as given
+
+
+# --------------------------------------------------------------------------
+# quantities in the stored objects
+# --------------------------------------------------------------------------
+
+PVC_PATH = "/api/v1/namespaces/default/persistentvolumeclaims"
+PV_PATH = "/api/v1/persistentvolumes"
+
+
+def pvc(name="data", storage="1Gi", **spec):
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}, **spec}}
+
+
+def pv(name="vol", capacity="10Gi", **spec):
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": capacity}, "accessModes": ["ReadWriteOnce"],
+                     "csi": {"driver": "s3.csi.aws.com", "volumeHandle": name}, **spec}}
+
+
+def test_quantities_stored_canonical(kube):
+    ok(call(kube, "POST", PVC_PATH, pvc(storage="1024Mi")), 201)
+    assert kjson(kube, "get", "pvc", "data")["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    dep = deployment(name="q")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    c["resources"] = {"limits": {"cpu": "0.5", "memory": "1.5Gi", "nvidia.com/gpu": 1},
+                      "requests": {"cpu": "2000m", "ephemeral-storage": "1e3"}}
+    c["env"] = [{"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                                   "divisor": "1024Ki"}}}]
+    dep["spec"]["template"]["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {"sizeLimit": "0.1Ki"}}]
+    kubectl(kube, "apply", "-f", manifest(kube, "q.json", [dep]))
+    got = kjson(kube, "get", "deploy", "q")["spec"]["template"]["spec"]
+    res = got["containers"][0]["resources"]
+    assert res == {"limits": {"cpu": "500m", "memory": "1536Mi", "nvidia.com/gpu": "1"},
+                   "requests": {"cpu": "2", "ephemeral-storage": "1e3"}}
+    assert got["containers"][0]["env"][0]["valueFrom"]["resourceFieldRef"]["divisor"] == "1Mi"
+    assert got["volumes"][0]["emptyDir"]["sizeLimit"] == "102400m"
+    # server-side apply and patches store the canonical form too; re-applying the same spelling
+    # is a no-op
+    out = ok(apply(kube, pv(capacity="2048Mi"), path=PV_PATH))
+    assert out["spec"]["capacity"]["storage"] == "2Gi"
+    again = ok(apply(kube, pv(capacity="2048Mi"), path=PV_PATH))
+    assert again["metadata"]["resourceVersion"] == out["metadata"]["resourceVersion"]
+    out = ok(call(kube, "PATCH", f"{PV_PATH}/vol", {"spec": {"capacity": {"storage": "0.5Ti"}}}, MERGE))
+    assert out["spec"]["capacity"]["storage"] == "512Gi"
+    # custom resources keep their int-or-string values as given
+    kubectl(kube, "apply", "-f", manifest(kube, "crds.json", SEED_KARPENTER_CRDS))
+    np_ = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"},
+           "spec": {"limits": {"memory": "1024Mi", "cpu": 1.5}, "template": {"spec": {
+               "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
+               "requirements": []}}}}
+    kubectl(kube, "apply", "--server-side", "-f", manifest(kube, "np.json", [np_]))
+    assert kjson(kube, "get", "nodepool", "gpu")["spec"]["limits"] == {"memory": "1024Mi", "cpu": 1.5}
+
+
+def test_invalid_quantity_refused(kube):
+    bad = pvc(storage="1GB")
+    p = kubectl(kube, "apply", "-f", manifest(kube, "bad.json", [bad]), ok=False)
+    assert p.returncode != 0
+    assert ('Error from server (BadRequest): error when creating "' in p.stderr and
+            'PersistentVolumeClaim in version "v1" cannot be handled as a PersistentVolumeClaim: quantities must '
+            "match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'" in p.stderr), p.stderr
+    st = ok(call(kube, "POST", PVC_PATH, pvc(storage="1Gii")), 400)
+    assert st["reason"] == "BadRequest" and st["message"] == (
+        'PersistentVolumeClaim in version "v1" cannot be handled as a PersistentVolumeClaim: unable to parse '
+        "quantity's suffix")
+    # a merge patch that makes one invalid: 422 on the field "patch" of an unnamed object
+    ok(call(kube, "POST", PVC_PATH, pvc()), 201)
+    st = ok(call(kube, "PATCH", f"{PVC_PATH}/data", {"spec": {"resources": {"requests": {"storage": "x"}}}},
+                 MERGE), 422)
+    assert st["reason"] == "Invalid" and st["message"].startswith(' "" is invalid: patch: Invalid value: "{')
+    assert st["message"].endswith(": quantities must match the regular expression "
+                                  "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+    assert st["details"]["causes"][0]["field"] == "patch" and "name" not in st["details"]
+    # server-side apply: the conversion to the typed object fails (500, no reason)
+    st = ok(apply(kube, pvc(name="ssa", storage="1x"), path=PVC_PATH), 500)
+    assert "reason" not in st and st["message"] == (
+        "failed to convert new object (/ssa; /v1, Kind=PersistentVolumeClaim) to proper version: unable to convert "
+        "unstructured object to /v1, Kind=PersistentVolumeClaim: quantities must match the regular expression "
+        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+
+
+# --------------------------------------------------------------------------
+# immutable fields
+# --------------------------------------------------------------------------
+
+JSONP = "application/json-patch+json"
+SMP = "application/strategic-merge-patch+json"
+
+
+def all_write_paths(kube, path, name, base, change, manager="comfyplat"):
+    """The answers to one change made by PUT, merge, JSON and strategic patches, and by
+    server-side apply with and without force."""
+    cur = ok(call(kube, "GET", f"{path}/{name}"))
+    changed = json.loads(json.dumps(cur))
+    change(changed)
+    applied = json.loads(json.dumps(base))
+    change(applied)
+    spec_patch = {"spec": changed["spec"]}
+    return {
+        "put": call(kube, "PUT", f"{path}/{name}", changed),
+        "merge": call(kube, "PATCH", f"{path}/{name}", spec_patch, MERGE),
+        "json": call(kube, "PATCH", f"{path}/{name}", [{"op": "replace", "path": "/spec",
+                                                        "value": changed["spec"]}], JSONP),
+        "smp": call(kube, "PATCH", f"{path}/{name}", {"spec": {**changed["spec"], "$retainKeys": list(
+            changed["spec"])}}, SMP),
+        "apply": call(kube, "PATCH", f"{path}/{name}", applied, APPLY, fieldManager=manager),
+        "apply-force": call(kube, "PATCH", f"{path}/{name}", applied, APPLY, fieldManager="other", force="true"),
+    }
+
+
+def assert_refused(answers, message, causes):
+    for how, (code, body, _) in answers.items():
+        assert code == 422, (how, body)
+        assert body["reason"] == "Invalid" and body["message"].startswith(message), (how, body["message"])
+        assert [(c["field"], c["reason"]) for c in body["details"]["causes"]] == causes, (how, body)
+
+
+def test_persistent_volume_immutable_fields(kube):
+    base = pv(claimRef={"namespace": "default", "name": "data"}, storageClassName="")
+    ok(apply(kube, base, path=PV_PATH))
+
+    def new_source(o):
+        o["spec"]["csi"]["volumeHandle"] = "other"
+
+    answers = all_write_paths(kube, PV_PATH, "vol", base, new_source)
+    assert_refused(answers, 'PersistentVolume "vol" is invalid: spec.persistentvolumesource: Forbidden: '
+                            'spec.persistentvolumesource is immutable after creation\n  core.PersistentVolumeSource{',
+                   [("spec.persistentvolumesource", "FieldValueForbidden")])
+    st = answers["put"][1]
+    assert st["details"]["causes"][0]["message"].startswith(
+        "Forbidden: spec.persistentvolumesource is immutable after creation\n")
+    assert '- \tCSI: {"driver":"s3.csi.aws.com","volumeHandle":"vol"},' in st["message"]
+    assert '+ \tCSI: {"driver":"s3.csi.aws.com","volumeHandle":"other"},' in st["message"]
+    assert st["details"] == {**st["details"], "name": "vol", "kind": "PersistentVolume"} and \
+        "group" not in st["details"]
+    # a different volume type: hostPath instead of csi
+    st = ok(call(kube, "PATCH", f"{PV_PATH}/vol", {"spec": {"csi": None, "hostPath": {"path": "/d"}}}, MERGE), 422)
+    assert "- \tHostPath: nil," in st["message"] and "+ \tCSI: nil," in st["message"]
+    # volumeMode (defaulted to Filesystem) is immutable, with upstream's field path "volumeMode"
+    st = ok(call(kube, "PATCH", f"{PV_PATH}/vol", {"spec": {"volumeMode": "Block"}}, MERGE), 422)
+    assert st["message"] == 'PersistentVolume "vol" is invalid: volumeMode: Invalid value: "Block": field is immutable'
+    # what upstream lets change: claimRef, storageClassName, capacity, mountOptions, reclaim policy
+    out = ok(call(kube, "PATCH", f"{PV_PATH}/vol", {"spec": {
+        "claimRef": {"namespace": "default", "name": "other"}, "storageClassName": "fast",
+        "capacity": {"storage": "20Gi"}, "mountOptions": ["ro"], "persistentVolumeReclaimPolicy": "Delete"}},
+        MERGE))
+    assert out["spec"]["storageClassName"] == "fast" and out["spec"]["claimRef"]["name"] == "other"
+    # nodeAffinity: may be set once, then it is immutable
+    aff = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-west-2a"]}]}]}}
+    ok(call(kube, "PATCH", f"{PV_PATH}/vol", {"spec": {"nodeAffinity": aff}}, MERGE))
+    aff2 = json.loads(json.dumps(aff))
+    aff2["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] = ["us-west-2b"]
+    st = ok(call(kube, "PATCH", f"{PV_PATH}/vol", {"spec": {"nodeAffinity": aff2}}, MERGE), 422)
+    assert st["message"].startswith('PersistentVolume "vol" is invalid: nodeAffinity: Invalid value: '
+                                    'core.VolumeNodeAffinity{Required:(*core.NodeSelector)(0x')
+    assert st["message"].endswith(")}: field is immutable")
+    # kubectl apply of a changed source fails as against a real cluster
+    changed = json.loads(json.dumps(base))
+    changed["spec"]["csi"]["volumeHandle"] = "moved"
+    p = kubectl(kube, "apply", "--server-side", "--force-conflicts", "-f", manifest(kube, "pv.json", [changed]),
+                ok=False)
+    # (kubectl words an Invalid Status as "The <kind> "<name>" is invalid: <causes>")
+    assert p.returncode != 0 and 'The PersistentVolume "vol" is invalid: ' \
+        'spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation' in p.stderr
+
+
+def test_persistent_volume_claim_immutable_spec(kube):
+    ok(call(kube, "POST", PV_PATH, pv(claimRef={"namespace": "default", "name": "data"})), 201)
+    base = pvc(storageClassName="", volumeName="vol")
+    ok(apply(kube, base, path=PVC_PATH))
+    assert kjson(kube, "get", "pvc", "data")["status"]["phase"] == "Bound"
+
+    def new_class(o):
+        o["spec"]["storageClassName"] = "gp3"
+
+    answers = all_write_paths(kube, PVC_PATH, "data", base, new_class)
+    assert_refused(answers, 'PersistentVolumeClaim "data" is invalid: spec: Forbidden: spec is immutable after '
+                            'creation except resources.requests and volumeAttributesClassName for bound claims\n'
+                            '  core.PersistentVolumeClaimSpec{\n', [("spec", "FieldValueForbidden")])
+    assert '- \tStorageClassName: "",\n+ \tStorageClassName: "gp3",' in answers["merge"][1]["message"]
+    # a bound claim may grow; it may not shrink below status.capacity
+    out = ok(call(kube, "PATCH", f"{PVC_PATH}/data", {"spec": {"resources": {"requests": {"storage": "20Gi"}}}},
+                  MERGE))
+    assert out["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    st = ok(call(kube, "PATCH", f"{PVC_PATH}/data", {"spec": {"resources": {"requests": {"storage": "5Gi"}}}},
+                 MERGE), 422)
+    assert st["message"] == ('PersistentVolumeClaim "data" is invalid: spec.resources.requests.storage: '
+                             'Forbidden: field can not be less than status.capacity')
+    # volumeAttributesClassName may change on a bound claim
+    ok(call(kube, "PATCH", f"{PVC_PATH}/data", {"spec": {"volumeAttributesClassName": "fast"}}, MERGE))
+    st = ok(call(kube, "PATCH", f"{PVC_PATH}/data", {"spec": {"volumeAttributesClassName": None}}, MERGE), 422)
+    # (the spec check copies only a non-nil new volumeAttributesClassName: removing it fails both checks)
+    assert st["message"].endswith("\n, spec.volumeAttributesClassName: Forbidden: update from non-nil value to "
+                                  "nil is forbidden]")
+    # a pending claim: requests are immutable too; volumeMode has its own error
+    ok(call(kube, "POST", PVC_PATH, pvc(name="pending")), 201)
+    st = ok(call(kube, "PATCH", f"{PVC_PATH}/pending", {"spec": {"resources": {"requests": {"storage": "2Gi"}},
+                                                                 "volumeMode": "Block"}}, MERGE), 422)
+    assert st["message"].startswith('PersistentVolumeClaim "pending" is invalid: [spec: Forbidden: spec is '
+                                    'immutable after creation except')
+    assert st["message"].endswith(', volumeMode: Invalid value: "Block": field is immutable]')
+    assert [c["field"] for c in st["details"]["causes"]] == ["spec", "volumeMode"]
+    # setting storageClassName where there was none, and volumeName once, are allowed
+    ok(call(kube, "PATCH", f"{PVC_PATH}/pending", {"spec": {"storageClassName": "gp3", "volumeName": "x"}}, MERGE))
+    st = ok(call(kube, "PATCH", f"{PVC_PATH}/pending", {"spec": {"volumeName": "y"}}, MERGE), 422)
+    assert '- \tVolumeName: "x",\n+ \tVolumeName: "y",' in st["message"]
+
+
+def test_selector_cluster_ip_and_controller_immutable(kube):
+    base = deployment()
+    ok(apply(kube, base))
+
+    def new_selector(o):
+        o["spec"]["selector"] = {"matchLabels": {"app": "web", "v": "2"}}
+        o["spec"]["template"]["metadata"]["labels"] = {"app": "web", "v": "2"}
+
+    answers = all_write_paths(kube, DEPLOY_PATH, "web", base, new_selector)
+    assert_refused(answers, 'Deployment.apps "web" is invalid: spec.selector: Invalid value: v1.LabelSelector{'
+                            'MatchLabels:map[string]string{"app":"web", "v":"2"}, MatchExpressions:'
+                            '[]v1.LabelSelectorRequirement(nil)}: field is immutable',
+                   [("spec.selector", "FieldValueInvalid")])
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"metadata": {"labels": {"app": "agent", "x": "1"}},
+                                "spec": {"containers": [{"name": "a", "image": "a:1"}]}}}}
+    kubectl(kube, "apply", "-f", manifest(kube, "ds.json", [ds]))
+    ds["spec"]["selector"] = {"matchExpressions": [{"key": "x", "operator": "In", "values": ["1"]}]}
+    p = kubectl(kube, "apply", "-f", manifest(kube, "ds.json", [ds]), ok=False)
+    assert p.returncode != 0 and (
+        'The DaemonSet "agent" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:'
+        'map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{'
+        'Key:"x", Operator:"In", Values:[]string{"1"}}}}: field is immutable') in p.stderr, p.stderr
+    # Service: clusterIP/clusterIPs may not change once set
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}
+    kubectl(kube, "apply", "-f", manifest(kube, "svc.json", [svc]))
+    ip = kjson(kube, "get", "svc", "s")["spec"]["clusterIP"]
+    p = kubectl(kube, "patch", "svc", "s", "-p", '{"spec":{"clusterIP":"10.100.250.250"}}', ok=False)
+    assert p.returncode != 0 and 'The Service "s" is invalid: spec.clusterIPs[0]: Invalid value: ' \
+        '[]string{"10.100.250.250"}: may not change once set' in p.stderr, p.stderr
+    st = ok(call(kube, "PATCH", "/api/v1/namespaces/default/services/s", {"spec": {"clusterIPs": ["10.100.9.9"]}},
+                 MERGE), 422)
+    assert st["details"]["causes"] == [{"reason": "FieldValueInvalid", "field": "spec.clusterIPs[0]", "message":
+                                        'Invalid value: []string{"10.100.9.9"}: may not change once set'}]
+    # a patch that leaves the IPs out keeps them (the allocated values are carried over)
+    out = ok(call(kube, "PUT", "/api/v1/namespaces/default/services/s", {
+        **svc, "metadata": {"name": "s"}, "spec": {"ports": [{"port": 81}]}}))
+    assert out["spec"]["clusterIP"] == ip and out["spec"]["clusterIPs"] == [ip]
+    # IngressClass spec.controller
+    ic = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "alb"},
+          "spec": {"controller": "ingress.k8s.aws/alb"}}
+    ok(apply(kube, ic, path="/apis/networking.k8s.io/v1/ingressclasses"))
+    ic["spec"]["controller"] = "example.com/other"
+    st = ok(apply(kube, ic, path="/apis/networking.k8s.io/v1/ingressclasses", force="true"), 422)
+    assert st["message"] == ('IngressClass.networking.k8s.io "alb" is invalid: spec.controller: Invalid value: '
+                             '"example.com/other": field is immutable')
+    # an immutable ConfigMap
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "frozen"}, "data": {"a": "1"},
+          "immutable": True}
+    ok(call(kube, "POST", "/api/v1/namespaces/default/configmaps", cm), 201)
+    st = ok(call(kube, "PATCH", "/api/v1/namespaces/default/configmaps/frozen", {"data": {"a": "2"}}, MERGE), 422)
+    assert st["message"] == 'ConfigMap "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set'
+
+
+def test_cel_transition_rules_of_karpenter_crds(kube):
+    kubectl(kube, "apply", "-f", manifest(kube, "crds.json", SEED_KARPENTER_CRDS))
+    np_ = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"},
+           "spec": {"template": {"spec": {
+               "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
+               "requirements": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}}}}
+    path = manifest(kube, "np.json", [np_])
+    kubectl(kube, "apply", "--server-side", "-f", path)
+    # a rule of another form (name may not be empty) is not evaluated; the name may change
+    np_["spec"]["template"]["spec"]["nodeClassRef"]["name"] = "gpu2"
+    kubectl(kube, "apply", "--server-side", "-f", manifest(kube, "np.json", [np_]))
+    np_["spec"]["template"]["spec"]["nodeClassRef"]["group"] = "example.com"
+    p = kubectl(kube, "apply", "--server-side", "--force-conflicts", "-f", manifest(kube, "np.json", [np_]),
+                ok=False)
+    assert p.returncode != 0 and (
+        'The NodePool "gpu" is invalid: spec.template.spec.nodeClassRef: '
+        'Invalid value: "object": nodeClassRef.group is immutable') in p.stderr, p.stderr
+    np_["spec"]["template"]["spec"]["nodeClassRef"]["kind"] = "Other"
+    # (force: kubectl owns the fields; without it the apply stops at the conflict, 409, before validation)
+    st = ok(apply(kube, np_, path="/apis/karpenter.sh/v1/nodepools", force="true"), 422)
+    assert st["message"] == (
+        'NodePool.karpenter.sh "gpu" is invalid: [spec.template.spec.nodeClassRef: Invalid value: "object": '
+        'nodeClassRef.group is immutable, spec.template.spec.nodeClassRef: Invalid value: "object": '
+        'nodeClassRef.kind is immutable]')
+    assert st["details"]["group"] == "karpenter.sh" and st["details"]["kind"] == "NodePool"
+    assert st["details"]["causes"][0] == {"reason": "FieldValueInvalid", "field": "spec.template.spec.nodeClassRef",
+                                          "message": 'Invalid value: "object": nodeClassRef.group is immutable'}
+    # merge patch and PUT are refused alike; has(self.replicas) == has(oldSelf.replicas) on spec
+    st = ok(call(kube, "PATCH", "/apis/karpenter.sh/v1/nodepools/gpu", {"spec": {"replicas": 2}}, MERGE), 422)
+    assert st["message"] == ('NodePool.karpenter.sh "gpu" is invalid: spec: Invalid value: "object": Cannot '
+                             'transition NodePool between static (replicas set) and dynamic (replicas unset) '
+                             'provisioning modes')
+    cur = ok(call(kube, "GET", "/apis/karpenter.sh/v1/nodepools/gpu"))
+    cur["spec"]["template"]["spec"]["nodeClassRef"]["kind"] = "X"
+    assert ok(call(kube, "PUT", "/apis/karpenter.sh/v1/nodepools/gpu", cur), 422)["reason"] == "Invalid"
+    # creation has no oldSelf: transition rules do not apply
+    np2 = json.loads(json.dumps(np_))
+    np2["metadata"]["name"] = "static"
+    np2["spec"]["replicas"] = 1
+    ok(apply(kube, np2, path="/apis/karpenter.sh/v1/nodepools"))
+
+
+# --------------------------------------------------------------------------
+# fieldValidation, pruning
+# --------------------------------------------------------------------------
+
+
+def test_field_validation_built_in_kinds(kube):
+    bad = deployment(name="typo")
+    bad["spec"]["replicaz"] = 2
+    bad["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    path = manifest(kube, "typo.json", [bad])
+    # kubectl sends fieldValidation=Strict: client-side apply of a new object (POST)
+    p = kubectl(kube, "apply", "-f", path, ok=False)
+    assert p.returncode != 0 and (
+        'Error from server (BadRequest): error when creating "' + path + '": Deployment in version "v1" cannot be '
+        'handled as a Deployment: strict decoding error: unknown field "spec.replicaz", unknown field '
+        '"spec.template.spec.containers[0].imagePullPolicyy"') in p.stderr, p.stderr
+    # ... of an existing object (strategic merge patch): 422 on the patch
+    kubectl(kube, "apply", "-f", manifest(kube, "good.json", [deployment(name="typo")]))
+    p = kubectl(kube, "apply", "-f", path, ok=False)
+    assert p.returncode != 0 and 'strict decoding error: unknown field "spec.replicaz", unknown field ' \
+        '"spec.template.spec.containers[0].imagePullPolicyy"' in p.stderr and "patch: Invalid value: " \
+        "\"map[" in p.stderr, p.stderr
+    # server-side apply refuses undeclared fields whatever fieldValidation says (500, no reason)
+    p = kubectl(kube, "apply", "--server-side", "-f", path, ok=False)
+    assert p.returncode != 0 and (
+        "Error from server: failed to create typed patch object (default/typo; apps/v1, Kind=Deployment): "
+        '.spec.replicaz: field not declared in schema') in p.stderr, p.stderr
+    st = ok(apply(kube, bad, fieldValidation="Ignore"), 500)
+    assert st["message"] == ("failed to create typed patch object (/typo; apps/v1, Kind=Deployment): "
+                             ".spec.replicaz: field not declared in schema") and "reason" not in st
+    # the default is Warn: stored without the unknown fields, one Warning header each
+    ok(call(kube, "DELETE", f"{DEPLOY_PATH}/typo"))
+    code, body, headers = call(kube, "POST", DEPLOY_PATH, bad)
+    assert code == 201 and "replicaz" not in body["spec"]
+    assert "imagePullPolicyy" not in body["spec"]["template"]["spec"]["containers"][0]
+    # (in document order: this body has spec.replicaz after spec.template)
+    assert headers.get_all("Warning") == ['299 - "unknown field \\"spec.template.spec.containers[0].'
+                                          'imagePullPolicyy\\""', '299 - "unknown field \\"spec.replicaz\\""']
+    code, body, headers = call(kube, "PUT", f"{DEPLOY_PATH}/typo", {**bad, "metadata": body["metadata"]},
+                               fieldValidation="Ignore")
+    assert code == 200 and headers.get_all("Warning") is None
+    # Strict on PUT: 400; on a merge patch: 422 with the patched object as the value
+    st = ok(call(kube, "PUT", f"{DEPLOY_PATH}/typo", bad, fieldValidation="Strict"), 400)
+    assert st["message"] == ('Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: '
+                             'unknown field "spec.template.spec.containers[0].imagePullPolicyy", unknown field '
+                             '"spec.replicaz"')
+    st = ok(call(kube, "PATCH", f"{DEPLOY_PATH}/typo", {"spec": {"paused": True, "foo": 1}}, MERGE,
+                 fieldValidation="Strict"), 422)
+    assert st["message"].startswith(' "" is invalid: patch: Invalid value: "{\\"apiVersion\\":\\"apps/v1\\",')
+    assert st["message"].endswith('": strict decoding error: unknown field "spec.foo"')
+    assert st["details"] == {"causes": [{"reason": "FieldValueInvalid", "field": "patch",
+                                         "message": st["message"][len(' "" is invalid: patch: '):]}]}
+    # duplicate keys: reported by the strict decoder, the last value wins
+    raw = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d"},"data":{"a":"1"},"data":{"a":"2"}}'
+    st = ok(call(kube, "POST", "/api/v1/namespaces/default/configmaps", raw, fieldValidation="Strict"), 400)
+    assert st["message"] == ('ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+                             'duplicate field "data"')
+    code, body, headers = call(kube, "POST", "/api/v1/namespaces/default/configmaps", raw)
+    assert code == 201 and body["data"] == {"a": "2"} and headers.get_all("Warning") == [
+        '299 - "duplicate field \\"data\\""']
+    # an unsupported directive
+    st = ok(call(kube, "POST", "/api/v1/namespaces/default/configmaps", raw, fieldValidation="Loose"), 422)
+    assert st["message"] == ('CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Loose": '
+                             'supported values: "", "Ignore", "Strict", "Warn"')
+    # JSON patch operations are decoded strictly too
+    st = ok(call(kube, "PATCH", "/api/v1/namespaces/default/configmaps/d",
+                 [{"op": "add", "path": "/data/b", "value": "1", "foo": "bar"}], JSONP, fieldValidation="Strict"), 422)
+    assert st["message"].endswith('": strict decoding error: json patch unknown field "foo"')
+
+
+def test_custom_resources_pruned(kube):
+    kubectl(kube, "apply", "-f", manifest(kube, "crds.json", SEED_KARPENTER_CRDS))
+    nc = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "gpu", "labelz": {}},
+          "spec": {"role": "r", "amiSelectorTerms": [{"alias": "al2023@latest", "owner2": "x"}],
+                   "subnetSelectorTerms": [{"id": "s"}], "securityGroupSelectorTerms": [{"id": "g"}],
+                   "spec2": True}}
+    nc_path = "/apis/karpenter.k8s.aws/v1/ec2nodeclasses"
+    code, body, headers = call(kube, "POST", nc_path, nc)
+    assert code == 201 and "spec2" not in body["spec"] and body["spec"]["amiSelectorTerms"] == [
+        {"alias": "al2023@latest"}] and "labelz" not in body["metadata"]
+    assert body["spec"]["metadataOptions"]["httpTokens"] == "required"  # defaults still applied
+    assert headers.get_all("Warning") == ['299 - "unknown field \\"metadata.labelz\\""',
+                                          '299 - "unknown field \\"spec.amiSelectorTerms[0].owner2\\""',
+                                          '299 - "unknown field \\"spec.spec2\\""']
+    st = ok(call(kube, "PUT", f"{nc_path}/gpu", {**nc, "metadata": {"name": "gpu"}}, fieldValidation="Strict"), 400)
+    assert st["message"] == ('EC2NodeClass in version "v1" cannot be handled as a EC2NodeClass: strict decoding '
+                             'error: unknown field "spec.amiSelectorTerms[0].owner2", unknown field "spec.spec2"')
+    st = ok(call(kube, "PATCH", f"{nc_path}/gpu", {"spec": {"foo": 1}}, MERGE, fieldValidation="Strict"), 422)
+    assert st["message"].endswith('": strict decoding error: unknown field "spec.foo"')
+    # kubectl apply (Strict) of a misspelt field: merge patch on an existing custom resource
+    bad = json.loads(json.dumps(nc))
+    bad["metadata"] = {"name": "gpu"}
+    p = kubectl(kube, "apply", "-f", manifest(kube, "nc.json", [bad]), ok=False)
+    assert p.returncode != 0 and 'unknown field "spec.amiSelectorTerms[0].owner2", unknown field "spec.spec2"' \
+        in p.stderr, p.stderr
+    p = kubectl(kube, "apply", "--server-side", "-f", manifest(kube, "nc.json", [bad]), ok=False)
+    assert p.returncode != 0 and ("Error from server: failed to create typed patch object (/gpu; "
+                                  "karpenter.k8s.aws/v1, Kind=EC2NodeClass): errors:\n"
+                                  "  .spec.amiSelectorTerms[0].owner2: field not declared in schema\n"
+                                  "  .spec.spec2: field not declared in schema") in p.stderr, p.stderr
+    # x-kubernetes-preserve-unknown-fields keeps them (the test CRD of NodePool preserves everything)
+    kubectl(kube, "apply", "-f", manifest(kube, "crds2.json", [KARPENTER_CRDS[1]]))
+    code, body, headers = call(kube, "POST", "/apis/karpenter.sh/v1/nodepools",
+                               {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "p"},
+                                "spec": {"anything": {"goes": 1}}})
+    assert code == 201 and body["spec"]["anything"] == {"goes": 1} and headers.get_all("Warning") is None
+
+
+# --------------------------------------------------------------------------
+# storage object in-use protection
+# --------------------------------------------------------------------------
+
+
+def test_kubectl_pvc_in_use_protection(kube):
+    kubectl(kube, "create", "ns", "comfy")
+    kubectl(kube, "apply", "-f", manifest(kube, "app.json", APP[:4]))
+    claim = kjson(kube, "-n", "comfy", "get", "pvc", "outputs")
+    assert claim["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    vol = kjson(kube, "get", "pv", "outputs-pv")
+    assert vol["metadata"]["finalizers"] == ["kubernetes.io/pv-protection"]
+    assert vol["spec"]["claimRef"]["uid"] == claim["metadata"]["uid"] and vol["status"]["phase"] == "Bound"
+    assert vol["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and vol["spec"]["volumeMode"] == "Filesystem"
+    # the Deployment mounts the claim: deleting it leaves it Terminating
+    kubectl(kube, "-n", "comfy", "delete", "pvc", "outputs", "--wait=false")
+    for _ in range(3):
+        claim = kjson(kube, "-n", "comfy", "get", "pvc", "outputs")
+        assert claim["metadata"]["deletionTimestamp"] and claim["status"]["phase"] == "Bound"
+    # deleting a bound PV leaves it Terminating until its claim is gone
+    kubectl(kube, "delete", "pv", "outputs-pv", "--wait=false")
+    assert kjson(kube, "get", "pv", "outputs-pv")["metadata"]["deletionTimestamp"]
+    # scaled to 0 nothing uses the claim: the next read lets it go; the PV is Released, then goes
+    kubectl(kube, "-n", "comfy", "scale", "deploy", "comfyui", "--replicas=0")
+    kubectl(kube, "-n", "comfy", "get", "pvc", "outputs")
+    p = kubectl(kube, "-n", "comfy", "get", "pvc", "outputs", ok=False)
+    assert p.returncode != 0 and "NotFound" in p.stderr
+    kubectl(kube, "wait", "--for=delete", "pv/outputs-pv", "--timeout=5s")
+
+
+def test_pv_released_keeps_claim_ref(kube):
+    ok(call(kube, "POST", PV_PATH, pv(claimRef={"namespace": "default", "name": "data"})), 201)
+    vol = ok(call(kube, "GET", f"{PV_PATH}/vol"))
+    assert vol["status"]["phase"] == "Available" and "uid" not in vol["spec"]["claimRef"]
+    # a PV with a claimRef without uid binds to the claim it names when that claim appears
+    first = ok(call(kube, "POST", PVC_PATH, pvc()), 201)
+    assert first["status"]["phase"] == "Bound" and first["spec"]["volumeName"] == "vol"
+    vol = ok(call(kube, "GET", f"{PV_PATH}/vol"))
+    assert vol["status"]["phase"] == "Bound" and vol["spec"]["claimRef"]["uid"] == first["metadata"]["uid"]
+    # kubectl delete (with its default wait) returns once the claim is gone: nothing uses it
+    kubectl(kube, "delete", "pvc", "data", "--timeout=10s")
+    vol = kjson(kube, "get", "pv", "vol")
+    assert vol["status"]["phase"] == "Released" and vol["spec"]["claimRef"]["uid"] == first["metadata"]["uid"]
+    # a new claim of the same name does not bind to the released volume
+    second = ok(call(kube, "POST", PVC_PATH, pvc(volumeName="vol")), 201)
+    assert second["status"]["phase"] == "Pending"
+    assert kjson(kube, "get", "pv", "vol")["status"]["phase"] == "Released"
+    # a released PV is not in use: deleting it completes
+    kubectl(kube, "delete", "pv", "vol", "--timeout=10s")
+    # a DaemonSet mounting a claim keeps it too, until the DaemonSet goes
+    ok(call(kube, "POST", PVC_PATH, pvc(name="shared")), 201)
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"metadata": {"labels": {"app": "agent"}},
+                                "spec": {"containers": [{"name": "a", "image": "a:1"}],
+                                         "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "shared"}}]}}}}
+    ok(call(kube, "POST", "/apis/apps/v1/namespaces/default/daemonsets", ds), 201)
+    ok(call(kube, "DELETE", f"{PVC_PATH}/shared"), 202)
+    ok(call(kube, "GET", f"{PVC_PATH}/shared"))
+    assert ok(call(kube, "GET", f"{PVC_PATH}/shared"))["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    ok(call(kube, "DELETE", "/apis/apps/v1/namespaces/default/daemonsets/agent"))
+    kubectl(kube, "wait", "--for=delete", "pvc/shared", "--timeout=5s")

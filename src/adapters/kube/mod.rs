@@ -6,8 +6,14 @@
 //!
 //! Objects are read and written as untyped JSON ([`DynamicObject`]) with the plural and
 //! scope comfyplat knows for each kind it renders. Writes are server-side apply under field
-//! manager `comfyplat`. Like the AWS adapters, nothing here prints: waits report through a
-//! callback.
+//! manager `comfyplat`, with strict field validation (a field the API does not know, e.g.
+//! a misspelt one in a template override, is refused instead of silently dropped).
+//!
+//! This module owns the retries of Kubernetes calls: throttling (429, after the server's
+//! `retryAfterSeconds`), 5xx, an update conflict on a stale resourceVersion and lost
+//! connections are retried with backoff, [`KUBE_ATTEMPTS`] attempts per call; field
+//! manager conflicts and refusals are not. Like the AWS adapters, nothing here prints:
+//! waits report through a callback.
 
 mod token;
 
@@ -20,10 +26,12 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{ApiError, Aws, Backoff, ErrorClass, Poll, poll, status_class};
+use crate::model::kinds::k8s_object::Id;
 use crate::model::kubernetes::{KINDS, PLATFORM_LABEL, kind_info, object_fields};
-use crate::model::{
-    ClusterFacts, Identity, Live, ObjectGoal, Observation, Owner, Pending, Resource,
-};
+use crate::model::{ClusterFacts, Goal, Live, Observation, Owner, Pending, Resource};
+
+/// Attempts of one Kubernetes call on throttling, 5xx, conflicts and lost connections.
+pub const KUBE_ATTEMPTS: u32 = 5;
 
 /// The field manager of every write comfyplat makes.
 pub const FIELD_MANAGER: &str = "comfyplat";
@@ -36,8 +44,6 @@ pub struct Kube {
     refresh: Option<Refresh>,
     /// The API server URL, for messages.
     pub server: String,
-    /// How long a wait for readiness or deletion may take.
-    pub wait_timeout: Duration,
 }
 
 struct Refresh {
@@ -62,8 +68,9 @@ impl Refresh {
             ApiError::new(
                 format!("failed to set up a Kubernetes client for {}", self.endpoint),
                 ErrorClass::Rejected,
-                crate::ui::error_chain(&e),
+                e.to_string(),
             )
+            .caused_by(e)
         })
     }
 }
@@ -91,7 +98,6 @@ impl Kube {
         aws: &Aws,
         cluster: &ClusterFacts,
         partition: &str,
-        wait_timeout: Duration,
     ) -> Result<Kube, ApiError> {
         let operation = format!(
             "failed to reach the Kubernetes API of cluster `{}`",
@@ -127,7 +133,6 @@ impl Kube {
             client: Mutex::new((client, Instant::now())),
             refresh: Some(refresh),
             server: endpoint.clone(),
-            wait_timeout,
         })
     }
 
@@ -139,7 +144,6 @@ impl Kube {
         cluster: &str,
         expected: Option<&str>,
         allow_other: bool,
-        wait_timeout: Duration,
     ) -> Result<Kube, KubeconfigError> {
         let shown = path.display().to_string();
         let read_error = |message: String| KubeconfigError::Read {
@@ -147,7 +151,7 @@ impl Kube {
             message,
         };
         let kubeconfig = kube::config::Kubeconfig::read_from(path)
-            .map_err(|e| read_error(crate::ui::error_chain(&e)))?;
+            .map_err(|e| read_error(crate::errors::chain(&e)))?;
         let chosen = context
             .map(str::to_string)
             .or_else(|| kubeconfig.current_context.clone())
@@ -159,7 +163,7 @@ impl Kube {
         };
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
-            .map_err(|e| read_error(crate::ui::error_chain(&e)))?;
+            .map_err(|e| read_error(crate::errors::chain(&e)))?;
         let server = config.cluster_url.to_string();
         if let Some(expected) = expected
             && !allow_other
@@ -174,12 +178,11 @@ impl Kube {
             });
         }
         let client =
-            kube::Client::try_from(config).map_err(|e| read_error(crate::ui::error_chain(&e)))?;
+            kube::Client::try_from(config).map_err(|e| read_error(crate::errors::chain(&e)))?;
         Ok(Kube {
             client: Mutex::new((client, Instant::now())),
             refresh: None,
             server,
-            wait_timeout,
         })
     }
 
@@ -194,38 +197,50 @@ impl Kube {
         Ok(guard.0.clone())
     }
 
-    async fn api(&self, identity: &Identity) -> Result<(Api<DynamicObject>, String), ApiError> {
-        let Identity::K8sObject {
-            api_version,
-            kind,
-            namespace,
-            name,
-        } = identity
-        else {
-            return Err(ApiError::new(
-                format!("`{identity}` is not a Kubernetes object"),
-                ErrorClass::Rejected,
-                "internal error",
-            ));
-        };
-        let client = self.client().await?;
-        let resource = api_resource(api_version, kind);
-        let api = if namespace.is_empty() {
-            Api::all_with(client, &resource)
-        } else {
-            Api::namespaced_with(client, namespace, &resource)
-        };
-        Ok((api, name.clone()))
+    /// A call with the retries this module owns: `call` gets a client with a fresh token on
+    /// every attempt.
+    async fn call<T, F, Fut>(&self, operation: &str, mut call: F) -> Result<T, ApiError>
+    where
+        F: FnMut(kube::Client) -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            let client = self.client().await?;
+            match call(client).await {
+                Ok(value) => return Ok(value),
+                Err(error) if attempt < KUBE_ATTEMPTS && retryable(&error) => {
+                    let wait = match &error {
+                        kube::Error::Api(status) => status
+                            .details
+                            .as_ref()
+                            .map(|d| Duration::from_secs(u64::from(d.retry_after_seconds)))
+                            .filter(|d| !d.is_zero())
+                            .unwrap_or(delay),
+                        _ => delay,
+                    };
+                    tracing::debug!(operation, attempt, ?wait, "retrying: {error}");
+                    tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    attempt += 1;
+                }
+                Err(error) => return Err(kube_error(operation, error)),
+            }
+        }
+    }
+
+    /// The object, or `None`.
+    async fn get(&self, id: &Id) -> Result<Option<DynamicObject>, ApiError> {
+        self.call(&format!("failed to read {id}"), |client| async move {
+            api(client, id).get_opt(&id.name).await
+        })
+        .await
     }
 
     /// The live object, in the model's terms.
-    pub async fn observe(&self, identity: &Identity) -> Result<Observation, ApiError> {
-        let (api, name) = self.api(identity).await?;
-        let object = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| kube_error(format!("failed to read {identity}"), e))?;
-        let Some(object) = object else {
+    pub async fn observe(&self, id: &Id) -> Result<Observation, ApiError> {
+        let Some(object) = self.get(id).await? else {
             return Ok(Observation::Absent);
         };
         let value = serde_json::to_value(&object).unwrap_or(Value::Null);
@@ -249,73 +264,74 @@ impl Kube {
         }))
     }
 
-    /// Server-side apply of the resource's manifest. `force` takes over fields another
-    /// manager set (drift being reverted, or `--force-conflicts`).
+    /// Server-side apply of the resource's manifest, strictly validated. `force` takes over
+    /// fields another manager set (drift being reverted, or `--force-conflicts`).
     pub async fn apply(
         &self,
+        id: &Id,
         resource: &Resource,
         force: bool,
     ) -> Result<Option<Pending>, ApiError> {
-        let identity = &resource.identity;
         let Some(manifest) = resource.parameters.get(crate::model::kubernetes::MANIFEST) else {
             return Err(ApiError::new(
-                format!("failed to apply {identity}"),
+                format!("failed to apply {id}"),
                 ErrorClass::Rejected,
                 "the plan carries no manifest for it (a damaged plan file?)",
             ));
         };
-        let (api, name) = self.api(identity).await?;
-        let mut params = PatchParams::apply(FIELD_MANAGER);
+        let mut params = PatchParams::apply(FIELD_MANAGER).validation_strict();
         params.force = force;
-        api.patch(&name, &params, &Patch::Apply(manifest))
-            .await
-            .map_err(|e| kube_error(format!("failed to apply {identity}"), e))?;
-        Ok(needs_wait(identity).then(|| Pending::Kubernetes {
-            object: identity.clone(),
-            goal: ObjectGoal::Ready,
-        }))
+        let params = &params;
+        self.call(&format!("failed to apply {id}"), |client| async move {
+            api(client, id)
+                .patch(&id.name, params, &Patch::Apply(manifest))
+                .await
+        })
+        .await?;
+        Ok(needs_wait(id).then(Pending::ready))
     }
 
-    /// Deletes the object; its finalizers (the ALB controller's, Karpenter's) are waited for.
-    pub async fn delete(&self, identity: &Identity) -> Result<Option<Pending>, ApiError> {
-        let (api, name) = self.api(identity).await?;
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
-            Err(e) => return Err(kube_error(format!("failed to delete {identity}"), e)),
-        }
-        Ok(Some(Pending::Kubernetes {
-            object: identity.clone(),
-            goal: ObjectGoal::Deleted,
-        }))
+    /// Deletes the object; its finalizers (the ALB controller's, Karpenter's, the claim
+    /// protection) are waited for.
+    pub async fn delete(&self, id: &Id) -> Result<Option<Pending>, ApiError> {
+        let deleted = self
+            .call(&format!("failed to delete {id}"), |client| async move {
+                match api(client, id)
+                    .delete(&id.name, &DeleteParams::background())
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+                    Err(error) => Err(error),
+                }
+            })
+            .await?;
+        Ok(deleted.then(Pending::deleted))
     }
 
-    /// Waits until the object is ready or gone, within the wait timeout, naming what it
-    /// waits for and the object's last condition.
+    /// Waits until the object is ready or gone, within `limit`, naming what it waits for
+    /// and the object's last condition.
     pub async fn wait(
         &self,
-        object: &Identity,
-        goal: ObjectGoal,
+        id: &Id,
+        goal: Goal,
+        limit: Duration,
         progress: &(dyn Fn(String) + Sync),
     ) -> Result<Vec<String>, ApiError> {
         let backoff = Backoff {
             first: Duration::from_millis(200),
             longest: Duration::from_secs(5),
-            limit: self.wait_timeout,
+            limit,
         };
         let check = || async move {
-            let (api, name) = self.api(object).await?;
-            let live = api
-                .get_opt(&name)
-                .await
-                .map_err(|e| kube_error(format!("failed to read {object}"), e))?;
+            let live = self.get(id).await?;
             let (done, status) = match (goal, &live) {
-                (ObjectGoal::Ready, None) => (false, "not found".to_string()),
-                (ObjectGoal::Ready, Some(live)) => {
-                    readiness(object, &serde_json::to_value(live).unwrap_or(Value::Null))
+                (Goal::Ready, None) => (false, "not found".to_string()),
+                (Goal::Ready, Some(live)) => {
+                    readiness(id, &serde_json::to_value(live).unwrap_or(Value::Null))
                 }
-                (ObjectGoal::Deleted, None) => (true, "deleted".to_string()),
-                (ObjectGoal::Deleted, Some(live)) => (false, deletion_status(object, live)),
+                (Goal::Deleted, None) => (true, "deleted".to_string()),
+                (Goal::Deleted, Some(live)) => (false, deletion_status(id, live)),
             };
             Ok(if done {
                 Poll::Done(Vec::new())
@@ -324,16 +340,16 @@ impl Kube {
             })
         };
         let what = match goal {
-            ObjectGoal::Ready => "to become ready",
-            ObjectGoal::Deleted => "to be deleted",
+            Goal::Ready => "to become ready",
+            Goal::Deleted => "to be deleted",
         };
         poll(backoff, progress, check, |status| {
             ApiError::new(
                 format!(
-                    "timed out after {} waiting for {object} {what}",
-                    humantime::format_duration(Duration::from_secs(self.wait_timeout.as_secs()))
+                    "timed out after {} waiting for {id} {what}",
+                    humantime::format_duration(Duration::from_secs(limit.as_secs()))
                 ),
-                ErrorClass::Rejected,
+                ErrorClass::Timeout,
                 format!("last seen: {status}"),
             )
         })
@@ -341,110 +357,126 @@ impl Kube {
     }
 
     /// Objects of `platform` found by its label, of every kind comfyplat renders whose API
-    /// the cluster serves.
-    pub async fn list_owned(&self, platform: &str) -> Result<Vec<Identity>, ApiError> {
-        let client = self.client().await?;
+    /// the cluster serves; the kinds are listed at once.
+    pub async fn list_owned(&self, platform: &str) -> Result<Vec<Id>, ApiError> {
         let selector = format!("{PLATFORM_LABEL}={platform}");
-        let mut found = Vec::new();
-        for (api_version, kind, _, namespaced) in KINDS {
-            let resource = api_resource(api_version, kind);
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-            let list = match api.list(&ListParams::default().labels(&selector)).await {
-                Ok(list) => list,
-                Err(kube::Error::Api(status)) if status.code == 404 => continue,
-                Err(e) => {
-                    return Err(kube_error(
-                        format!("failed to list {kind} objects labelled {selector}"),
-                        e,
-                    ));
-                }
-            };
-            for object in list.items {
-                found.push(Identity::K8sObject {
-                    api_version: api_version.to_string(),
-                    kind: kind.to_string(),
-                    namespace: if *namespaced {
-                        object.metadata.namespace.clone().unwrap_or_default()
-                    } else {
-                        String::new()
-                    },
-                    name: object.metadata.name.clone().unwrap_or_default(),
-                });
-            }
-        }
-        Ok(found)
+        let selector = selector.as_str();
+        let lists = KINDS
+            .iter()
+            .map(|(api_version, kind, _, namespaced)| async move {
+                let operation = format!("failed to list {kind} objects labelled {selector}");
+                let list = self
+                    .call(&operation, |client| async move {
+                        let resource = api_resource(api_version, kind);
+                        let api: Api<DynamicObject> = Api::all_with(client, &resource);
+                        match api.list(&ListParams::default().labels(selector)).await {
+                            Ok(list) => Ok(list.items),
+                            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+                            Err(error) => Err(error),
+                        }
+                    })
+                    .await?;
+                Ok::<_, ApiError>(
+                    list.into_iter()
+                        .map(|object| {
+                            let namespace = if *namespaced {
+                                object.metadata.namespace.clone().unwrap_or_default()
+                            } else {
+                                String::new()
+                            };
+                            Id::new(
+                                api_version,
+                                kind,
+                                &namespace,
+                                &object.metadata.name.clone().unwrap_or_default(),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            });
+        Ok(futures::future::try_join_all(lists)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// What the cluster must run for the platform: each problem is one line saying what is
-    /// missing and how to install it; warnings do not stop the plan.
+    /// missing and how to install it; warnings do not stop the plan. The checks run at once.
     pub async fn preflight(&self, csi_addon_installed: bool) -> Result<Preflight, ApiError> {
-        let client = self.client().await?;
-        let mut report = Preflight::default();
-        for (group, kind, install) in [
-            ("karpenter.sh", "NodePool", "NodePool"),
-            ("karpenter.k8s.aws", "EC2NodeClass", "EC2NodeClass"),
-        ] {
-            let gvk = GroupVersionKind::gvk(group, "v1", kind);
-            match kube::discovery::pinned_kind(&client, &gvk).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
-                    return Err(kube_error(
-                        format!("failed to read the APIs of cluster {}", self.server),
-                        kube::Error::Api(status),
-                    ));
+        let karpenter = |group: &'static str, kind: &'static str| async move {
+            let served = self
+                .call("failed to read the cluster's APIs", |client| async move {
+                    let gvk = GroupVersionKind::gvk(group, "v1", kind);
+                    match kube::discovery::pinned_kind(&client, &gvk).await {
+                        Ok(_) => Ok(None),
+                        Err(kube::Error::Api(status)) if status.code != 404 => {
+                            Err(kube::Error::Api(status))
+                        }
+                        Err(kube::Error::Api(_) | kube::Error::Discovery(_)) => {
+                            let versions: Vec<String> = kube::discovery::group(&client, group)
+                                .await
+                                .map(|g| g.versions().map(str::to_string).collect())
+                                .unwrap_or_default();
+                            Ok(Some(versions))
+                        }
+                        Err(error) => Err(error),
+                    }
+                })
+                .await?;
+            Ok::<_, ApiError>(served.map(|served| {
+                if served.is_empty() {
+                    format!(
+                        "Karpenter is not installed: the cluster serves no `{group}/v1` {kind}; install Karpenter 1.x (https://karpenter.sh/docs/getting-started/)"
+                    )
+                } else {
+                    format!(
+                        "Karpenter serves only `{group}/{}`: comfyplat needs `{group}/v1` {kind}; upgrade Karpenter to 1.1 or later (https://karpenter.sh/docs/upgrading/v1-migration/)",
+                        served.join("`, `")
+                    )
                 }
-                Err(kube::Error::Api(_) | kube::Error::Discovery(_)) => {
-                    let served: Vec<String> = kube::discovery::group(&client, group)
-                        .await
-                        .map(|g| g.versions().map(str::to_string).collect())
-                        .unwrap_or_default();
-                    report.problems.push(if served.is_empty() {
-                        format!(
-                            "Karpenter is not installed: the cluster serves no `{group}/v1` {install}; install Karpenter 1.x (https://karpenter.sh/docs/getting-started/)"
-                        )
-                    } else {
-                        format!(
-                            "Karpenter serves only `{group}/{}`: comfyplat needs `{group}/v1` {install}; upgrade Karpenter to 1.1 or later (https://karpenter.sh/docs/upgrading/v1-migration/)",
-                            served.join("`, `")
-                        )
-                    });
-                }
-                Err(e) => return Err(kube_error("failed to read the cluster's APIs", e)),
-            }
-        }
-        let ingress_class = api_resource("networking.k8s.io/v1", "IngressClass");
-        let classes: Api<DynamicObject> = Api::all_with(client.clone(), &ingress_class);
-        if classes
-            .get_opt("alb")
+            }))
+        };
+        let exists = |api_version: &'static str, kind: &'static str, name: &'static str| async move {
+            let operation = format!("failed to read {kind} {name}");
+            self.call(&operation, |client| async move {
+                let resource = api_resource(api_version, kind);
+                let api: Api<DynamicObject> = Api::all_with(client, &resource);
+                api.get_opt(name).await.map(|found| found.is_some())
+            })
             .await
-            .map_err(|e| kube_error("failed to read IngressClass alb", e))?
-            .is_none()
-        {
+        };
+        let device_plugin = self.call("failed to list DaemonSets", |client| async move {
+            let resource = api_resource("apps/v1", "DaemonSet");
+            let all: Api<DynamicObject> = Api::all_with(client, &resource);
+            match all.list(&ListParams::default()).await {
+                Ok(list) => Ok(list.items.iter().any(|ds| {
+                    ds.metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| n.contains("nvidia-device-plugin"))
+                })),
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+                Err(error) => Err(error),
+            }
+        });
+        let (pools, classes, ingress_class, driver, plugin) = tokio::try_join!(
+            karpenter("karpenter.sh", "NodePool"),
+            karpenter("karpenter.k8s.aws", "EC2NodeClass"),
+            exists("networking.k8s.io/v1", "IngressClass", "alb"),
+            exists("storage.k8s.io/v1", "CSIDriver", "s3.csi.aws.com"),
+            device_plugin,
+        )?;
+        let mut report = Preflight::default();
+        report.problems.extend(pools);
+        report.problems.extend(classes);
+        if !ingress_class {
             report.problems.push("IngressClass `alb` not found: install the AWS Load Balancer Controller (https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/deploy/installation/)".to_string());
         }
-        let csi = api_resource("storage.k8s.io/v1", "CSIDriver");
-        let drivers: Api<DynamicObject> = Api::all_with(client.clone(), &csi);
-        let has_driver = drivers
-            .get_opt("s3.csi.aws.com")
-            .await
-            .map_err(|e| kube_error("failed to read CSIDriver s3.csi.aws.com", e))?
-            .is_some();
-        if !has_driver && csi_addon_installed {
+        if !driver && csi_addon_installed {
             report.problems.push("CSIDriver `s3.csi.aws.com` not found although the aws-mountpoint-s3-csi-driver add-on is installed: check the add-on's health (`aws eks describe-addon`) and its pods in kube-system".to_string());
         }
-        let daemonsets = api_resource("apps/v1", "DaemonSet");
-        let all: Api<DynamicObject> = Api::all_with(client, &daemonsets);
-        let has_plugin = match all.list(&ListParams::default()).await {
-            Ok(list) => list.items.iter().any(|ds| {
-                ds.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.contains("nvidia-device-plugin"))
-            }),
-            Err(kube::Error::Api(status)) if status.code == 404 => false,
-            Err(e) => return Err(kube_error("failed to list DaemonSets", e)),
-        };
-        if !has_plugin {
+        if !plugin {
             report.warnings.push("no NVIDIA device plugin DaemonSet found: GPU pods would stay Pending; install it (https://github.com/NVIDIA/k8s-device-plugin#deployment-via-helm) or the NVIDIA GPU Operator".to_string());
         }
         Ok(report)
@@ -475,18 +507,17 @@ fn attributes(object: &Value) -> crate::model::Fields {
     attributes
 }
 
-fn needs_wait(identity: &Identity) -> bool {
-    matches!(identity, Identity::K8sObject { kind, .. }
-        if matches!(kind.as_str(), "Deployment" | "Ingress" | "EC2NodeClass" | "NodePool"))
+fn needs_wait(id: &Id) -> bool {
+    matches!(
+        id.kind.as_str(),
+        "Deployment" | "Ingress" | "EC2NodeClass" | "NodePool"
+    )
 }
 
 /// Whether an object is ready, and what to say about it.
-fn readiness(identity: &Identity, object: &Value) -> (bool, String) {
-    let Identity::K8sObject { kind, .. } = identity else {
-        return (true, String::new());
-    };
+fn readiness(id: &Id, object: &Value) -> (bool, String) {
     let status = object.get("status").unwrap_or(&Value::Null);
-    match kind.as_str() {
+    match id.kind.as_str() {
         "Deployment" => {
             let number = |v: &Value, key: &str| v.get(key).and_then(Value::as_i64).unwrap_or(0);
             let spec = object.get("spec").unwrap_or(&Value::Null);
@@ -546,21 +577,43 @@ fn condition(status: &Value, wanted: &str) -> Option<String> {
     Some(line)
 }
 
-fn deletion_status(identity: &Identity, object: &DynamicObject) -> String {
+fn deletion_status(id: &Id, object: &DynamicObject) -> String {
     let finalizers = object.metadata.finalizers.clone().unwrap_or_default();
     if finalizers.is_empty() {
         return "deleting".to_string();
     }
-    let who = match identity {
-        Identity::K8sObject { kind, .. } if kind == "Ingress" => {
-            " (the AWS Load Balancer Controller deletes the ALB)"
-        }
-        Identity::K8sObject { kind, .. } if kind == "NodePool" => {
-            " (Karpenter terminates the pool's nodes)"
-        }
+    let who = match id.kind.as_str() {
+        "Ingress" => " (the AWS Load Balancer Controller deletes the ALB)",
+        "NodePool" => " (Karpenter terminates the pool's nodes)",
+        "PersistentVolumeClaim" => " (pods still use the claim)",
+        "PersistentVolume" => " (a claim is still bound to the volume)",
         _ => "",
     };
     format!("waiting for finalizers {}{who}", finalizers.join(", "))
+}
+
+/// The API of an object.
+fn api(client: kube::Client, id: &Id) -> Api<DynamicObject> {
+    let resource = api_resource(&id.api_version, &id.kind);
+    if id.namespace.is_empty() {
+        Api::all_with(client, &resource)
+    } else {
+        Api::namespaced_with(client, &id.namespace, &resource)
+    }
+}
+
+/// Whether a failed call is worth another attempt: throttling, server errors, an update
+/// conflict (not a field manager's), a lost connection.
+fn retryable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            429 | 500 | 502 | 503 | 504 => true,
+            409 => status.reason == "Conflict" && !status.message.starts_with("Apply failed"),
+            _ => false,
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
 }
 
 /// The API resource of a kind comfyplat renders (or reads: IngressClass, CSIDriver, DaemonSet).
@@ -613,10 +666,11 @@ fn normalize(url: &str) -> String {
     url.trim_end_matches('/').to_ascii_lowercase()
 }
 
-/// A kube-rs error as an [`ApiError`]: Status codes map to classes like AWS errors do.
+/// A kube-rs error as an [`ApiError`]: Status codes map to classes like AWS errors do; the
+/// kube-rs error stays under the message.
 fn kube_error(operation: impl Into<String>, error: kube::Error) -> ApiError {
     let operation = operation.into();
-    match error {
+    match &error {
         kube::Error::Api(status) => {
             let class = match status.code {
                 401 => ErrorClass::AccessDenied,
@@ -632,20 +686,19 @@ fn kube_error(operation: impl Into<String>, error: kube::Error) -> ApiError {
             {
                 cause.push_str("; another field manager changed these fields: run apply with `--force-conflicts` to take them back");
             }
-            let mut error = ApiError::new(operation, class, cause);
-            error.code = Some(status.reason.clone());
+            let code = Some(status.reason.clone());
+            let mut error = ApiError::new(operation, class, cause).caused_by(error);
+            error.code = code;
             error
         }
-        kube::Error::HyperError(_) | kube::Error::Service(_) => ApiError::new(
-            operation,
-            ErrorClass::Unreachable,
-            crate::ui::error_chain(&error),
-        ),
-        other => ApiError::new(
-            operation,
-            ErrorClass::Rejected,
-            crate::ui::error_chain(&other),
-        ),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            let message = crate::errors::chain(&error);
+            ApiError::new(operation, ErrorClass::Unreachable, message).caused_by(error)
+        }
+        _ => {
+            let message = crate::errors::chain(&error);
+            ApiError::new(operation, ErrorClass::Rejected, message).caused_by(error)
+        }
     }
 }
 
@@ -654,13 +707,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn deployment() -> Identity {
-        Identity::K8sObject {
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            namespace: "comfyui".into(),
-            name: "comfyui".into(),
-        }
+    fn deployment() -> Id {
+        Id::new("apps/v1", "Deployment", "comfyui", "comfyui")
     }
 
     #[test]

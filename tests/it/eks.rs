@@ -2,12 +2,10 @@
 //! their Pod Identity association (or IRSA), against the emulator's EKS extension, read back
 //! with the `aws` CLI as an independent client.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const DRIVER: &str = "aws-mountpoint-s3-csi-driver";
 const AGENT: &str = "eks-pod-identity-agent";
@@ -261,15 +259,15 @@ fn access_changes_are_precise_and_entries_made_outside_comfyplat_are_never_touch
     let run = workspace.run(&proxy.endpoint, &["plan", "--json", "--detailed-exitcode"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     let plan: Value = serde_json::from_str(&run.stdout).expect("plan JSON");
-    let changes = plan["changes"].as_array().expect("changes");
+    let changes = plan["resource_changes"].as_array().expect("changes");
     assert_eq!(changes.len(), 1, "{plan:#}");
     assert_eq!(
         changes[0]["address"],
         "eks.access_entry.role/comfyui-artists"
     );
-    assert_eq!(changes[0]["action"], "update");
+    assert_eq!(changes[0]["actions"], json!(["update"]));
     assert_eq!(
-        changes[0]["fields"],
+        changed_fields(&changes[0]),
         json!([
             {"path": format!("access_policies.{}", policy("AmazonEKSAdminPolicy")), "before": null, "after": {"type": "namespace", "namespaces": ["comfyui", "renders"]}},
             {"path": format!("access_policies.{}", policy("AmazonEKSViewPolicy")), "before": {"type": "namespace", "namespaces": ["comfyui"]}, "after": null}

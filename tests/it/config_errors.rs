@@ -2,13 +2,11 @@
 //! `file:line:column`, a clear message and (where one helps) a hint, and the AWS endpoint
 //! (a listener that counts connections) is never contacted.
 
-mod support;
-
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use support::*;
+use crate::support::*;
 
 struct Case {
     name: &'static str,

@@ -141,6 +141,9 @@ pub struct ProxyOptions {
     /// Actions forwarded and then never answered (the caller hangs), e.g.
     /// `POST /2020-05-31/distribution`.
     pub hang_after: Option<String>,
+    /// Stand in front of this Kubernetes API (the emulator's `kube` info) instead of AWS:
+    /// the proxy terminates TLS and writes a kubeconfig pointing at itself.
+    pub kubernetes: Option<serde_json::Value>,
 }
 
 /// One logged request.
@@ -159,10 +162,36 @@ pub struct Proxy {
     child: Child,
     pub endpoint: String,
     pub log: PathBuf,
+    /// In front of a Kubernetes API: a kubeconfig for it.
+    pub kubeconfig: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
 impl Proxy {
+    /// A proxy in front of the emulator's Kubernetes API.
+    pub fn kubernetes(emulator: &Emulator, options: ProxyOptions) -> Proxy {
+        let endpoint = emulator.kube["endpoint"]
+            .as_str()
+            .expect("kube endpoint")
+            .to_string();
+        Proxy::start(
+            &endpoint,
+            ProxyOptions {
+                kubernetes: Some(emulator.kube.clone()),
+                ..options
+            },
+        )
+    }
+
+    /// `platform_yaml` reaching the Kubernetes API through this proxy.
+    pub fn in_front_of_kubernetes(&self, platform_yaml: &str) -> String {
+        let kubeconfig = self.kubeconfig.as_ref().expect("a Kubernetes proxy");
+        format!(
+            "{platform_yaml}\nkubernetes:\n  kubeconfig: {}\n  allow_other_endpoint: true\n",
+            kubeconfig.display()
+        )
+    }
+
     pub fn start(upstream: &str, options: ProxyOptions) -> Proxy {
         let dir = tempfile::tempdir().expect("temporary directory");
         let ready = dir.path().join("proxy.json");
@@ -187,6 +216,13 @@ impl Proxy {
         if let Some(hang) = &options.hang_after {
             command.args(["--hang-after", hang]);
         }
+        if let Some(kube) = &options.kubernetes {
+            let text = |key: &str| kube[key].as_str().expect("kube info").to_string();
+            command
+                .arg("--kubernetes")
+                .args(["--upstream-ca", &text("ca_file")])
+                .args(["--kubeconfig-from", &text("kubeconfig")]);
+        }
         let mut child = command
             .stdout(output.try_clone().expect("log file"))
             .stderr(output)
@@ -198,8 +234,31 @@ impl Proxy {
             child,
             endpoint,
             log,
+            kubeconfig: info["kubeconfig"].as_str().map(PathBuf::from),
             _dir: dir,
         }
+    }
+
+    /// Waits until the proxy forwarded `call` and holds back its answer, then kills
+    /// `child`: a process killed right after a call whose response it never saw.
+    pub fn kill_once_hung(&self, child: &mut Child, call: &str) {
+        let started = Instant::now();
+        while !self
+            .requests()
+            .iter()
+            .any(|r| r.action == call && r.fault.as_deref() == Some("hang"))
+        {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("comfyplat ended ({status}) before `{call}`");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "`{call}` never came"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.kill().expect("kill comfyplat");
+        let _ = child.wait();
     }
 
     /// A proxy that delays every request by `delay_ms`, to make an apply slow enough to
@@ -569,4 +628,27 @@ impl Emulator {
             })
             .collect()
     }
+}
+
+/// The fields a `plan --json` resource change changes, in path order: `[{"path", "before",
+/// "after"}]` for every path whose value differs between its `before` and `after` maps
+/// (`null` where a map has none).
+pub fn changed_fields(change: &serde_json::Value) -> serde_json::Value {
+    let empty = serde_json::Map::new();
+    let before = change["before"].as_object().unwrap_or(&empty);
+    let after = change["after"].as_object().unwrap_or(&empty);
+    let paths: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    serde_json::Value::Array(
+        paths
+            .into_iter()
+            .filter(|path| before.get(*path) != after.get(*path))
+            .map(|path| {
+                serde_json::json!({
+                    "path": path,
+                    "before": before.get(path).cloned().unwrap_or(serde_json::Value::Null),
+                    "after": after.get(path).cloned().unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect(),
+    )
 }

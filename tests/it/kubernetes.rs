@@ -3,9 +3,7 @@
 //! refusals, against the Kubernetes API test server the sandbox emulator starts, read back
 //! with kubectl as an independent client.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const NS: &str = "comfyui";
 

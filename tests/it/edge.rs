@@ -3,10 +3,8 @@
 //! outputs, and the full destroy with its report, against the sandbox emulator, read back
 //! with the aws CLI and kubectl as independent clients.
 
-mod support;
-
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const NS: &str = "comfyui";
 const DISTRIBUTION: &str = "cloudfront.distribution.comfyui";
@@ -34,28 +32,6 @@ fn the_distribution(endpoint: &str) -> (String, Value) {
         &["cloudfront", "get-distribution-config", "--id", &id],
     );
     (id, config["DistributionConfig"].clone())
-}
-
-/// Waits until the proxy forwarded `call` and holds back its answer, then kills `child`:
-/// a process killed right after a call whose response it never saw.
-fn kill_once_hung(child: &mut std::process::Child, proxy: &Proxy, call: &str) {
-    let started = std::time::Instant::now();
-    while !proxy
-        .requests()
-        .iter()
-        .any(|r| r.action == call && r.fault.as_deref() == Some("hang"))
-    {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("comfyplat ended ({status}) before `{call}`");
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(300),
-            "`{call}` never came"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    child.kill().expect("kill comfyplat");
-    let _ = child.wait();
 }
 
 /// A sandbox with the full example applied, and its distribution's id.
@@ -318,7 +294,7 @@ fn a_create_interrupted_right_after_the_call_makes_no_second_distribution() {
         },
     );
     let mut child = workspace.spawn(&hanging.endpoint, &["apply", "--yes"]);
-    kill_once_hung(&mut child, &hanging, CREATE_CALL);
+    hanging.kill_once_hung(&mut child, CREATE_CALL);
 
     // CloudFront made the distribution; state knows it is being created, with its reference.
     let (_, config) = the_distribution(&emulator.endpoint);
@@ -525,7 +501,7 @@ fn a_destroy_killed_after_disabling_is_finished_by_the_next() {
         },
     );
     let mut child = workspace.spawn(&hanging.endpoint, &["destroy", "--yes"]);
-    kill_once_hung(&mut child, &hanging, &disable);
+    hanging.kill_once_hung(&mut child, &disable);
     // Disabled, still there, still in state.
     let (_, config) = the_distribution(&emulator.endpoint);
     assert_eq!(config["Enabled"], false);

@@ -2,10 +2,8 @@
 //! fresh sandbox, the empty re-plan and the write-free re-apply, a precise update, drift
 //! repair, removal of a bucket that holds data, saved and stale plans, and destroy.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 fn apply(workspace: &Workspace, endpoint: &str) -> Run {
     workspace.run(endpoint, &["apply", "--yes"]).expect(0)
@@ -311,16 +309,16 @@ fn changing_the_retention_gives_one_precise_update() {
     workspace.write(&sandbox_yaml().replace("expire_after_days: 30", "expire_after_days: 7"));
     let (code, plan) = plan_json(&workspace, &proxy.endpoint, &["--detailed-exitcode"]);
     assert_eq!(code, 2);
-    let changes = plan["changes"].as_array().expect("changes");
+    let changes = plan["resource_changes"].as_array().expect("changes");
     assert_eq!(changes.len(), 1, "{plan:#}");
     assert_eq!(changes[0]["address"], "s3.bucket.outputs");
-    assert_eq!(changes[0]["action"], "update");
+    assert_eq!(changes[0]["actions"], json!(["update"]));
     assert_eq!(changes[0]["reasons"], json!([{"reason": "config_changed"}]));
     assert_eq!(
-        changes[0]["fields"],
+        changed_fields(&changes[0]),
         json!([{"path": "lifecycle.expiration_days", "before": 30, "after": 7}])
     );
-    assert!(plan["drift"].as_array().expect("drift").is_empty());
+    assert!(plan["resource_drift"].as_array().expect("drift").is_empty());
 
     let text = workspace.run(&proxy.endpoint, &["plan"]).expect(0).stdout;
     let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("  # ")).collect();
@@ -420,7 +418,7 @@ fn out_of_band_drift_is_shown_apart_and_repaired() {
 
     let (code, plan) = plan_json(&workspace, &emulator.endpoint, &["--detailed-exitcode"]);
     assert_eq!(code, 2);
-    let drifted: Vec<&str> = plan["drift"]
+    let drifted: Vec<&str> = plan["resource_drift"]
         .as_array()
         .expect("drift")
         .iter()
@@ -434,10 +432,10 @@ fn out_of_band_drift_is_shown_apart_and_repaired() {
             "iam.role_policy.node_models_read"
         ]
     );
-    let changes = plan["changes"].as_array().expect("changes");
+    let changes = plan["resource_changes"].as_array().expect("changes");
     assert_eq!(changes.len(), 3, "{plan:#}");
     for change in changes {
-        assert_eq!(change["action"], "update");
+        assert_eq!(change["actions"], json!(["update"]));
         assert_eq!(change["reasons"], json!([{"reason": "drifted"}]));
     }
     let outputs = changes
@@ -445,7 +443,7 @@ fn out_of_band_drift_is_shown_apart_and_repaired() {
         .find(|c| c["address"] == "s3.bucket.outputs")
         .expect("outputs change");
     assert_eq!(
-        outputs["fields"],
+        changed_fields(outputs),
         json!([
             {"path": "public_access_block.block_public_policy", "before": false, "after": true},
             {"path": "public_access_block.restrict_public_buckets", "before": false, "after": true}
@@ -455,8 +453,9 @@ fn out_of_band_drift_is_shown_apart_and_repaired() {
         .iter()
         .find(|c| c["address"] == "s3.bucket.models")
         .expect("models change");
-    assert_eq!(models["fields"][0]["path"], "policy");
-    assert!(models["fields"][0]["before"].is_null());
+    let models = changed_fields(models);
+    assert_eq!(models[0]["path"], "policy");
+    assert!(models[0]["before"].is_null());
 
     let text = workspace
         .run(&emulator.endpoint, &["plan"])

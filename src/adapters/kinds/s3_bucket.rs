@@ -1,9 +1,10 @@
 //! S3 buckets: observe, create, update by field group, empty and delete.
 //!
-//! Field groups (see `model::desired`): `public_access_block.*`, `encryption.*`, `policy`,
-//! `versioning`, `lifecycle.*`, `tags.*`; each is read and written by one API call.
-//! Versioning, once enabled, can only be suspended: `Disabled` is written as `Suspended` and
-//! a suspended bucket reads back as `Disabled`.
+//! Field groups (see the kind's model): `public_access_block.*`, `encryption.*`, `policy`,
+//! `versioning`, `lifecycle.*`, `tags.*`; each is read and written by one API call, and a
+//! bucket is read in one round of concurrent calls. Versioning, once enabled, can only be
+//! suspended: `Disabled` is written as `Suspended` and a suspended bucket reads back as
+//! `Disabled`.
 
 use aws_sdk_s3::error::BuildError;
 use aws_sdk_s3::types::{
@@ -15,9 +16,13 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Value, json};
 
-use super::{ApiError, Aws, ErrorClass, aws_error, parse_policy_document};
-use crate::model::{Fields, Live, Observation, field_group, insert_flat, policy, tags_of};
-use crate::planner::FieldChange;
+use super::Adapter;
+use crate::adapters::{ApiError, Apis, Aws, ErrorClass, aws_error, parse_policy_document, tagging};
+pub use crate::model::kinds::s3_bucket::Id;
+use crate::model::{
+    FieldChange, Fields, Live, Observation, Pending, Resource, field_group, insert_flat, policy,
+    tags_of,
+};
 
 /// The id of the one lifecycle rule comfyplat manages.
 const EXPIRATION_RULE_ID: &str = "comfyplat-expiration";
@@ -25,7 +30,7 @@ const EXPIRATION_RULE_ID: &str = "comfyplat-expiration";
 const DELETE_BATCH: i32 = 1000;
 
 fn built<T>(result: Result<T, BuildError>, operation: &str) -> Result<T, ApiError> {
-    result.map_err(|e| ApiError::new(operation, ErrorClass::Rejected, e.to_string()))
+    result.map_err(|e| ApiError::new(operation, ErrorClass::Rejected, e.to_string()).caused_by(e))
 }
 
 fn has_code(error: &ApiError, codes: &[&str]) -> bool {
@@ -35,10 +40,68 @@ fn has_code(error: &ApiError, codes: &[&str]) -> bool {
         .is_some_and(|code| codes.contains(&code))
 }
 
-pub async fn observe_bucket(aws: &Aws, name: &str, region: &str) -> Result<Observation, ApiError> {
+impl Adapter for Id {
+    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+        observe(&apis.aws, &self.name, &self.region).await
+    }
+
+    async fn create(&self, apis: &Apis, resource: &Resource) -> Result<Option<Pending>, ApiError> {
+        create(&apis.aws, &self.name, &self.region, &resource.fields).await?;
+        Ok(None)
+    }
+
+    async fn update(
+        &self,
+        apis: &Apis,
+        resource: &Resource,
+        changes: &[FieldChange],
+        _repair: bool,
+    ) -> Result<Option<Pending>, ApiError> {
+        let mut groups: Vec<&str> = changes.iter().map(|c| field_group(&c.path)).collect();
+        groups.dedup();
+        for group in groups {
+            write_group(&apis.aws, &self.name, group, &resource.fields).await?;
+        }
+        Ok(None)
+    }
+
+    async fn delete(&self, apis: &Apis, delete_data: bool) -> Result<Option<Pending>, ApiError> {
+        delete(&apis.aws, &self.name, delete_data).await?;
+        Ok(None)
+    }
+
+    async fn discover(apis: &Apis) -> Result<Option<Vec<Self>>, ApiError> {
+        let found = tagging::owned(&apis.aws, &apis.platform, &["s3"]).await?;
+        Ok(Some(
+            found
+                .into_iter()
+                .filter_map(|(arn, _)| {
+                    let name = arn.strip_prefix("arn:")?.split(":::").nth(1)?;
+                    Some(Id {
+                        name: name.to_string(),
+                        region: apis.aws.region.clone(),
+                    })
+                })
+                .collect(),
+        ))
+    }
+}
+
+async fn observe(aws: &Aws, name: &str, region: &str) -> Result<Observation, ApiError> {
     let operation = format!("failed to read S3 bucket `{name}`");
-    match aws.s3.head_bucket().bucket(name).send().await {
-        Ok(_) => {}
+    // Everything at once: one round trip. The location decides whether the rest counts.
+    let (location, tags, public_access, encryption, bucket_policy, versioning, lifecycle, holds) = tokio::join!(
+        aws.s3.get_bucket_location().bucket(name).send(),
+        read_tags(aws, name, &operation),
+        read_public_access_block(aws, name, &operation),
+        read_encryption(aws, name, &operation),
+        read_policy(aws, name, &operation),
+        read_versioning(aws, name, &operation),
+        read_expiration_days(aws, name, &operation),
+        holds_objects(aws, name, &operation),
+    );
+    let location = match location {
+        Ok(location) => location,
         Err(error) => {
             let status = error.raw_response().map(|r| r.status().as_u16());
             let error = aws_error(&operation, error);
@@ -53,14 +116,7 @@ pub async fn observe_bucket(aws: &Aws, name: &str, region: &str) -> Result<Obser
                 _ => Err(error),
             };
         }
-    }
-    let location = aws
-        .s3
-        .get_bucket_location()
-        .bucket(name)
-        .send()
-        .await
-        .map_err(|e| aws_error(&operation, e))?;
+    };
     let live_region = match location
         .location_constraint()
         .map(BucketLocationConstraint::as_str)
@@ -74,31 +130,17 @@ pub async fn observe_bucket(aws: &Aws, name: &str, region: &str) -> Result<Obser
             reason: format!("it exists in region `{live_region}`, not `{region}`"),
         });
     }
-
-    let (tags, public_access, encryption, bucket_policy, versioning, lifecycle, holds_objects) = tokio::try_join!(
-        read_tags(aws, name, &operation),
-        read_public_access_block(aws, name, &operation),
-        read_encryption(aws, name, &operation),
-        read_policy(aws, name, &operation),
-        read_versioning(aws, name, &operation),
-        read_expiration_days(aws, name, &operation),
-        holds_objects(aws, name, &operation),
-    )?;
     let mut fields = Fields::new();
-    insert_flat(&mut fields, "public_access_block", &public_access);
-    insert_flat(&mut fields, "encryption", &encryption);
-    if let Some(document) = bucket_policy {
+    insert_flat(&mut fields, "public_access_block", &public_access?);
+    insert_flat(&mut fields, "encryption", &encryption?);
+    if let Some(document) = bucket_policy? {
         fields.insert("policy".to_string(), document);
     }
-    fields.insert("versioning".to_string(), Value::String(versioning));
-    if let Some(days) = lifecycle {
+    fields.insert("versioning".to_string(), Value::String(versioning?));
+    if let Some(days) = lifecycle? {
         fields.insert("lifecycle.expiration_days".to_string(), json!(days));
     }
-    Ok(Observation::Present(Live::tagged(
-        fields,
-        tags,
-        Some(holds_objects),
-    )))
+    Ok(Observation::Present(Live::tagged(fields, tags?, Some(holds?))))
 }
 
 async fn read_tags(
@@ -269,7 +311,7 @@ async fn holds_objects(aws: &Aws, name: &str, operation: &str) -> Result<bool, A
     Ok(!output.versions().is_empty() || !output.delete_markers().is_empty())
 }
 
-pub async fn create_bucket(
+async fn create(
     aws: &Aws,
     name: &str,
     region: &str,
@@ -313,20 +355,6 @@ pub async fn create_bucket(
         if group == "versioning" && fields.get("versioning") != Some(&json!("Enabled")) {
             continue;
         }
-        write_group(aws, name, group, fields).await?;
-    }
-    Ok(())
-}
-
-pub async fn update_bucket(
-    aws: &Aws,
-    name: &str,
-    fields: &Fields,
-    changes: &[FieldChange],
-) -> Result<(), ApiError> {
-    let mut groups: Vec<&str> = changes.iter().map(|c| field_group(&c.path)).collect();
-    groups.dedup();
-    for group in groups {
         write_group(aws, name, group, fields).await?;
     }
     Ok(())
@@ -494,7 +522,7 @@ async fn write_group(aws: &Aws, name: &str, group: &str, fields: &Fields) -> Res
     Ok(())
 }
 
-pub async fn delete_bucket(aws: &Aws, name: &str, delete_data: bool) -> Result<(), ApiError> {
+async fn delete(aws: &Aws, name: &str, delete_data: bool) -> Result<(), ApiError> {
     if delete_data {
         empty_bucket(aws, name).await?;
     }

@@ -1,11 +1,11 @@
 //! What goes wrong in real life: a process killed mid-apply, two applies at once, the wrong
 //! account, and an API that throttles, fails and drops connections.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use serde_json::Value;
+
+use crate::support::*;
 
 /// Buckets and roles that carry this platform's ownership tag, read straight from moto.
 fn owned(reader: &Reader) -> (Vec<String>, Vec<String>) {
@@ -153,15 +153,25 @@ fn a_platform_for_another_account_is_refused_before_any_write() {
             run.stderr
         );
     }
-    let calls: Vec<String> = proxy
-        .requests()
+    // The first round of reads (identity, cluster, add-ons) goes out together, so the
+    // cluster may have been read; nothing may have been written, and nothing read after
+    // the identity came back.
+    let requests = proxy.requests();
+    let calls: Vec<String> = requests
         .iter()
         .map(|r| format!("{}:{}", r.service, r.action))
         .collect();
     assert!(
-        calls.iter().all(|c| c == "sts:GetCallerIdentity"),
-        "only the identity check may run: {calls:?}"
+        calls.contains(&"sts:GetCallerIdentity".to_string()),
+        "{calls:?}"
     );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.action == "GetCallerIdentity" || (r.service == "eks" && r.method == "GET")),
+        "only the first round of reads (identity, cluster, add-ons) may run: {calls:?}"
+    );
+    assert!(proxy.writes().is_empty());
     assert!(!workspace.state_file().exists());
 }
 
@@ -349,4 +359,83 @@ fn missing_credentials_and_an_unreachable_endpoint_are_explained() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn apply_converges_through_kubernetes_api_throttling_errors_conflicts_and_resets() {
+    let emulator = Emulator::start();
+    let flaky = Proxy::kubernetes(
+        &emulator,
+        ProxyOptions {
+            fault_rate: 0.2,
+            fault_seed: 11,
+            fault_modes: Some("429,429-status,500,409,503,reset,500-after,reset-after".to_string()),
+            ..ProxyOptions::default()
+        },
+    );
+    let workspace = Workspace::new(&flaky.in_front_of_kubernetes(&full_sandbox_yaml()));
+    workspace
+        .run(&emulator.endpoint, &["apply", "--yes"])
+        .expect(0);
+    let faults: Vec<String> = flaky
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.fault)
+        .collect();
+    assert!(
+        faults.len() >= 5,
+        "too few faults to mean anything: {faults:?}"
+    );
+    let quiet = workspace.run(&emulator.endpoint, &["plan", "--detailed-exitcode"]);
+    assert_eq!(quiet.code, 0, "{}{}", quiet.stdout, quiet.stderr);
+    workspace
+        .run(&emulator.endpoint, &["destroy", "--yes"])
+        .expect(0);
+    let left = emulator.kubectl_ok(&[
+        "get",
+        "namespaces,nodepools.karpenter.sh,persistentvolumes",
+        "-l",
+        "comfyplat.io/platform=sandbox",
+        "-o",
+        "name",
+    ]);
+    assert!(left.trim().is_empty(), "{left}");
+}
+
+#[test]
+fn an_apply_killed_during_the_kubernetes_part_is_finished_by_the_next() {
+    let emulator = Emulator::start();
+    let call = "PATCH /apis/apps/v1/namespaces/comfyui/deployments/comfyui";
+    let hanging = Proxy::kubernetes(
+        &emulator,
+        ProxyOptions {
+            hang_after: Some(call.to_string()),
+            ..ProxyOptions::default()
+        },
+    );
+    let workspace = Workspace::new(&hanging.in_front_of_kubernetes(&full_sandbox_yaml()));
+    let mut child = workspace.spawn(&emulator.endpoint, &["apply", "--yes"]);
+    hanging.kill_once_hung(&mut child, call);
+    // The Deployment's create reached the server; state knows it was being created.
+    let state = workspace.state();
+    assert_eq!(
+        state["resources"]["k8s.apps/v1.Deployment.comfyui/comfyui"]["status"],
+        "creating"
+    );
+
+    let direct = Proxy::kubernetes(&emulator, ProxyOptions::default());
+    workspace.write(&direct.in_front_of_kubernetes(&full_sandbox_yaml()));
+    workspace
+        .run(&emulator.endpoint, &["apply", "--yes"])
+        .expect(0);
+    let quiet = workspace.run(&emulator.endpoint, &["plan", "--detailed-exitcode"]);
+    assert_eq!(quiet.code, 0, "{}{}", quiet.stdout, quiet.stderr);
+    let deployments = emulator.kubectl_json(&["get", "deployments", "-A"]);
+    let ours: Vec<&Value> = deployments["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|d| d["metadata"]["namespace"] == "comfyui")
+        .collect();
+    assert_eq!(ours.len(), 1);
 }

@@ -1,4 +1,4 @@
-//! CloudFront: the distribution in front of the ComfyUI load balancer.
+//! The CloudFront distribution in front of the ComfyUI load balancer.
 //!
 //! CloudFront assigns a distribution's id; comfyplat finds its distribution by the
 //! `CallerReference` it created it with (kept in state): among the distributions whose
@@ -12,7 +12,7 @@
 //! (logging, restrictions, other behaviours someone added), and updates with `IfMatch`; when
 //! someone else updated in between (`PreconditionFailed`) it reads again and retries.
 //! Deleting disables first, waits until the disabling is deployed, then deletes with the
-//! latest ETag; each step is resumable.
+//! latest ETag; each step is resumable (the distribution's id is the pending operation).
 
 use std::time::Duration;
 
@@ -25,11 +25,60 @@ use aws_sdk_cloudfront::types::{
 };
 use serde_json::{Value, json};
 
-use super::{ApiError, Aws, Backoff, ErrorClass, Poll, aws_error, poll};
+use super::{Adapter, Progress};
+use crate::adapters::{ApiError, Apis, Aws, Backoff, ErrorClass, Poll, aws_error, poll};
+use crate::model::kinds::cloudfront_distribution as distribution;
+pub use crate::model::kinds::cloudfront_distribution::Id;
 use crate::model::{
-    DistributionGoal, Fields, Live, Observation, Pending, edge, field_group, insert_flat, tags_of,
+    FieldChange, Fields, Goal, Live, Observation, Pending, Resource, field_group,
+    insert_flat, removed_tags, tags_of,
 };
-use crate::planner::{FieldChange, removed_tags};
+
+impl Adapter for Id {
+    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+        observe(apis, &self.caller_reference).await
+    }
+
+    async fn create(&self, apis: &Apis, resource: &Resource) -> Result<Option<Pending>, ApiError> {
+        create(&apis.aws, &self.caller_reference, &resource.fields).await
+    }
+
+    async fn update(
+        &self,
+        apis: &Apis,
+        resource: &Resource,
+        changes: &[FieldChange],
+        _repair: bool,
+    ) -> Result<Option<Pending>, ApiError> {
+        update(&apis.aws, &self.caller_reference, &resource.fields, changes).await
+    }
+
+    async fn delete(&self, apis: &Apis, _delete_data: bool) -> Result<Option<Pending>, ApiError> {
+        delete(&apis.aws, &self.caller_reference).await
+    }
+
+    async fn wait(&self, apis: &Apis, pending: &Pending, progress: Progress<'_>) -> Result<Vec<String>, ApiError> {
+        let Some(id) = pending.operation.as_deref() else {
+            return Ok(Vec::new());
+        };
+        wait(&apis.aws, id, pending.goal, apis.wait_timeout, progress).await
+    }
+
+    /// Distributions with this platform's comment, by their CallerReference.
+    async fn discover(apis: &Apis) -> Result<Option<Vec<Self>>, ApiError> {
+        let aws = &apis.aws;
+        let comment = distribution::comment(&apis.platform);
+        let mut found = Vec::new();
+        for (id, _) in list_ours(aws).await?.into_iter().filter(|(_, c)| *c == comment) {
+            if let Some(read) = read(aws, &id).await? {
+                found.push(Id {
+                    caller_reference: read.config.caller_reference,
+                });
+            }
+        }
+        Ok(Some(found))
+    }
+}
 
 /// The comment prefix of every distribution comfyplat makes.
 const COMMENT_PREFIX: &str = "comfyplat platform";
@@ -49,11 +98,10 @@ pub struct Found {
     pub etag: String,
 }
 
-pub async fn observe(aws: &Aws, caller_reference: &str) -> Result<Observation, ApiError> {
-    let Some(found) = find(aws, caller_reference).await? else {
+async fn observe(apis: &Apis, caller_reference: &str) -> Result<Observation, ApiError> {
+    let Some((found, tags)) = find_with_tags(apis, caller_reference).await? else {
         return Ok(Observation::Absent);
     };
-    let tags = list_tags(aws, &found.arn).await?;
     let mut live = Live::tagged(fields_of(&found.config), tags, None);
     live.status = Some(found.status.clone());
     live.attributes = Fields::from([
@@ -74,6 +122,31 @@ pub async fn find(aws: &Aws, caller_reference: &str) -> Result<Option<Found>, Ap
         }
     }
     Ok(None)
+}
+
+/// [`find`] with the distribution's tags, in two rounds: the list, then each candidate's
+/// configuration and tags at once (its ARN follows from its id).
+async fn find_with_tags(
+    apis: &Apis,
+    caller_reference: &str,
+) -> Result<Option<(Found, Vec<(String, String)>)>, ApiError> {
+    let aws = &apis.aws;
+    let candidates = list_ours(aws).await?;
+    let reads = candidates.iter().map(|(id, _)| async move {
+        let arn = format!(
+            "arn:{}:cloudfront::{}:distribution/{id}",
+            apis.partition, apis.account
+        );
+        let (found, tags) = tokio::join!(read(aws, id), list_tags(aws, &arn));
+        match found? {
+            Some(found) if found.config.caller_reference == caller_reference => {
+                Ok(Some((found, tags?)))
+            }
+            _ => Ok(None),
+        }
+    });
+    let found = futures::future::try_join_all(reads).await?;
+    Ok(found.into_iter().flatten().next())
 }
 
 /// Ids and comments of the distributions whose comment says comfyplat made them.
@@ -162,7 +235,7 @@ pub async fn list_tags(aws: &Aws, arn: &str) -> Result<Vec<(String, String)>, Ap
 
 /// Creates the distribution with its tags, or finds the one an earlier attempt with the same
 /// CallerReference made. Returns the deployment to wait for.
-pub async fn create(
+async fn create(
     aws: &Aws,
     caller_reference: &str,
     fields: &Fields,
@@ -200,14 +273,11 @@ pub async fn create(
             }
         }
     };
-    Ok(Some(Pending::Distribution {
-        id,
-        goal: DistributionGoal::Deployed,
-    }))
+    Ok(Some(Pending::ready().with_operation(id)))
 }
 
 /// Brings the configuration and tags to `fields`.
-pub async fn update(
+async fn update(
     aws: &Aws,
     caller_reference: &str,
     fields: &Fields,
@@ -240,10 +310,7 @@ pub async fn update(
             .await
         {
             Ok(_) => {
-                pending = Some(Pending::Distribution {
-                    id: found.id,
-                    goal: DistributionGoal::Deployed,
-                });
+                pending = Some(Pending::ready().with_operation(found.id));
                 break;
             }
             Err(error) => {
@@ -303,24 +370,18 @@ fn tags(fields: &Fields, operation: &str) -> Result<Tags, ApiError> {
 
 /// Disables the distribution (when it is enabled); the wait then deletes it once the
 /// disabling is deployed.
-pub async fn delete(aws: &Aws, caller_reference: &str) -> Result<Option<Pending>, ApiError> {
+async fn delete(aws: &Aws, caller_reference: &str) -> Result<Option<Pending>, ApiError> {
     let operation = "failed to disable the CloudFront distribution";
     for attempt in 1..=PRECONDITION_ATTEMPTS {
         let Some(found) = find(aws, caller_reference).await? else {
             return Ok(None);
         };
         if !found.config.enabled {
-            return Ok(Some(Pending::Distribution {
-                id: found.id,
-                goal: DistributionGoal::Deleted,
-            }));
+            return Ok(Some(Pending::deleted().with_operation(found.id)));
         }
         match disable(aws, &found).await {
             Ok(()) => {
-                return Ok(Some(Pending::Distribution {
-                    id: found.id,
-                    goal: DistributionGoal::Deleted,
-                }));
+                return Ok(Some(Pending::deleted().with_operation(found.id)));
             }
             Err(error)
                 if error.code.as_deref() == Some("PreconditionFailed")
@@ -354,14 +415,14 @@ async fn disable(aws: &Aws, found: &Found) -> Result<(), ApiError> {
         })
 }
 
-/// Waits until the distribution is deployed; for [`DistributionGoal::Deleted`], until its
+/// Waits until the distribution is deployed; for [`Goal::Deleted`], until its
 /// disabling is deployed, then deletes it with the latest ETag.
-pub async fn wait(
+async fn wait(
     aws: &Aws,
     id: &str,
-    goal: DistributionGoal,
+    goal: Goal,
     limit: Duration,
-    progress: &(dyn Fn(String) + Sync),
+    progress: Progress<'_>,
 ) -> Result<Vec<String>, ApiError> {
     let backoff = Backoff {
         first: FIRST_POLL,
@@ -371,8 +432,8 @@ pub async fn wait(
     let check = || async move {
         let Some(found) = read(aws, id).await? else {
             return match goal {
-                DistributionGoal::Deleted => Ok(Poll::Done(Vec::new())),
-                DistributionGoal::Deployed => Err(ApiError::new(
+                Goal::Deleted => Ok(Poll::Done(Vec::new())),
+                Goal::Ready => Err(ApiError::new(
                     format!("failed to wait for CloudFront distribution `{id}`"),
                     ErrorClass::NotFound,
                     "it was deleted while it deployed",
@@ -381,12 +442,12 @@ pub async fn wait(
         };
         let deployed = found.status == "Deployed";
         match goal {
-            DistributionGoal::Deployed if deployed => Ok(Poll::Done(Vec::new())),
-            DistributionGoal::Deployed => Ok(Poll::Waiting(format!(
+            Goal::Ready if deployed => Ok(Poll::Done(Vec::new())),
+            Goal::Ready => Ok(Poll::Waiting(format!(
                 "CloudFront {} (deploying to the edge locations)",
                 found.status
             ))),
-            DistributionGoal::Deleted if found.config.enabled => {
+            Goal::Deleted if found.config.enabled => {
                 // Enabled again meanwhile (or the disabling was lost): disable again.
                 match disable(aws, &found).await {
                     Ok(()) => Ok(Poll::Waiting("CloudFront disabling".to_string())),
@@ -396,11 +457,11 @@ pub async fn wait(
                     Err(error) => Err(error),
                 }
             }
-            DistributionGoal::Deleted if !deployed => Ok(Poll::Waiting(format!(
+            Goal::Deleted if !deployed => Ok(Poll::Waiting(format!(
                 "CloudFront disabled, {} (deploying the disabling)",
                 found.status
             ))),
-            DistributionGoal::Deleted => {
+            Goal::Deleted => {
                 match aws
                     .cloudfront
                     .delete_distribution()
@@ -430,10 +491,10 @@ pub async fn wait(
     poll(backoff, progress, check, |status| {
         ApiError::new(
             format!("gave up waiting for CloudFront distribution `{id}`"),
-            ErrorClass::Transient,
+            ErrorClass::Timeout,
             format!(
-                "still `{status}` after {}; CloudFront goes on by itself, and the next apply waits again (`--wait-timeout` sets the limit)",
-                crate::ui::human_duration(limit)
+                "still `{status}` after {}s; CloudFront goes on by itself, and the next apply waits again (`--wait-timeout` sets the limit)",
+                limit.as_secs()
             ),
         )
     })
@@ -484,7 +545,7 @@ pub fn fields_of(config: &DistributionConfig) -> Fields {
         .unwrap_or_default();
     let origin = origins
         .iter()
-        .find(|o| o.id == edge::ORIGIN_ID)
+        .find(|o| o.id == distribution::ORIGIN_ID)
         .or(origins.first());
     if let Some(origin) = origin {
         let custom = origin.custom_origin_config.as_ref();
@@ -755,7 +816,7 @@ mod tests {
         insert_flat(
             &mut fields,
             "origin",
-            &json!({"id": edge::ORIGIN_ID, "domain_name": "lb.example.com",
+            &json!({"id": distribution::ORIGIN_ID, "domain_name": "lb.example.com",
                     "protocol_policy": "http-only", "http_port": 80, "https_port": 443,
                     "ssl_protocols": ["TLSv1.2"], "read_timeout": 60, "keepalive_timeout": 5,
                     "connection_attempts": 3, "connection_timeout": 10}),
@@ -765,13 +826,13 @@ mod tests {
             &mut fields,
             "behavior",
             &json!({"viewer_protocol_policy": "redirect-to-https",
-                    "cache_policy_id": edge::CACHING_DISABLED,
-                    "origin_request_policy_id": edge::ALL_VIEWER, "compress": true}),
+                    "cache_policy_id": distribution::CACHING_DISABLED,
+                    "origin_request_policy_id": distribution::ALL_VIEWER, "compress": true}),
         );
-        fields.insert("behavior.allowed_methods".into(), json!(edge::METHODS));
+        fields.insert("behavior.allowed_methods".into(), json!(distribution::METHODS));
         fields.insert(
             "behavior.cached_methods".into(),
-            json!(edge::CACHED_METHODS),
+            json!(distribution::CACHED_METHODS),
         );
         fields
     }

@@ -1,0 +1,171 @@
+//! Checks and defaults of `image_repository` (the platform's ECR repository for the ComfyUI
+//! image) and of `comfyui.image`, which may refer to it as `{repository}:TAG` or
+//! `{repository}@sha256:...`.
+//!
+//! The rules are ECR's own: repository names of 2 to 256 characters, lowercase
+//! `[a-z0-9]` separated by one `.`, `_` or `-` (or `/` between path parts); a lifecycle rule
+//! keeps at least one image; a KMS key in the repository's region.
+
+use serde_saphyr::Spanned;
+
+use super::schema::ImageRepositoryFile;
+use super::validate::check_kms_key_arn;
+use super::workloads::{Problems, number};
+use super::{ImageReference, ImageRepositorySettings};
+
+/// How `comfyui.image` names the platform's repository.
+pub const REPOSITORY_PLACEHOLDER: &str = "{repository}";
+
+pub fn image_repository(
+    file: Option<&ImageRepositoryFile>,
+    platform: &str,
+    region: &str,
+    problems: &mut Problems,
+) -> Option<ImageRepositorySettings> {
+    let file = file?;
+    let name = match &file.name {
+        None => format!("comfyui-{platform}"),
+        Some(name) => {
+            if !is_repository_name(&name.value) {
+                problems.at(
+                    name,
+                    format!("`{}` is not a valid ECR repository name", name.value),
+                    "use 2 to 256 lowercase letters and digits, separated by single `.`, `_`, `-` or `/`, e.g. `comfyui-studio`",
+                );
+            }
+            name.value.clone()
+        }
+    };
+    if let Some(key) = &file.kms_key_arn
+        && let Err(why) = check_kms_key_arn(&key.value, region)
+    {
+        problems.at(
+            key,
+            format!("invalid `image_repository.kms_key_arn`: {why}"),
+            "give the full ARN of a KMS key in the platform's region, or leave it out for AES256",
+        );
+    }
+    let keep_images = number(
+        &file.keep_images,
+        20,
+        1..=10_000,
+        "image_repository.keep_images",
+        problems,
+    );
+    Some(ImageRepositorySettings {
+        name,
+        immutable_tags: file.immutable_tags.as_ref().is_none_or(|flag| flag.value),
+        kms_key_arn: file.kms_key_arn.as_ref().map(|k| k.value.clone()),
+        keep_images,
+    })
+}
+
+/// `comfyui.image`: an image anywhere, or the platform's repository with a tag or digest.
+pub fn image_reference(
+    image: &Spanned<String>,
+    repository: Option<&ImageRepositorySettings>,
+    problems: &mut Problems,
+    notes: &mut Vec<String>,
+) -> ImageReference {
+    let text = image.value.as_str();
+    if let Some(rest) = text.strip_prefix(REPOSITORY_PLACEHOLDER) {
+        if repository.is_none() {
+            problems.at(
+                image,
+                "`comfyui.image` refers to `{repository}`, but there is no `image_repository`"
+                    .to_string(),
+                "add `image_repository: {}` (comfyplat creates the ECR repository), or give the image's full reference",
+            );
+        }
+        if let Some(tag) = rest.strip_prefix(':')
+            && is_tag(tag)
+        {
+            return ImageReference::RepositoryTag(tag.to_string());
+        }
+        if let Some(digest) = rest.strip_prefix('@')
+            && is_digest(digest)
+        {
+            return ImageReference::RepositoryDigest(digest.to_string());
+        }
+        problems.at(
+            image,
+            format!("`{text}` needs a tag or a digest after `{{repository}}`"),
+            "write `{repository}:v1` (comfyplat pins it to the digest the tag points at) or `{repository}@sha256:<64 hex digits>`",
+        );
+        return ImageReference::RepositoryTag(String::new());
+    }
+    if text.is_empty() || text.chars().any(char::is_whitespace) {
+        problems.at(
+            image,
+            format!("`{text}` is not a container image reference"),
+            "e.g. `123456789012.dkr.ecr.us-west-2.amazonaws.com/comfyui:v0.3.40`, or `{repository}:v1` with `image_repository`",
+        );
+    } else {
+        let last = text.rsplit('/').next().unwrap_or_default();
+        if !text.contains('@') && (!last.contains(':') || last.ends_with(":latest")) {
+            notes.push(format!(
+                "comfyui.image `{text}` has no fixed tag: pods started later may run other code; pin a tag or digest"
+            ));
+        }
+    }
+    ImageReference::External(text.to_string())
+}
+
+/// An ECR repository name: path parts of `[a-z0-9]+` joined by single `.`, `_` or `-`.
+pub fn is_repository_name(name: &str) -> bool {
+    (2..=256).contains(&name.len())
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && part.split(['.', '_', '-']).all(|word| {
+                    !word.is_empty()
+                        && word
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
+        })
+}
+
+/// A Docker/OCI tag: 1 to 128 of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+fn is_tag(tag: &str) -> bool {
+    (1..=128).contains(&tag.len())
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn is_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_follow_ecr() {
+        assert!(is_repository_name("comfyui-studio"));
+        assert!(is_repository_name("team/comfyui_v2.1"));
+        assert!(!is_repository_name("ComfyUI"));
+        assert!(!is_repository_name("a"));
+        assert!(!is_repository_name("comfy--ui"));
+        assert!(!is_repository_name("/comfyui"));
+        assert!(!is_repository_name("comfyui-"));
+    }
+
+    #[test]
+    fn tags_and_digests() {
+        assert!(is_tag("v0.3.40"));
+        assert!(is_tag("2026_12"));
+        assert!(!is_tag("-x"));
+        assert!(!is_tag("a:b"));
+        assert!(is_digest(&format!("sha256:{}", "a".repeat(64))));
+        assert!(!is_digest(&format!("sha256:{}", "A".repeat(64))));
+        assert!(!is_digest("sha256:abc"));
+    }
+}
