@@ -43,8 +43,7 @@ pub async fn observe(
     let read = |identities: Vec<Identity>| {
         stream::iter(identities)
             .map(|identity| async move {
-                let wanted = desired.resources.iter().find(|r| r.identity == identity);
-                let observation = apis.observe(&identity, wanted).await?;
+                let observation = apis.observe(&identity).await?;
                 Ok::<_, ApiError>((identity, observation))
             })
             .buffer_unordered(OBSERVE_CONCURRENCY)

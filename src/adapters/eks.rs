@@ -17,6 +17,66 @@ pub fn backoff(limit: Duration) -> Backoff {
     }
 }
 
+/// Every name of a paginated EKS listing of the cluster: `page(token)` gives one page and the
+/// next token. A cluster that is gone, or one without access entries (`CONFIG_MAP`), lists
+/// nothing.
+pub async fn list_names<F, Fut>(operation: &str, mut page: F) -> Result<Vec<String>, ApiError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<String>, Option<String>), ApiError>>,
+{
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = match page(token).await {
+            Ok(page) => page,
+            Err(error)
+                if error.class == ErrorClass::NotFound
+                    || has_code(&error, "InvalidRequestException") =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(error) => {
+                return Err(ApiError {
+                    operation: operation.to_string(),
+                    ..error
+                });
+            }
+        };
+        names.extend(items);
+        token = next;
+        if token.is_none() {
+            return Ok(names);
+        }
+    }
+}
+
+/// The add-on as DescribeAddon shows it, or `None` when it is not installed.
+pub async fn describe_addon(
+    aws: &Aws,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<aws_sdk_eks::types::Addon>, ApiError> {
+    match aws
+        .eks
+        .describe_addon()
+        .cluster_name(cluster)
+        .addon_name(name)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(output.addon),
+        Err(error) => {
+            let error = aws_error(format!("failed to read EKS add-on `{name}`"), error);
+            if error.class == ErrorClass::NotFound {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
 pub fn has_code(error: &ApiError, code: &str) -> bool {
     error.code.as_deref() == Some(code)
 }
@@ -166,27 +226,9 @@ pub async fn installed_addon_version(
     cluster: &str,
     name: &str,
 ) -> Result<Option<String>, ApiError> {
-    match aws
-        .eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(name)
-        .send()
-        .await
-    {
-        Ok(output) => Ok(output
-            .addon()
-            .and_then(|a| a.addon_version())
-            .map(str::to_string)),
-        Err(error) => {
-            let error = aws_error(format!("failed to read EKS add-on `{name}`"), error);
-            if error.class == ErrorClass::NotFound {
-                Ok(None)
-            } else {
-                Err(error)
-            }
-        }
-    }
+    Ok(describe_addon(aws, cluster, name)
+        .await?
+        .and_then(|addon| addon.addon_version().map(str::to_string)))
 }
 
 pub fn sorted_tags(tags: Option<&HashMap<String, String>>) -> Vec<(String, String)> {

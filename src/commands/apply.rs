@@ -257,6 +257,8 @@ async fn load_saved_plan(
     state: &State,
 ) -> anyhow::Result<Plan> {
     let plan = plan_file::read(path)?;
+    // The cluster must still run what the plan's objects need.
+    session.preflight(connected).await?;
     let stale =
         |why: String| -> anyhow::Result<Plan> { Err(CommandError::StalePlan { why }.into()) };
     if plan.platform != session.platform.name
@@ -281,14 +283,9 @@ async fn load_saved_plan(
             plan.state_serial, state.serial
         ));
     }
-    let changes = &plan.changes;
     let moved: Vec<String> = stream::iter(&plan.fingerprints)
         .map(|(identity, fingerprint)| async move {
-            let wanted = changes
-                .iter()
-                .filter_map(|c| c.resource.as_ref())
-                .find(|r| &r.identity == identity);
-            let observation = connected.apis.observe(identity, wanted).await?;
+            let observation = connected.apis.observe(identity).await?;
             Ok::<_, ApiError>(
                 (&planner::fingerprint(&observation) != fingerprint)
                     .then(|| format!("{} `{identity}`", identity.kind().noun())),

@@ -57,7 +57,7 @@ pub async fn gather(apis: &Apis, state: &State) -> Result<Outputs, ApiError> {
     let values: Vec<Vec<crate::model::Output>> = stream::iter(entries)
         .map(|(address, entry)| async move {
             let live = if entry.identity.kind().outputs_need_live() {
-                match apis.observe(&entry.identity, None).await? {
+                match apis.observe(&entry.identity).await? {
                     Observation::Present(live) => Some(live),
                     _ => None,
                 }
@@ -94,7 +94,7 @@ pub async fn destroy_report(
             .filter(|c| !c.identity.kind().is_setting()),
     )
     .map(|change| async move {
-        let observation = apis.observe(&change.identity, None).await?;
+        let observation = apis.observe(&change.identity).await?;
         Ok::<_, ApiError>(
             matches!(observation, Observation::Present(_))
                 .then(|| (change.action, change.identity.clone())),

@@ -20,7 +20,7 @@ use crate::config::{self, AddonSettings, Platform, S3_CSI_DRIVER};
 use crate::model::kinds::{cloudfront_distribution, eks_addon};
 use crate::model::{
     self, AddonFacts, ClusterFacts, Context as ModelContext, Desired, Environment, Identity, Kind,
-    Observed, Pending,
+    Observed,
 };
 use crate::observe;
 use crate::planner::{self, Mode, Options, Plan};
@@ -62,8 +62,11 @@ pub struct Connected {
     pub apis: Apis,
     pub caller: Caller,
     pub environment: Environment,
-    /// Warnings of the preflight checks, shown with the plan.
-    pub notes: Vec<String>,
+    /// Whether the Mountpoint S3 CSI driver add-on is installed (its CSIDriver must then be
+    /// there).
+    pub csi_installed: bool,
+    /// Whether the Kubernetes preflight applies: the platform has a workload to apply.
+    pub check_kubernetes: bool,
 }
 
 /// What DescribeAddon and a pinned version's configuration said, per add-on.
@@ -187,21 +190,6 @@ impl Session {
         let kube = self
             .connect_kube(&aws, &cluster, &caller, state, mode)
             .await?;
-        let mut notes = Vec::new();
-        if let Some(kube) = &kube
-            && mode == Mode::Apply
-            && self.platform.comfyui.is_some()
-        {
-            let preflight = kube.preflight(csi_installed).await?;
-            if !preflight.problems.is_empty() {
-                return Err(CommandError::KubernetesPreflight {
-                    cluster: cluster.name.clone(),
-                    problems: preflight.problems,
-                }
-                .into());
-            }
-            notes.extend(preflight.warnings);
-        }
         // The CloudFront CallerReference: the one state holds, else a new one (generated
         // here, not in the model, which draws no random numbers).
         let distribution_reference = state
@@ -240,7 +228,8 @@ impl Session {
             },
             caller,
             environment,
-            notes,
+            csi_installed,
+            check_kubernetes: mode == Mode::Apply && self.platform.comfyui.is_some(),
         })
     }
 
@@ -302,10 +291,10 @@ impl Session {
             }
             .into());
         };
-        let resuming_update = state.resources.values().any(|entry| {
-            entry.identity.kind() == Kind::EksAccessConfig
-                && matches!(entry.pending, Some(Pending { .. }))
-        });
+        let resuming_update = state
+            .resources
+            .values()
+            .any(|entry| entry.identity.kind() == Kind::EksAccessConfig && entry.pending.is_some());
         match cluster.status.as_str() {
             "ACTIVE" => Ok(cluster),
             "UPDATING" if resuming_update || mode == Mode::Destroy => Ok(cluster),
@@ -336,7 +325,8 @@ impl Session {
         .await
     }
 
-    /// Observes everything the plan needs and plans.
+    /// Observes everything the plan needs and plans. The cluster's preflight runs at the
+    /// same time; its problems stop the plan.
     pub async fn plan(
         &self,
         connected: &Connected,
@@ -349,12 +339,38 @@ impl Session {
             &format!("reading the live state of {} resources", identities.len()),
             self.quiet,
         );
-        let observed = observe::observe(&connected.apis, &desired, identities)
-            .await
-            .context("failed to read the live state of the platform")?;
+        let observe = async {
+            observe::observe(&connected.apis, &desired, identities)
+                .await
+                .context("failed to read the live state of the platform")
+        };
+        let (warnings, observed) = tokio::try_join!(self.preflight(connected), observe)?;
         let mut plan = planner::plan(&desired, state, &observed, options, &connected.environment);
-        plan.notes.extend(connected.notes.iter().cloned());
+        plan.notes.extend(warnings);
         Ok((desired, observed, plan))
+    }
+
+    /// What the cluster must run for the platform (Karpenter v1, the load balancer
+    /// controller, the CSI driver once its add-on is installed): a problem stops the command
+    /// before any write; warnings are returned to show with the plan.
+    pub async fn preflight(&self, connected: &Connected) -> anyhow::Result<Vec<String>> {
+        let Some(kube) = connected
+            .apis
+            .kube
+            .as_ref()
+            .filter(|_| connected.check_kubernetes)
+        else {
+            return Ok(Vec::new());
+        };
+        let preflight = kube.preflight(connected.csi_installed).await?;
+        if !preflight.problems.is_empty() {
+            return Err(CommandError::KubernetesPreflight {
+                cluster: self.platform.cluster_name.clone(),
+                problems: preflight.problems,
+            }
+            .into());
+        }
+        Ok(preflight.warnings)
     }
 }
 

@@ -460,7 +460,7 @@ impl Executor<'_> {
     async fn ingress_hostname(&self, namespace: &str, name: &str) -> Result<String, ApiError> {
         let identity: Identity =
             k8s_object::Id::new("networking.k8s.io/v1", "Ingress", namespace, name).into();
-        let hostname = match self.apis.observe(&identity, None).await? {
+        let hostname = match self.apis.observe(&identity).await? {
             Observation::Present(live) => live
                 .attributes
                 .get(INGRESS_HOSTNAME)

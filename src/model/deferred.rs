@@ -74,16 +74,18 @@ pub fn placeholder(value: &Value) -> Option<Placeholder> {
     })
 }
 
+/// Whether a value holds a value placeholder, at any depth.
+pub fn contains_placeholder(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.iter().any(contains_placeholder),
+        Value::Object(map) => map.values().any(contains_placeholder),
+        other => placeholder(other).is_some(),
+    }
+}
+
 /// Whether any field or parameter holds a value placeholder, at any depth.
 pub fn has_placeholders(fields: &Fields) -> bool {
-    fn any(value: &Value) -> bool {
-        match value {
-            Value::Array(items) => items.iter().any(any),
-            Value::Object(map) => map.values().any(any),
-            other => placeholder(other).is_some(),
-        }
-    }
-    fields.values().any(any)
+    fields.values().any(contains_placeholder)
 }
 
 /// Replaces, at any depth, each value placeholder `fill` knows a value for.

@@ -605,15 +605,9 @@ impl Planner<'_> {
                 };
                 self.push(resource, Action::Create, vec![reason], all_new, None);
             }
-            Observation::Unavailable { reason } => self.blockers.push(Blocker {
-                address: Some(resource.address.clone()),
-                message: format!(
-                    "{} `{}` cannot be used: {reason}",
-                    resource.identity.kind().noun(),
-                    resource.identity
-                ),
-                hint: "choose another name for it in platform.yaml".to_string(),
-            }),
+            Observation::Unavailable { reason } => {
+                self.blockers.push(unavailable(resource, &reason));
+            }
             Observation::Present(mut live) => {
                 live.fields = self.live_fields(resource, &live.fields);
                 let in_state = entry.is_some_and(|e| e.identity == resource.identity);
@@ -724,15 +718,7 @@ impl Planner<'_> {
                     return;
                 }
                 Observation::Unavailable { reason } => {
-                    self.blockers.push(Blocker {
-                        address: Some(resource.address.clone()),
-                        message: format!(
-                            "{} `{}` cannot be used: {reason}",
-                            resource.identity.kind().noun(),
-                            resource.identity
-                        ),
-                        hint: "choose another name for it in platform.yaml".to_string(),
-                    });
+                    self.blockers.push(unavailable(resource, &reason));
                     return;
                 }
                 _ => {}
@@ -919,6 +905,19 @@ impl Planner<'_> {
                 "keep it in platform.yaml, empty it yourself, or pass `--delete-data` to delete it with its {data}"
             ),
         }
+    }
+}
+
+/// A name comfyplat wants that exists and cannot be used (another account's bucket).
+fn unavailable(resource: &Resource, reason: &str) -> Blocker {
+    Blocker {
+        address: Some(resource.address.clone()),
+        message: format!(
+            "{} `{}` cannot be used: {reason}",
+            resource.identity.kind().noun(),
+            resource.identity
+        ),
+        hint: "choose another name for it in platform.yaml".to_string(),
     }
 }
 

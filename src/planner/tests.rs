@@ -660,3 +660,208 @@ fn a_deployment_left_running_is_in_progress_until_cloudfront_says_deployed() {
     let done = plan(&desired, &state, &observed, APPLY, &cluster_environment());
     assert!(!done.has_changes(), "{:?}", actions(&done));
 }
+
+const PV: &str = "k8s.v1.PersistentVolume.studio-comfyui-outputs";
+const PVC: &str = "k8s.v1.PersistentVolumeClaim.comfyui/comfyui-outputs";
+const DEPLOYMENT: &str = "k8s.apps/v1.Deployment.comfyui/comfyui";
+
+#[test]
+fn a_field_the_api_cannot_change_replaces_and_what_stays_bound_to_it_goes_with_it() {
+    let desired = edge_desired();
+    let (state, mut observed) = applied(&desired);
+    // The volume's bucket differs live: a volume's source cannot be changed in place.
+    let path = "spec.csi.volumeAttributes.bucketName";
+    live_mut(&mut observed, &desired, PV)
+        .fields
+        .insert(path.to_string(), json!("elsewhere"));
+    let plan = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    let pv = change(&plan, PV);
+    assert_eq!(pv.action, Action::Replace);
+    assert_eq!(
+        pv.reasons,
+        vec![Reason::CannotChangeInPlace {
+            paths: vec![path.to_string()]
+        }]
+    );
+    assert_eq!(pv.replace_paths(), vec![path.to_string()]);
+    assert_eq!(pv.previous.as_ref(), Some(&pv.identity));
+    // The claim bound to it, and the workload whose pods mount the claim, are replaced too.
+    let pvc = change(&plan, PVC);
+    assert_eq!(pvc.action, Action::Replace);
+    assert_eq!(
+        pvc.reasons,
+        vec![Reason::ReplacedWith {
+            address: Address::new(PV)
+        }]
+    );
+    assert!(pvc.fields.is_empty());
+    assert_eq!(change(&plan, DEPLOYMENT).action, Action::Replace);
+    assert_eq!(plan.summary().add, 3);
+    assert_eq!(plan.summary().destroy, 3);
+    // Deletes run dependents first; creates dependencies first.
+    assert_eq!(pv.destroy_after, vec![Address::new(PVC)]);
+    assert_eq!(pvc.destroy_after, vec![Address::new(DEPLOYMENT)]);
+    assert!(change(&plan, DEPLOYMENT).destroy_after.is_empty());
+    assert!(change(&plan, DEPLOYMENT).after.contains(&Address::new(PVC)));
+    assert!(pvc.after.contains(&Address::new(PV)));
+    let text = crate::ui::render_plan(&plan, crate::ui::Style::PLAIN);
+    assert!(
+        text.contains(&format!(
+            "      ~ {path}: \"elsewhere\" -> \"comfyui-outputs-111122223333-us-west-2\" # forces replacement"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_steps_of_replacements_are_ordered_delete_first_for_dependents_and_create_first_for_dependencies()
+ {
+    let desired = edge_desired();
+    let (state, mut observed) = applied(&desired);
+    live_mut(&mut observed, &desired, PV).fields.insert(
+        "spec.csi.volumeAttributes.bucketName".to_string(),
+        json!("x"),
+    );
+    let plan = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    let index = |address: &str| {
+        plan.changes
+            .iter()
+            .position(|c| c.address.0 == address)
+            .expect("change")
+    };
+    let step = |address: &str, step: order::Step| (index(address), step);
+    let waits = |address: &str, s: order::Step| order::waits(&plan.changes, index(address), s);
+    use order::Step::{Destroy, Upsert};
+    assert!(waits(PV, Destroy).contains(&step(PVC, Destroy)));
+    assert!(waits(PVC, Destroy).contains(&step(DEPLOYMENT, Destroy)));
+    assert!(waits(PV, Upsert).contains(&step(PV, Destroy)));
+    assert!(waits(PVC, Upsert).contains(&step(PV, Upsert)));
+    assert!(waits(DEPLOYMENT, Upsert).contains(&step(PVC, Upsert)));
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+}
+
+#[test]
+fn a_dependency_cycle_is_a_blocker_that_names_it() {
+    let mut desired = desired();
+    let a = Address::new("s3.bucket.models");
+    let b = Address::new("s3.bucket.outputs");
+    for resource in desired.resources.iter_mut() {
+        if resource.address == a {
+            resource.depends_on.push(b.clone());
+        } else if resource.address == b {
+            resource.depends_on.push(a.clone());
+        }
+    }
+    let plan = plan(
+        &desired,
+        &State::new("studio", "us-west-2"),
+        &absent_world(&desired),
+        APPLY,
+        &environment(),
+    );
+    let cycle = plan
+        .blockers
+        .iter()
+        .find(|b| {
+            b.message
+                .starts_with("the changes depend on each other in a cycle")
+        })
+        .expect("a cycle blocker");
+    assert!(
+        cycle.message.contains("s3.bucket.models") && cycle.message.contains("s3.bucket.outputs"),
+        "{}",
+        cycle.message
+    );
+}
+
+const WITH_REPOSITORY: &str = "image_repository: {}
+comfyui:
+  image: \"{repository}:v1\"
+cdn:
+  price_class: PriceClass_100
+";
+
+#[test]
+fn an_image_tag_resolves_to_its_digest_and_a_missing_one_blocks() {
+    let desired = desired_in(&format!("{YAML}{WITH_REPOSITORY}"), &cluster_environment());
+    let (state, mut observed) = applied(&desired);
+    let repository = live_mut(&mut observed, &desired, "ecr.repository.comfyui");
+    let uri = "111122223333.dkr.ecr.us-west-2.amazonaws.com/comfyui-studio";
+    repository.attributes.insert("uri".to_string(), json!(uri));
+    let digest = format!("sha256:{}", "a".repeat(64));
+    repository
+        .attributes
+        .insert("digests.v1".to_string(), json!(digest));
+    let plan_now = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    let deployment = change(&plan_now, DEPLOYMENT);
+    let image = "spec.template.spec.containers[comfyui].image";
+    let field = deployment
+        .fields
+        .iter()
+        .find(|f| f.path == image)
+        .expect("the image changes from the placeholder state");
+    assert_eq!(field.after, Some(json!(format!("{uri}@{digest}"))));
+    assert!(
+        plan_now
+            .notes
+            .iter()
+            .any(|n| n.contains(&format!("`{{repository}}:v1` is `{digest}`"))),
+        "{:?}",
+        plan_now.notes
+    );
+    // The manifest that is applied carries the digest too.
+    let manifest = &deployment.resource.as_ref().expect("resource").parameters["manifest"];
+    assert!(manifest.to_string().contains(&digest));
+
+    live_mut(&mut observed, &desired, "ecr.repository.comfyui")
+        .attributes
+        .remove("digests.v1");
+    let blocked = plan(&desired, &state, &observed, APPLY, &cluster_environment());
+    assert!(
+        blocked.blockers.iter().any(|b| b
+            .message
+            .contains("ECR repository `comfyui-studio` has no image tagged `v1`")),
+        "{:?}",
+        blocked.blockers
+    );
+}
+
+#[test]
+fn a_node_role_that_may_not_pull_blocks_with_the_policy_to_attach() {
+    let desired = desired_in(&format!("{YAML}{WITH_REPOSITORY}"), &cluster_environment());
+    let mut observed = absent_world(&desired);
+    observed.adopted = adopted_fine(&desired)
+        .into_iter()
+        .map(|(adopted, mut found)| {
+            found.missing = vec![(
+                "pull the ComfyUI image from ECR repository `comfyui-studio`".to_string(),
+                vec!["ecr:BatchGetImage".to_string()],
+            )];
+            (adopted, found)
+        })
+        .collect();
+    let plan = plan(
+        &desired,
+        &State::new("studio", "us-west-2"),
+        &observed,
+        APPLY,
+        &cluster_environment(),
+    );
+    let blocker = plan
+        .blockers
+        .iter()
+        .find(|b| b.message.contains("may not pull"))
+        .expect("a permission blocker");
+    assert!(
+        blocker.message.contains("ecr:BatchGetImage"),
+        "{}",
+        blocker.message
+    );
+    assert!(
+        blocker
+            .hint
+            .contains("arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly"),
+        "{}",
+        blocker.hint
+    );
+}

@@ -398,4 +398,60 @@ mod tests {
             Err(StateError::Parse { .. })
         ));
     }
+
+    #[test]
+    fn state_files_are_private_and_their_directory_too_when_comfyplat_makes_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let state_dir = directory.path().join("state");
+        let path = state_dir.join("studio.json");
+        State::new("studio", "us-west-2").save(&path).expect("save");
+        let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&state_dir), 0o700);
+        assert!(!readable_by_others(&state_dir));
+        fs::set_permissions(&state_dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert!(readable_by_others(&state_dir));
+        // An existing file written by something else becomes private on the next save.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let mut state = State::load(&path, "studio", "us-west-2").expect("load");
+        state.save(&path).expect("save");
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn a_version_1_state_is_read_with_its_operations_under_way() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("studio.json");
+        let v1 = serde_json::json!({
+            "version": 1, "serial": 7, "lineage": "l-1", "platform": "studio", "region": "us-west-2",
+            "resources": {
+                "eks.access_config": {
+                    "identity": {"kind": "eks_access_config", "cluster": "c"},
+                    "status": "applied", "updated_at": "2026-01-01T00:00:00Z",
+                    "pending": {"kind": "cluster_update", "cluster": "c", "update_id": "u-1"}
+                },
+                "cloudfront.distribution.comfyui": {
+                    "identity": {"kind": "cloud_front_distribution", "caller_reference": "r-1"},
+                    "status": "applied", "updated_at": "2026-01-01T00:00:00Z",
+                    "pending": {"kind": "distribution", "id": "E1", "goal": "deleted"}
+                }
+            }
+        });
+        fs::write(&path, v1.to_string()).expect("write");
+        let state = State::load(&path, "studio", "us-west-2").expect("a version 1 state loads");
+        assert_eq!(state.version, STATE_VERSION);
+        assert_eq!(state.serial, 7);
+        let config = &state.resources[&Address::new("eks.access_config")];
+        assert_eq!(config.pending, Some(Pending::ready().with_operation("u-1")));
+        let distribution = &state.resources[&Address::new("cloudfront.distribution.comfyui")];
+        assert_eq!(
+            distribution.identity.kind(),
+            crate::model::Kind::CloudfrontDistribution
+        );
+        assert_eq!(
+            distribution.pending,
+            Some(Pending::deleted().with_operation("E1"))
+        );
+    }
 }

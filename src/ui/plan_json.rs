@@ -108,7 +108,7 @@ fn values(fields: &Fields) -> Values {
         deferred::secrets_in(value, &mut secrets);
         if !secrets.is_empty() {
             values.sensitive.insert(path.clone(), Value::Bool(true));
-        } else if deferred::has_placeholders(&Fields::from([(path.clone(), value.clone())])) {
+        } else if deferred::contains_placeholder(value) {
             values.unknown.insert(path.clone(), Value::Bool(true));
         } else {
             values.shown.insert(path.clone(), value.clone());

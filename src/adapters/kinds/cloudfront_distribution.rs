@@ -35,7 +35,7 @@ use crate::model::{
 };
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         observe(apis, &self.caller_reference).await
     }
 

@@ -1,17 +1,14 @@
 //! The ECR repository for the ComfyUI image: read in one round (repository, lifecycle
-//! policy, tags, whether it holds images, the digests of the tags the Deployment refers
-//! to), create, update by field group, delete (with its images only with
-//! `--delete-data`); found by the platform's tag.
+//! policy, tags, its images with the digest of every tag), create, update by field group,
+//! delete (with its images only with `--delete-data`); found by the platform's tag.
 
 use aws_sdk_ecr::types::{
-    EncryptionConfiguration, EncryptionType, ImageIdentifier, ImageScanningConfiguration,
-    ImageTagMutability, Tag,
+    EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability, Tag,
 };
 use serde_json::{Value, json};
 
 use super::Adapter;
 use crate::adapters::{ApiError, Apis, ErrorClass, aws_error, tagging};
-use crate::model::kinds::ecr_repository::RESOLVE_TAGS;
 pub use crate::model::kinds::ecr_repository::Id;
 use crate::model::{
     FieldChange, Fields, Live, Observation, Pending, Resource, field_group, insert_flat,
@@ -32,57 +29,50 @@ impl Id {
 }
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    /// One round: the repository, its lifecycle policy, its tags, and its images with their
+    /// tags (the lifecycle policy keeps them few), which give the digest of every tag.
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         let ecr = &apis.aws.ecr;
         let name = self.name.as_str();
         let operation = format!("failed to read ECR repository `{name}`");
-        let tags_to_resolve: Vec<String> = wanted
-            .and_then(|r| r.parameters.get(RESOLVE_TAGS))
-            .and_then(Value::as_array)
-            .map(|tags| {
-                tags.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
         let arn = self.arn(apis);
-        let digests = async {
+        let images = async {
             let mut digests = Vec::new();
-            for tag in &tags_to_resolve {
-                match ecr
+            let mut token = None;
+            loop {
+                let page = match ecr
                     .describe_images()
                     .repository_name(name)
-                    .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+                    .set_next_token(token)
                     .send()
                     .await
                 {
-                    Ok(output) => {
-                        if let Some(digest) = output
-                            .image_details()
-                            .first()
-                            .and_then(|d| d.image_digest())
-                        {
-                            digests.push((tag.clone(), digest.to_string()));
-                        }
-                    }
+                    Ok(page) => page,
                     Err(error) => {
                         let error = aws_error(&operation, error);
-                        if !has_code(&error, "ImageNotFoundException")
-                            && !has_code(&error, "RepositoryNotFoundException")
-                        {
-                            return Err(error);
+                        if has_code(&error, "RepositoryNotFoundException") {
+                            return Ok(digests);
                         }
+                        return Err(error);
                     }
+                };
+                for image in page.image_details() {
+                    let Some(digest) = image.image_digest() else {
+                        continue;
+                    };
+                    digests.push((image.image_tags().to_vec(), digest.to_string()));
+                }
+                token = page.next_token().map(str::to_string);
+                if token.is_none() {
+                    return Ok(digests);
                 }
             }
-            Ok(digests)
         };
-        let (repository, policy, tags, images, digests) = tokio::join!(
+        let (repository, policy, tags, images) = tokio::join!(
             ecr.describe_repositories().repository_names(name).send(),
             ecr.get_lifecycle_policy().repository_name(name).send(),
             ecr.list_tags_for_resource().resource_arn(&arn).send(),
-            ecr.list_images().repository_name(name).max_results(1).send(),
-            digests,
+            images,
         );
         let repository = match repository {
             Ok(output) => output.repositories().first().cloned(),
@@ -137,19 +127,18 @@ impl Adapter for Id {
             .iter()
             .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect();
-        let holds_images = !images
-            .map_err(|e| aws_error(&operation, e))?
-            .image_ids()
-            .is_empty();
-        let mut live = Live::tagged(fields, tags, Some(holds_images));
+        let images = images?;
+        let mut live = Live::tagged(fields, tags, Some(!images.is_empty()));
         if let Some(uri) = repository.repository_uri() {
             live.attributes.insert("uri".to_string(), json!(uri));
         }
         if let Some(arn) = repository.repository_arn() {
             live.attributes.insert("arn".to_string(), json!(arn));
         }
-        for (tag, digest) in digests? {
-            live.attributes.insert(format!("digests.{tag}"), json!(digest));
+        for (tags, digest) in images {
+            for tag in tags {
+                live.attributes.insert(format!("digests.{tag}"), json!(digest));
+            }
         }
         Ok(Observation::Present(live))
     }
@@ -184,7 +173,7 @@ impl Adapter for Id {
             }
             // It exists: finish the job if it is ours (an earlier attempt's answer was lost).
             let owner = format!("tags.{}", crate::config::OWNER_TAG);
-            let ours = match self.observe(apis, None).await? {
+            let ours = match self.observe(apis).await? {
                 Observation::Present(live) => live.fields.get(&owner) == fields.get(&owner),
                 _ => false,
             };

@@ -11,7 +11,7 @@ pub use crate::model::kinds::eks_access_config::Id;
 use crate::model::{FieldChange, Fields, Live, Observation, Pending, Resource};
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         Ok(match eks::describe_cluster(&apis.aws, &self.cluster).await? {
             None => Observation::Absent,
             Some(facts) => {

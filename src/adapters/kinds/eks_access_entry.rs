@@ -8,12 +8,10 @@ use serde_json::{Value, json};
 use super::Adapter;
 use crate::adapters::{ApiError, Apis, Aws, ErrorClass, aws_error, eks};
 pub use crate::model::kinds::eks_access_entry::Id;
-use crate::model::{
-    FieldChange, Fields, Live, Observation, Owner, Pending, Resource, field_group, tags_of,
-};
+use crate::model::{FieldChange, Fields, Live, Observation, Pending, Resource, field_group, tags_of};
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         observe(&apis.aws, &self.cluster, &self.principal).await
     }
 
@@ -39,54 +37,32 @@ impl Adapter for Id {
     }
 
     async fn discover(apis: &Apis) -> Result<Option<Vec<Self>>, ApiError> {
-        let aws = &apis.aws;
-        let cluster = &apis.cluster;
-        let mut principals = Vec::new();
-        let mut token = None;
-        loop {
-            let output = match aws
+        let (aws, cluster) = (&apis.aws, &apis.cluster);
+        let operation = format!("failed to list the access entries of EKS cluster `{cluster}`");
+        let principals = eks::list_names(&operation, |token| async {
+            let page = aws
                 .eks
                 .list_access_entries()
                 .cluster_name(cluster)
                 .set_next_token(token)
                 .send()
                 .await
-            {
-                Ok(output) => output,
-                Err(error) => {
-                    let error = aws_error(
-                        format!("failed to list the access entries of EKS cluster `{cluster}`"),
-                        error,
-                    );
-                    // No cluster, or no access entries (CONFIG_MAP): none.
-                    return if error.class == ErrorClass::NotFound
-                        || eks::has_code(&error, "InvalidRequestException")
-                    {
-                        Ok(Some(Vec::new()))
-                    } else {
-                        Err(error)
-                    };
-                }
-            };
-            principals.extend(output.access_entries().iter().cloned());
-            token = output.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-        let owner = Owner::Tag(Some(apis.platform.clone()));
-        let mut found = Vec::new();
-        for principal in principals {
-            if let Observation::Present(live) = observe(aws, cluster, &principal).await?
-                && live.owner == owner
-            {
-                found.push(Id {
-                    cluster: cluster.clone(),
-                    principal,
-                });
-            }
-        }
-        Ok(Some(found))
+                .map_err(|e| aws_error(&operation, e))?;
+            Ok((page.access_entries().to_vec(), page.next_token().map(str::to_string)))
+        })
+        .await?;
+        let candidates = principals
+            .into_iter()
+            .map(|principal| Id {
+                cluster: cluster.clone(),
+                principal,
+            })
+            .collect();
+        super::owned(apis, candidates, |id: Id| async move {
+            observe(aws, &id.cluster, &id.principal).await
+        })
+            .await
+            .map(Some)
     }
 }
 

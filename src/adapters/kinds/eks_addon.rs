@@ -14,11 +14,11 @@ use super::{Adapter, Progress};
 use crate::adapters::{ApiError, Apis, Aws, ErrorClass, Poll, aws_error, eks, poll};
 pub use crate::model::kinds::eks_addon::Id;
 use crate::model::{
-    FieldChange, Fields, Goal, Live, Observation, Owner, Pending, Resource, field_group, tags_of,
+    FieldChange, Fields, Goal, Live, Observation, Pending, Resource, field_group, tags_of,
 };
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         observe(&apis.aws, &self.cluster, &self.name).await
     }
 
@@ -53,75 +53,38 @@ impl Adapter for Id {
     }
 
     async fn discover(apis: &Apis) -> Result<Option<Vec<Self>>, ApiError> {
-        let aws = &apis.aws;
-        let cluster = &apis.cluster;
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let output = match aws
+        let (aws, cluster) = (&apis.aws, &apis.cluster);
+        let operation = format!("failed to list the add-ons of EKS cluster `{cluster}`");
+        let names = eks::list_names(&operation, |token| async {
+            let page = aws
                 .eks
                 .list_addons()
                 .cluster_name(cluster)
                 .set_next_token(token)
                 .send()
                 .await
-            {
-                Ok(output) => output,
-                Err(error) => {
-                    let error = aws_error(
-                        format!("failed to list the add-ons of EKS cluster `{cluster}`"),
-                        error,
-                    );
-                    return if error.class == ErrorClass::NotFound {
-                        Ok(Some(Vec::new()))
-                    } else {
-                        Err(error)
-                    };
-                }
-            };
-            names.extend(output.addons().iter().cloned());
-            token = output.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-        let owner = Owner::Tag(Some(apis.platform.clone()));
-        let mut found = Vec::new();
-        for name in names {
-            if let Observation::Present(live) = observe(aws, cluster, &name).await?
-                && live.owner == owner
-            {
-                found.push(Id {
-                    cluster: cluster.clone(),
-                    name,
-                });
-            }
-        }
-        Ok(Some(found))
+                .map_err(|e| aws_error(&operation, e))?;
+            Ok((page.addons().to_vec(), page.next_token().map(str::to_string)))
+        })
+        .await?;
+        let candidates = names
+            .into_iter()
+            .map(|name| Id {
+                cluster: cluster.clone(),
+                name,
+            })
+            .collect();
+        super::owned(apis, candidates, |id: Id| async move {
+            observe(aws, &id.cluster, &id.name).await
+        })
+            .await
+            .map(Some)
     }
 }
 
 async fn observe(aws: &Aws, cluster: &str, name: &str) -> Result<Observation, ApiError> {
     let operation = format!("failed to read EKS add-on `{name}`");
-    let addon = match aws
-        .eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(name)
-        .send()
-        .await
-    {
-        Ok(output) => output.addon,
-        Err(error) => {
-            let error = aws_error(&operation, error);
-            return if error.class == ErrorClass::NotFound {
-                Ok(Observation::Absent)
-            } else {
-                Err(error)
-            };
-        }
-    };
-    let Some(addon) = addon else {
+    let Some(addon) = eks::describe_addon(aws, cluster, name).await? else {
         return Ok(Observation::Absent);
     };
     let mut fields = Fields::new();
@@ -353,18 +316,14 @@ async fn wait(
         Goal::Deleted => format!("EKS add-on `{name}` was not deleted"),
     };
     let check = || async {
-        let addon = match aws.eks.describe_addon().cluster_name(cluster).addon_name(name).send().await {
-            Ok(output) => output.addon,
-            Err(error) => {
-                let error = aws_error(&operation, error);
-                return match (error.class, goal) {
-                    (ErrorClass::NotFound, Goal::Deleted) => Ok(Poll::Done(Vec::new())),
-                    _ => Err(error),
-                };
-            }
+        let Some(addon) = eks::describe_addon(aws, cluster, name).await? else {
+            return match goal {
+                Goal::Deleted => Ok(Poll::Done(Vec::new())),
+                Goal::Ready => Err(ApiError::new(&operation, ErrorClass::NotFound, "the add-on is gone")),
+            };
         };
-        let status = addon.as_ref().and_then(|a| a.status()).cloned();
-        let issues = addon.as_ref().and_then(|a| a.health()).map(|h| h.issues().to_vec()).unwrap_or_default();
+        let status = addon.status().cloned();
+        let issues = addon.health().map(|h| h.issues().to_vec()).unwrap_or_default();
         let failed = |status: &str| Err(ApiError::new(&operation, ErrorClass::Rejected, format!("{status}: {}", issues_text(&issues))));
         match (goal, status) {
             (Goal::Ready, Some(AddonStatus::Active)) => Ok(Poll::Done(Vec::new())),

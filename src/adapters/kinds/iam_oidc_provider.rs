@@ -9,7 +9,7 @@ pub use crate::model::kinds::iam_oidc_provider::Id;
 use crate::model::{FieldChange, Fields, Live, Observation, Pending, Resource, field_group, tags_of};
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         observe(&apis.aws, &self.arn).await
     }
 
@@ -42,20 +42,18 @@ impl Adapter for Id {
             .send()
             .await
             .map_err(|e| aws_error("failed to list IAM OIDC providers", e))?;
-        let mut found = Vec::new();
-        for arn in list
+        let candidates = list
             .open_id_connect_provider_list()
             .iter()
             .filter_map(|p| p.arn())
-        {
-            if let Observation::Present(live) = observe(aws, arn).await?
-                && live.owner == crate::model::Owner::Tag(Some(apis.platform.clone()))
-            {
-                let url = arn.split(":oidc-provider/").nth(1).unwrap_or_default();
-                found.push(Id { arn: arn.to_string(), url: url.to_string() });
-            }
-        }
-        Ok(Some(found))
+            .map(|arn| Id {
+                arn: arn.to_string(),
+                url: arn.split(":oidc-provider/").nth(1).unwrap_or_default().to_string(),
+            })
+            .collect();
+        super::owned(apis, candidates, |id: Id| async move { observe(aws, &id.arn).await })
+            .await
+            .map(Some)
     }
 }
 

@@ -10,7 +10,7 @@ pub use crate::model::kinds::iam_role_policy::Id;
 use crate::model::{FieldChange, Fields, Live, Observation, Pending, Resource, policy};
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         observe(&apis.aws, &self.role, &self.policy).await
     }
 

@@ -24,7 +24,7 @@ fn connected<'a>(apis: &'a Apis, id: &Id) -> Result<&'a Kube, ApiError> {
 }
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         match &apis.kube {
             Some(kube) => kube.observe(self).await,
             None => Ok(Observation::Absent),

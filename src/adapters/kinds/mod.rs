@@ -9,16 +9,36 @@ use crate::model::{FieldChange, Identity, Kind, Observation, Pending, Resource, 
 /// Status lines of a long operation, for the progress display.
 pub type Progress<'a> = &'a (dyn Fn(String) + Sync);
 
+/// Those of `candidates` whose live tags say they are the platform's, read concurrently
+/// (for kinds whose listings do not filter by tag).
+pub(crate) async fn owned<T, F, Fut>(
+    apis: &Apis,
+    candidates: Vec<T>,
+    observe: F,
+) -> Result<Vec<T>, ApiError>
+where
+    T: Clone,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Result<Observation, ApiError>>,
+{
+    let owner = crate::model::Owner::Tag(Some(apis.platform.clone()));
+    let observations =
+        futures::future::try_join_all(candidates.iter().cloned().map(observe)).await?;
+    Ok(candidates
+        .into_iter()
+        .zip(observations)
+        .filter(|(_, observation)| {
+            matches!(observation, Observation::Present(live) if live.owner == owner)
+        })
+        .map(|(candidate, _)| candidate)
+        .collect())
+}
+
 /// What a kind does through its API. Implemented for each kind's identity type in
 /// `adapters/kinds/<kind>.rs`.
 pub(crate) trait Adapter: ResourceKind {
-    /// The live view of the resource. `wanted` is the desired resource with this identity,
-    /// when there is one (its parameters may ask for more, e.g. image tags to resolve).
-    async fn observe(
-        &self,
-        apis: &Apis,
-        wanted: Option<&Resource>,
-    ) -> Result<Observation, ApiError>;
+    /// The live view of the resource.
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError>;
 
     /// Creates the resource with every managed field set, or finishes an earlier create.
     /// Returns what is still under way, to [`Adapter::wait`] for.
@@ -66,13 +86,9 @@ macro_rules! adapter_kinds {
         $(pub mod $module;)*
 
         impl Apis {
-            pub async fn observe(
-                &self,
-                identity: &Identity,
-                wanted: Option<&Resource>,
-            ) -> Result<Observation, ApiError> {
+            pub async fn observe(&self, identity: &Identity) -> Result<Observation, ApiError> {
                 match identity {
-                    $(Identity::$variant(id) => id.observe(self, wanted).await,)*
+                    $(Identity::$variant(id) => id.observe(self).await,)*
                 }
             }
 

@@ -41,7 +41,7 @@ fn has_code(error: &ApiError, codes: &[&str]) -> bool {
 }
 
 impl Adapter for Id {
-    async fn observe(&self, apis: &Apis, _wanted: Option<&Resource>) -> Result<Observation, ApiError> {
+    async fn observe(&self, apis: &Apis) -> Result<Observation, ApiError> {
         observe(&apis.aws, &self.name, &self.region).await
     }
 

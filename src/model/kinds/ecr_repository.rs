@@ -8,9 +8,9 @@
 //!
 //! `comfyui.image: "{repository}:TAG"` refers to it: the Deployment gets the placeholder
 //! [`deferred::ecr_image`], and the planner fills in `URI@sha256:...`, the digest the tag
-//! points at now (read with the repository, see the `resolve_tags` parameter). A moved tag
-//! is a change in the plan; a missing one stops the plan. The Karpenter node role must be
-//! allowed to pull (checked before planning).
+//! points at now (the repository's observation holds every tag's digest). A moved tag is a
+//! change in the plan; a missing one stops the plan. The Karpenter node role must be allowed
+//! to pull (checked before planning).
 
 use std::fmt;
 
@@ -37,8 +37,6 @@ impl fmt::Display for Id {
 }
 
 pub const ADDRESS: &str = "ecr.repository.comfyui";
-/// The parameter listing the tags whose digests the observation reads.
-pub const RESOLVE_TAGS: &str = "resolve_tags";
 /// How long untagged images are kept.
 pub const UNTAGGED_DAYS: u32 = 7;
 /// What the nodes need to pull from ECR, and the AWS managed policies that grant it.
@@ -141,15 +139,9 @@ impl ResourceKind for Id {
             name: settings.name.clone(),
             region: environment.region.clone(),
         };
-        let mut resource = Resource::new(Address::new(ADDRESS), id, fields);
-        if let Some(ImageReference::RepositoryTag(tag)) =
-            platform.comfyui.as_ref().map(|c| &c.image)
-        {
-            resource
-                .parameters
-                .insert(RESOLVE_TAGS.to_string(), json!([tag]));
-        }
-        desired.resources.push(resource);
+        desired
+            .resources
+            .push(Resource::new(Address::new(ADDRESS), id, fields));
         let from_repository = platform
             .comfyui
             .as_ref()

@@ -26,7 +26,7 @@ use crate::model::kubernetes::{
     object_fields,
 };
 use crate::model::{
-    Address, Context, Desired, Kind, Live, ModelError, Output, Resource, ResourceKind, path_under,
+    Address, Context, Desired, Live, ModelError, Output, Resource, ResourceKind, path_under,
     quantity,
 };
 use crate::templates::{self, TemplateError};
@@ -323,10 +323,9 @@ fn link(resources: &mut [Resource], aws: &BTreeSet<Address>) {
 
 /// The Ingress among the resources so far, for the kinds that front it.
 pub fn ingress(desired: &Desired) -> Option<&Resource> {
-    desired.resources.iter().find(|r| {
-        r.identity.kind() == Kind::K8sObject
-            && matches!(&r.identity, crate::model::Identity::K8sObject(id) if id.kind == "Ingress")
-    })
+    desired.resources.iter().find(
+        |r| matches!(&r.identity, crate::model::Identity::K8sObject(id) if id.kind == "Ingress"),
+    )
 }
 
 #[cfg(test)]
