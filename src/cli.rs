@@ -149,9 +149,10 @@ pub struct ExecuteArgs {
     /// apply (drift shown by the plan is always taken back)
     #[arg(long)]
     pub force_conflicts: bool,
-    /// Longest wait for a Kubernetes object to become ready or go away, or for CloudFront
-    /// to deploy, e.g. `90s`, `15m`; what is still under way then is waited for by the next
-    /// run
+    /// Longest any wait may take (an add-on becoming ACTIVE, the cluster's authentication
+    /// mode update, a Kubernetes object becoming ready or going away, CloudFront deploying),
+    /// e.g. `90s`, `15m`; a wait that runs out fails once, and what is still under way is
+    /// waited for by the next run
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub wait_timeout: std::time::Duration,
 }

@@ -79,7 +79,12 @@ struct AddonLookup {
 impl Session {
     /// Reads and validates platform.yaml and the template overrides. No network.
     pub fn open(global: &Global) -> anyhow::Result<Session> {
-        let platform = config::load(&global.file)?;
+        let path = &global.file;
+        let bytes = std::fs::read(path).map_err(|source| config::ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let platform = config::from_bytes(path, &bytes)?;
         let templates = templates::load(platform.templates_dir.as_deref())?;
         let state_dir = global
             .state_dir

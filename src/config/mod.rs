@@ -1,8 +1,8 @@
-//! `platform.yaml`: reading, schema, semantic validation, defaults and derived names.
+//! `platform.yaml`: parsing, schema, semantic validation, defaults and derived names.
 //!
-//! [`load`] turns a file into a validated [`Platform`] or a [`ConfigError`] listing every
-//! problem with `file:line:column` and a hint. It never touches the network, so every bad
-//! input is refused before any API call. Names that depend on the AWS account (bucket names
+//! [`from_bytes`] turns the file's bytes (read by the command) into a validated [`Platform`]
+//! or a [`ConfigError`] listing every problem with `file:line:column` and a hint. It never
+//! touches the network or a file, so every bad input is refused before any API call. Names that depend on the AWS account (bucket names
 //! like `comfyui-models-{account}-{region}`) are kept as templates and resolved by
 //! [`Platform::bucket_name`] once the account is known.
 
@@ -292,16 +292,8 @@ pub fn expand_name(template: &str, account: &str, region: &str, name: &str) -> S
         .replace("{name}", name)
 }
 
-/// Reads, parses and validates a platform file. No network access.
-pub fn load(path: &Path) -> Result<Platform, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    from_bytes(path, &bytes)
-}
-
-/// Parses and validates the bytes of a platform file that was read from `path`.
+/// Parses and validates the bytes of a platform file that was read from `path` (the path is
+/// for messages and for resolving relative paths in it).
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Platform, ConfigError> {
     let (text, file) = parse::parse(path, bytes)?;
     validate::validate(path, &text, file)
