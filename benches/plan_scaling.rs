@@ -2,15 +2,18 @@
 //! trips a no-op plan makes, against the local emulators.
 //!
 //! For the whole sandbox platform (AWS side, Kubernetes workload, CloudFront) plus N extra
-//! buckets (N = 0, 10, 50) it prints: apply time from empty; no-op plan wall time (median of
-//! 3); the AWS calls and Kubernetes requests one no-op plan makes; and the plan's latency
-//! sensitivity, i.e. its sequential rounds of calls: (plan time with 50 ms added to every
-//! AWS call − plan time without) / 50 ms, and the same with 50 ms added to every
-//! Kubernetes request. Real AWS is 50-150 ms away from a laptop, so rounds, not calls, are
-//! what a plan costs there; a serial plan would take calls × 50 ms.
+//! buckets (N = 0, 10, 50) it prints: apply time from empty; no-op plan wall time (the fastest
+//! of 5); the AWS calls and Kubernetes requests one no-op plan makes; its time with 50 ms added
+//! to every call on both sides; and its sequential rounds of calls on each side. Real AWS is
+//! 50-150 ms away from a laptop, so rounds, not calls, are what a plan costs there (a serial
+//! plan would need as many rounds as calls).
 //!
-//! Every run goes through the recording proxy (AWS) and its Kubernetes mode, with and
-//! without the delay, so the proxies' own cost cancels out.
+//! Rounds are counted from the proxies' logs of one no-op plan with 250 ms added to every
+//! call: the longest chain of calls of which each started after the one before had been
+//! answered. Calls of one round start within a few milliseconds of each other and each takes
+//! at least 250 ms, so they overlap and do not chain; only calls that waited for an answer do.
+//! A delay that large also keeps the emulators' own slowness (hundreds of calls of one round
+//! queue in Python on 2 cores) from counting as rounds.
 //!
 //! Run: `cargo bench --bench plan_scaling` (set `COMFYPLAT_BENCH_SIZES=0,10` for other sizes).
 
@@ -21,8 +24,12 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+/// The latency a plan is timed with, in milliseconds (real AWS from a laptop: 50-150 ms).
 const DELAY_MS: u64 = 50;
-const SAMPLES: usize = 3;
+/// The latency rounds are counted with: larger than anything the emulators add.
+const ROUND_DELAY_MS: u64 = 250;
+/// Runs per measurement; the fastest counts (noise only ever adds time).
+const SAMPLES: usize = 5;
 
 fn platform_with_extra_buckets(extra: usize) -> String {
     let mut buckets = String::from("  inputs: {}\n");
@@ -41,23 +48,25 @@ fn timed(workspace: &Workspace, endpoint: &str, args: &[&str]) -> Duration {
     started.elapsed()
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-/// The median no-op plan time through these proxies.
+/// The fastest of [`SAMPLES`] no-op plans through these proxies.
 fn plan_through(yaml: &str, workspace: &Workspace, aws: &Proxy, kube: &Proxy) -> Duration {
     workspace.write(&kube.in_front_of_kubernetes(yaml));
-    median(
-        (0..SAMPLES)
-            .map(|_| timed(workspace, &aws.endpoint, &["plan", "--detailed-exitcode"]))
-            .collect(),
-    )
+    (0..SAMPLES)
+        .map(|_| timed(workspace, &aws.endpoint, &["plan", "--detailed-exitcode"]))
+        .min()
+        .unwrap_or_default()
 }
 
-fn rounds(slow: Duration, fast: Duration) -> f64 {
-    (slow.as_secs_f64() - fast.as_secs_f64()) / (DELAY_MS as f64 / 1000.0)
+fn delayed(emulator: &Emulator, delay_ms: u64) -> (Proxy, Proxy) {
+    let aws = Proxy::slow(&emulator.endpoint, delay_ms);
+    let kube = Proxy::kubernetes(
+        emulator,
+        ProxyOptions {
+            delay_ms,
+            ..ProxyOptions::default()
+        },
+    );
+    (aws, kube)
 }
 
 fn main() {
@@ -70,25 +79,18 @@ fn main() {
         "comfyplat plan/apply scaling against the local emulators (moto, Kubernetes API test server)"
     );
     println!(
-        "{:>7} {:>9} {:>8} {:>11} {:>9} {:>9} {:>11} {:>11}",
-        "extra", "resources", "apply", "no-op plan", "AWS", "K8s", "AWS rounds", "K8s rounds"
+        "{:>7} {:>9} {:>8} {:>11} {:>7} {:>9} {:>11} {:>7} {:>7}",
+        "extra", "resources", "apply", "no-op plan", "AWS", "K8s", "no-op plan", "AWS", "K8s"
     );
     println!(
-        "{:>7} {:>9} {:>8} {:>11} {:>9} {:>9} {:>11} {:>11}",
-        "buckets", "", "", "", "calls", "requests", "@50 ms", "@50 ms"
+        "{:>7} {:>9} {:>8} {:>11} {:>7} {:>9} {:>11} {:>7} {:>7}",
+        "buckets", "", "", "", "calls", "requests", "@50 ms", "rounds", "rounds"
     );
     for extra in sizes {
         let emulator = Emulator::start();
-        let aws = Proxy::start(&emulator.endpoint, ProxyOptions::default());
-        let slow_aws = Proxy::slow(&emulator.endpoint, DELAY_MS);
-        let kube = Proxy::kubernetes(&emulator, ProxyOptions::default());
-        let slow_kube = Proxy::kubernetes(
-            &emulator,
-            ProxyOptions {
-                delay_ms: DELAY_MS,
-                ..ProxyOptions::default()
-            },
-        );
+        let (aws, kube) = delayed(&emulator, 0);
+        let (aws_50, kube_50) = delayed(&emulator, DELAY_MS);
+        let (aws_250, kube_250) = delayed(&emulator, ROUND_DELAY_MS);
         let yaml = platform_with_extra_buckets(extra);
         let workspace = Workspace::new(&kube.in_front_of_kubernetes(&yaml));
         let apply = timed(
@@ -106,21 +108,30 @@ fn main() {
         let fast = plan_through(&yaml, &workspace, &aws, &kube);
         let calls = aws.requests().len() / SAMPLES;
         let requests = kube.requests().len() / SAMPLES;
-        let aws_rounds = rounds(plan_through(&yaml, &workspace, &slow_aws, &kube), fast);
-        let kube_rounds = rounds(plan_through(&yaml, &workspace, &aws, &slow_kube), fast);
+        let both_50 = plan_through(&yaml, &workspace, &aws_50, &kube_50);
+        workspace.write(&kube_250.in_front_of_kubernetes(&yaml));
+        timed(
+            &workspace,
+            &aws_250.endpoint,
+            &["plan", "--detailed-exitcode"],
+        );
+        let aws_rounds = aws_250.rounds();
+        let kube_rounds = kube_250.rounds();
         println!(
-            "{:>7} {:>9} {:>7.2}s {:>10.2}s {:>9} {:>9} {:>11.1} {:>11.1}",
+            "{:>7} {:>9} {:>7.2}s {:>10.2}s {:>7} {:>9} {:>10.2}s {:>7} {:>7}",
             extra,
             resources,
             apply.as_secs_f64(),
             fast.as_secs_f64(),
             calls,
             requests,
+            both_50.as_secs_f64(),
             aws_rounds,
             kube_rounds
         );
     }
     println!(
-        "rounds = (plan time with {DELAY_MS} ms added to every call of that side - without) / {DELAY_MS} ms; a serial plan would need as many rounds as calls"
+        "rounds: the longest chain of calls in one no-op plan with {ROUND_DELAY_MS} ms added to every call, \
+         each started after the one before had been answered"
     );
 }

@@ -2622,6 +2622,11 @@ def serve_tls(server, directory: str) -> dict:
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a client opening many connections at once
+    # (kube-rs with a concurrent first round, or the recording proxy, which opens one upstream
+    # connection per request) overflows it and the kernel drops SYNs, which the client only
+    # retransmits after a second. Real API servers listen with the kernel's full backlog.
+    request_queue_size = 128
     verbose = False
     store: Store = None
     tmpdir = None

@@ -15,9 +15,10 @@ Every request (except the proxy's own control endpoint) is appended to the log
 file as one JSON line:
 
     {"ts", "method", "path", "query", "service", "action", "write", "status",
-     "fault", "upstream_status"}
+     "fault", "upstream_status", "end"}
 
-`status` is what the client saw (0 for a reset connection); `upstream_status`
+`ts` is when the request was read, `end` when its answer (or fault) went out (for a hung
+request: when it was forwarded). `status` is what the client saw (0 for a reset connection); `upstream_status`
 is what moto answered, or null if the request was not forwarded.
 
 Faults (probability --fault-rate, deterministic RNG seeded by --fault-seed):
@@ -46,7 +47,7 @@ context's names and user entry of --kubeconfig-from if given (else an empty user
 
     {"ts", "method", "path", "query": {name: last value}, "service": "kubernetes",
      "action": "METHOD /path", "verb", "group", "version", "resource", "namespace", "name",
-     "subresource", "dry_run", "write", "status", "fault", "upstream_status"}
+     "subresource", "dry_run", "write", "status", "fault", "upstream_status", "end"}
 
 verb/group/.../subresource as the apiserver parses the path (kube_proxy.request_info; all null
 but verb for non-resource paths such as /version or discovery); write = POST/PUT/PATCH/DELETE
@@ -530,6 +531,9 @@ class ProxyState:
             return mode
 
     def record(self, entry: dict, write: bool, fault: str | None) -> None:
+        # When the answer (or the fault) went out; with "ts" (when the request was read) it
+        # gives each request's interval, from which the sequential rounds of a run follow.
+        entry.setdefault("end", time.time())
         with self.lock:
             self.requests += 1
             if write:

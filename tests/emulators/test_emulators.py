@@ -360,9 +360,10 @@ def test_proxy_forwards_and_classifies(proxy, emulator):
         by_action.setdefault(e["action"], []).append(e)
         assert set(e) >= {
             "ts", "method", "path", "query", "service", "action", "write", "status", "fault",
+            "end",
         }
         assert e["fault"] is None
-        assert isinstance(e["ts"], float)
+        assert isinstance(e["ts"], float) and e["end"] >= e["ts"]
 
     def one(action):
         assert action in by_action, (action, sorted(by_action))

@@ -267,7 +267,7 @@ def test_kubectl_get_namespaces_is_logged(kproxy):
     for e in entries:
         assert set(e) == {"ts", "method", "path", "query", "service", "action", "verb", "group", "version",
                           "resource", "namespace", "name", "subresource", "dry_run", "write", "status", "fault",
-                          "upstream_status"}
+                          "upstream_status", "end"}
         assert e["service"] == "kubernetes" and e["action"] == f"{e['method']} {e['path']}"
         assert e["fault"] is None and e["write"] is False and e["status"] == e["upstream_status"] == 200
     discovery = [e for e in entries if e["resource"] is None]
@@ -554,6 +554,8 @@ def test_delay_applies_to_every_forwarded_request(kproxy):
     for _ in range(3):
         assert request(p, "GET", "/api/v1/namespaces")[0] == 200
     assert time.monotonic() - t0 >= 0.9
+    # Each logged interval (read -> answered) holds the delay.
+    assert all(e["end"] - e["ts"] >= 0.3 for e in p.log()[:3]), p.log()[:3]
     # kubectl: its discovery and its list are sequential round trips, each delayed
     t0 = time.monotonic()
     r = p.kubectl("get", "ns")

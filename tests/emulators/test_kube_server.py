@@ -1359,3 +1359,24 @@ def test_pv_released_keeps_claim_ref(kube):
     assert ok(call(kube, "GET", f"{PVC_PATH}/shared"))["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
     ok(call(kube, "DELETE", "/apis/apps/v1/namespaces/default/daemonsets/agent"))
     kubectl(kube, "wait", "--for=delete", "pvc/shared", "--timeout=5s")
+
+
+def test_listen_backlog_takes_a_burst_of_connections():
+    """A burst of connections is queued, not dropped: with socketserver's default backlog of 5 the
+    kernel drops SYNs past it and clients only retransmit after a second (seen as a 1 s stall
+    behind the recording proxy). The server is not accepting here, so only the backlog holds them."""
+    import socket
+
+    server = kube_server.Server((kube_server.HOST, 0), kube_server.Handler)
+    socks = []
+    try:
+        for _ in range(64):
+            sock = socket.socket()
+            sock.settimeout(0.5)
+            sock.connect(server.server_address)  # raises TimeoutError when the SYN is dropped
+            socks.append(sock)
+        assert len(socks) == 64
+    finally:
+        for sock in socks:
+            sock.close()
+        server.server_close()

@@ -156,6 +156,10 @@ pub struct Logged {
     pub write: bool,
     pub status: u16,
     pub fault: Option<String>,
+    /// When the proxy read the request and when it answered (seconds since the epoch).
+    pub ts: f64,
+    #[serde(default)]
+    pub end: f64,
 }
 
 pub struct Proxy {
@@ -230,11 +234,15 @@ impl Proxy {
             .expect("start the proxy");
         let info = wait_for_ready(&ready, &mut child, "the recording proxy");
         let endpoint = info["endpoint"].as_str().expect("endpoint").to_string();
+        let kubeconfig = options
+            .kubernetes
+            .as_ref()
+            .map(|_| static_kubeconfig(dir.path(), &endpoint, &info));
         Proxy {
             child,
             endpoint,
             log,
-            kubeconfig: info["kubeconfig"].as_str().map(PathBuf::from),
+            kubeconfig,
             _dir: dir,
         }
     }
@@ -284,6 +292,26 @@ impl Proxy {
 
     pub fn writes(&self) -> Vec<Logged> {
         self.requests().into_iter().filter(|r| r.write).collect()
+    }
+
+    /// How many rounds of requests ran one after another among those logged: the most
+    /// requests of which each started after the one before had been answered (with a delay
+    /// on every request, requests of one round overlap, and independent ones do not chain).
+    pub fn rounds(&self) -> usize {
+        self.round_chain().len()
+    }
+
+    /// The requests of [`Proxy::rounds`], one per round, in order.
+    pub fn round_chain(&self) -> Vec<Logged> {
+        let mut requests = self.requests();
+        requests.sort_by(|a, b| a.end.total_cmp(&b.end));
+        let mut chain: Vec<Logged> = Vec::new();
+        for request in requests {
+            if chain.last().is_none_or(|last| request.ts >= last.end) {
+                chain.push(request);
+            }
+        }
+        chain
     }
 
     /// Forgets the requests logged so far.
@@ -628,6 +656,36 @@ impl Emulator {
             })
             .collect()
     }
+}
+
+/// A kubeconfig for the Kubernetes proxy at `endpoint` with a fixed bearer token of the EKS
+/// form: the test server checks a token's form, not its signature, so no exec plugin has to
+/// run (and cost a second) on every comfyplat run.
+fn static_kubeconfig(dir: &Path, endpoint: &str, ready: &serde_json::Value) -> PathBuf {
+    use base64::Engine;
+    let url = format!(
+        "https://sts.{REGION}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15\
+         &X-Amz-Algorithm=AWS4-HMAC-SHA256\
+         &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261126%2F{REGION}%2Fsts%2Faws4_request\
+         &X-Amz-Date=20261126T000000Z&X-Amz-Expires=60\
+         &X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature=00"
+    );
+    let token = format!(
+        "k8s-aws-v1.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
+    );
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CLUSTER, "cluster": {
+            "server": endpoint,
+            "certificate-authority-data": ready["ca_data"],
+        }}],
+        "users": [{"name": "tester", "user": {"token": token}}],
+        "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "tester"}}],
+        "current-context": CLUSTER,
+    });
+    write_file(dir, "kubeconfig.json", config.to_string().as_bytes())
 }
 
 /// The fields a `plan --json` resource change changes, in path order: `[{"path", "before",
