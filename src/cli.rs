@@ -111,6 +111,10 @@ pub struct PlanArgs {
     /// Show what `comfyplat destroy` would do
     #[arg(long)]
     pub destroy: bool,
+    /// Take over the platform's resources although another state recorded them (the
+    /// state was lost, or is kept in another state dir); without it that is refused
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +126,10 @@ pub struct ApplyArgs {
     /// (minutes); the next plan shows it in progress until it is deployed
     #[arg(long)]
     pub no_wait: bool,
+    /// Take over the platform's resources although another state recorded them (the
+    /// state was lost, or is kept in another state dir); without it that is refused
+    #[arg(long)]
+    pub adopt: bool,
     #[command(flatten)]
     pub execute: ExecuteArgs,
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::adapters::{ApiError, Apis, iam};
-use crate::model::{Adopted, Desired, Identity, Observed};
+use crate::model::{Adopted, Desired, Identity, Kind, Observed};
 use crate::state::State;
 
 /// How many resources are read at once: enough for every resource of a large platform to
@@ -29,10 +29,14 @@ pub fn identities(desired: &Desired, state: &State) -> Vec<Identity> {
     all.into_iter().collect()
 }
 
+/// Reads `identities`, the adopted things and the labelled Kubernetes objects. With
+/// `discover` (destroy), also everything of every kind that carries the platform's tag or
+/// label, so that what state does not know is destroyed too.
 pub async fn observe(
     apis: &Apis,
     desired: &Desired,
     identities: Vec<Identity>,
+    discover: bool,
 ) -> Result<Observed, ApiError> {
     let labelled = async {
         match &apis.kube {
@@ -60,14 +64,31 @@ pub async fn observe(
         })
         .buffered(OBSERVE_CONCURRENCY)
         .try_collect();
-    let (labelled, resources, adopted) =
-        tokio::try_join!(labelled, read(identities.clone()), adopted)?;
+    let discovered = async {
+        if !discover {
+            return Ok(Vec::new());
+        }
+        let found = futures::future::try_join_all(
+            Kind::ALL
+                .iter()
+                .filter(|kind| **kind != Kind::K8sObject)
+                .map(|kind| apis.discover(*kind)),
+        )
+        .await?;
+        Ok::<_, ApiError>(found.into_iter().flatten().flatten().collect::<Vec<_>>())
+    };
+    let (labelled, resources, adopted, discovered) =
+        tokio::try_join!(labelled, read(identities.clone()), adopted, discovered)?;
     let labelled: Vec<Identity> = labelled.into_iter().map(Identity::from).collect();
-    // Labelled objects neither desired nor in state: read them too (they will be pruned).
+    // Found by label or tag, neither desired nor in state: read them too (they will be
+    // pruned or destroyed).
     let extra: Vec<Identity> = labelled
         .iter()
+        .chain(&discovered)
         .filter(|identity| !identities.contains(identity))
         .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
     let mut resources = resources;
     if !extra.is_empty() {
@@ -77,5 +98,6 @@ pub async fn observe(
         resources: resources.into_iter().collect(),
         adopted,
         labelled,
+        discovered,
     })
 }

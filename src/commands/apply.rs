@@ -1,6 +1,7 @@
 //! `comfyplat apply [PLANFILE]` and `comfyplat destroy`: plan (or load a saved plan and check
 //! it is not stale), show it, ask, execute with progress, summarise.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,7 @@ use super::{CommandError, EXIT_INTERRUPTED, Exit, Session, output};
 use crate::adapters::ApiError;
 use crate::cli::{ApplyArgs, DestroyArgs, ExecuteArgs, Global};
 use crate::executor::{ChangeResult, Executor};
+use crate::model::{Identity, Observation};
 use crate::observe::OBSERVE_CONCURRENCY;
 use crate::planner::{self, Mode, Options, Plan};
 use crate::state::lock::StateLock;
@@ -28,11 +30,12 @@ pub async fn run_apply(global: &Global, args: &ApplyArgs, style: Style) -> anyho
     let mut run = Locked::start(global, "apply", Mode::Apply, kube_options(&args.execute)).await?;
     let (plan, confirm) = match &args.plan_file {
         Some(path) => (
-            load_saved_plan(path, &run.session, &run.connected, &run.state).await?,
+            load_saved_plan(path, &run.session, &run.connected, &mut run.state).await?,
             false,
         ),
         None => (
-            run.plan(Mode::Apply, args.execute.delete_data).await?,
+            run.plan(Mode::Apply, args.execute.delete_data, args.adopt)
+                .await?,
             !args.execute.yes,
         ),
     };
@@ -59,7 +62,9 @@ pub async fn run_destroy(
         kube_options(&args.execute),
     )
     .await?;
-    let plan = run.plan(Mode::Destroy, args.execute.delete_data).await?;
+    let plan = run
+        .plan(Mode::Destroy, args.execute.delete_data, false)
+        .await?;
     run.execute(
         global,
         &plan,
@@ -106,11 +111,15 @@ impl Locked {
         })
     }
 
-    async fn plan(&self, mode: Mode, delete_data: bool) -> anyhow::Result<Plan> {
-        let options = Options { mode, delete_data };
+    async fn plan(&mut self, mode: Mode, delete_data: bool, adopt: bool) -> anyhow::Result<Plan> {
+        let options = Options {
+            mode,
+            delete_data,
+            adopt,
+        };
         Ok(self
             .session
-            .plan(&self.connected, &self.state, options)
+            .plan(&self.connected, &mut self.state, options)
             .await?
             .2)
     }
@@ -254,7 +263,7 @@ async fn load_saved_plan(
     path: &Path,
     session: &Session,
     connected: &Connected,
-    state: &State,
+    state: &mut State,
 ) -> anyhow::Result<Plan> {
     let plan = plan_file::read(path)?;
     // The cluster must still run what the plan's objects need.
@@ -283,18 +292,34 @@ async fn load_saved_plan(
             plan.state_serial, state.serial
         ));
     }
-    let moved: Vec<String> = stream::iter(&plan.fingerprints)
-        .map(|(identity, fingerprint)| async move {
+    let observations: BTreeMap<Identity, Observation> = stream::iter(&plan.fingerprints)
+        .map(|(identity, _)| async move {
             let observation = connected.apis.observe(identity).await?;
-            Ok::<_, ApiError>(
-                (&planner::fingerprint(&observation) != fingerprint)
-                    .then(|| format!("{} `{identity}`", identity.kind().noun())),
-            )
+            Ok::<_, ApiError>((identity.clone(), observation))
         })
         .buffered(OBSERVE_CONCURRENCY)
-        .try_filter_map(|moved| async move { Ok(moved) })
         .try_collect()
         .await?;
+    let moved: Vec<String> = plan
+        .fingerprints
+        .iter()
+        .filter(|(identity, fingerprint)| {
+            observations
+                .get(identity)
+                .is_none_or(|observation| &planner::fingerprint(observation) != fingerprint)
+        })
+        .map(|(identity, _)| format!("{} `{identity}`", identity.kind().noun()))
+        .collect();
+    // A new state takes the lineage the plan was made with (it took the platform over
+    // with --adopt); secrets a lost state no longer holds are read back as a fresh plan
+    // would.
+    if state.serial == 0 {
+        state.lineage = plan.state_lineage.clone();
+    }
+    let desired = session.desired(&connected.environment)?;
+    let recovered =
+        crate::model::deferred::recovered_secrets(&desired, &observations, &state.secrets);
+    state.secrets.extend(recovered);
     if !moved.is_empty() {
         return stale(format!(
             "changed since the plan was made: {}",

@@ -103,6 +103,8 @@ pub enum CommandError {
     ClusterNotReady { cluster: String, status: String },
     #[error("no resource `{address}` in state")]
     NoSuchAddress { address: String, known: Vec<String> },
+    #[error("{} CloudFront distributions claim platform `{platform}` (comment and ownership tag): {}", ids.len(), ids.join(", "))]
+    TwinDistributions { platform: String, ids: Vec<String> },
 }
 
 impl CommandError {
@@ -120,6 +122,7 @@ impl CommandError {
             CommandError::Kubeconfig(_) => Some("check the kubeconfig path and context, or leave `kubeconfig` out to let comfyplat connect with the AWS credentials".to_string()),
             CommandError::KubernetesPreflight { .. } => Some("install what is missing, then run comfyplat again; nothing was changed".to_string()),
             CommandError::ClusterNotReady { .. } => Some("wait until the cluster is ACTIVE (`aws eks describe-cluster --name ...`), then run comfyplat again".to_string()),
+            CommandError::TwinDistributions { ids, .. } => Some(format!("a platform has one distribution; keep the one its users know (its URL is in `aws cloudfront get-distribution --id {}`), disable and delete the other with the AWS CLI, then run comfyplat again", ids.first().map(String::as_str).unwrap_or("ID"))),
             CommandError::StalePlan { .. } => Some("run `comfyplat plan --out FILE` again and apply the new plan".to_string()),
             CommandError::Leftovers { .. } => Some("run `comfyplat destroy` again; the report above says, for each, why it may still be there and how to delete it".to_string()),
             CommandError::ApplyFailed { .. } => Some("fix the cause shown above and run the same command again; everything that completed is recorded in state".to_string()),

@@ -11,7 +11,7 @@ use crate::ui::{Style, plan_json, render_blockers, render_plan};
 
 pub async fn run(global: &Global, args: &PlanArgs, style: Style) -> anyhow::Result<Exit> {
     let session = Session::open(global)?;
-    let state = session.load_state()?;
+    let mut state = session.load_state()?;
     super::warn_if_state_is_readable(&session, style);
     let mode = if args.destroy {
         Mode::Destroy
@@ -24,8 +24,9 @@ pub async fn run(global: &Global, args: &PlanArgs, style: Style) -> anyhow::Resu
     let options = Options {
         mode,
         delete_data: args.delete_data,
+        adopt: args.adopt,
     };
-    let (_, _, plan) = session.plan(&connected, &state, options).await?;
+    let (_, _, plan) = session.plan(&connected, &mut state, options).await?;
     if args.json {
         let json = plan_json::render_plan_json(&plan);
         println!("{}", serde_json::to_string_pretty(&json)?);

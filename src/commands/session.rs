@@ -144,7 +144,8 @@ impl Session {
         let aws = Aws::connect(&self.platform.region).await;
         let name = &self.platform.cluster_name;
         let lookups = async {
-            if mode != Mode::Apply {
+            if mode == Mode::Destroy && !state.resources.is_empty() {
+                // State knows the add-ons it installed; without state they are found here.
                 return Ok(Vec::new());
             }
             futures::future::try_join_all(
@@ -191,27 +192,25 @@ impl Session {
             .iter()
             .zip(&lookups)
             .any(|(addon, lookup)| addon.name == S3_CSI_DRIVER && lookup.installed.is_some());
-        let addons = self.resolve_addons(&aws, &cluster, lookups).await?;
+        let addons = match mode {
+            Mode::Apply => self.resolve_addons(&aws, &cluster, lookups).await?,
+            // Only which are installed matters to destroy them: their versions as they are.
+            Mode::Destroy => installed_addons(&self.platform.addons, lookups),
+        };
         let kube = self
             .connect_kube(&aws, &cluster, &caller, state, mode)
             .await?;
-        // The CloudFront CallerReference: the one state holds, else a new one (generated
-        // here, not in the model, which draws no random numbers).
-        let distribution_reference = state
-            .resources
-            .values()
-            .find_map(|e| match &e.identity {
-                Identity::CloudfrontDistribution(id) => Some(id.caller_reference.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| {
-                format!(
-                    "{}{}-{}",
-                    cloudfront_distribution::CALLER_REFERENCE_PREFIX,
-                    self.platform.name,
-                    uuid::Uuid::new_v4().simple()
-                )
-            });
+        let apis = Apis {
+            aws,
+            kube,
+            force_conflicts: kube_options.force_conflicts,
+            wait_timeout: kube_options.wait_timeout,
+            platform: self.platform.name.clone(),
+            account: caller.account.clone(),
+            partition: caller.partition.clone(),
+            cluster: self.platform.cluster_name.clone(),
+        };
+        let distribution_reference = self.distribution_reference(&apis, state).await?;
         let environment = Environment {
             account: caller.account.clone(),
             partition: caller.partition.clone(),
@@ -219,23 +218,46 @@ impl Session {
             cluster,
             addons,
             distribution_reference,
+            state_lineage: state.lineage.clone(),
         };
         Ok(Connected {
-            apis: Apis {
-                aws,
-                kube,
-                force_conflicts: kube_options.force_conflicts,
-                wait_timeout: kube_options.wait_timeout,
-                platform: self.platform.name.clone(),
-                account: caller.account.clone(),
-                partition: caller.partition.clone(),
-                cluster: self.platform.cluster_name.clone(),
-            },
+            apis,
             caller,
             environment,
             csi_installed,
             check_kubernetes: mode == Mode::Apply && self.platform.comfyui.is_some(),
         })
+    }
+
+    /// The CloudFront CallerReference: the one state holds; else that of the distribution
+    /// carrying this platform's comment and tag (state was lost: the platform keeps its
+    /// distribution and URL instead of getting a twin); else a new one (generated here, not
+    /// in the model, which draws no random numbers). Two distributions claiming the
+    /// platform are refused.
+    async fn distribution_reference(&self, apis: &Apis, state: &State) -> anyhow::Result<String> {
+        let in_state = state.resources.values().find_map(|e| match &e.identity {
+            Identity::CloudfrontDistribution(id) => Some(id.caller_reference.clone()),
+            _ => None,
+        });
+        if let Some(reference) = in_state {
+            return Ok(reference);
+        }
+        let found =
+            crate::adapters::kinds::cloudfront_distribution::platform_distributions(apis).await?;
+        match found.as_slice() {
+            [] => Ok(format!(
+                "{}{}-{}",
+                cloudfront_distribution::CALLER_REFERENCE_PREFIX,
+                self.platform.name,
+                uuid::Uuid::new_v4().simple()
+            )),
+            [(reference, _)] => Ok(reference.caller_reference.clone()),
+            several => Err(CommandError::TwinDistributions {
+                platform: self.platform.name.clone(),
+                ids: several.iter().map(|(_, id)| id.clone()).collect(),
+            }
+            .into()),
+        }
     }
 
     /// Connects to the cluster's Kubernetes API when the platform has (or had) objects
@@ -252,7 +274,9 @@ impl Session {
             .resources
             .values()
             .any(|e| e.identity.kind() == Kind::K8sObject);
-        let wanted = mode == Mode::Apply && self.platform.comfyui.is_some();
+        // Destroy connects too when state has nothing: the objects are found by label.
+        let wanted =
+            self.platform.comfyui.is_some() && (mode == Mode::Apply || state.resources.is_empty());
         if !(wanted || in_state) || cluster.endpoint.is_none() {
             return Ok(None);
         }
@@ -331,11 +355,13 @@ impl Session {
     }
 
     /// Observes everything the plan needs and plans. The cluster's preflight runs at the
-    /// same time; its problems stop the plan.
+    /// same time; its problems stop the plan. Secrets state lost are read back from the
+    /// live resources that hold them into `state` (in memory: the executor saves them with
+    /// the first change).
     pub async fn plan(
         &self,
         connected: &Connected,
-        state: &State,
+        state: &mut State,
         options: Options,
     ) -> anyhow::Result<(Desired, Observed, Plan)> {
         let desired = self.desired(&connected.environment)?;
@@ -345,12 +371,30 @@ impl Session {
             self.quiet,
         );
         let observe = async {
-            observe::observe(&connected.apis, &desired, identities)
-                .await
-                .context("failed to read the live state of the platform")
+            observe::observe(
+                &connected.apis,
+                &desired,
+                identities,
+                options.mode == Mode::Destroy,
+            )
+            .await
+            .context("failed to read the live state of the platform")
         };
         let (warnings, observed) = tokio::try_join!(self.preflight(connected), observe)?;
-        let mut plan = planner::plan(&desired, state, &observed, options, &connected.environment);
+        let mut environment = connected.environment.clone();
+        let mut desired = desired;
+        if let Some(lineage) = taken_over_lineage(state, &desired, &observed) {
+            // A new state on a platform that exists: plan with the lineage its resources
+            // record (the planner refuses it without --adopt), so the plan shows that
+            // taking them over changes nothing.
+            state.lineage = lineage.clone();
+            environment.state_lineage = lineage;
+            desired = self.desired(&environment)?;
+        }
+        let recovered =
+            model::deferred::recovered_secrets(&desired, &observed.resources, &state.secrets);
+        state.secrets.extend(recovered);
+        let mut plan = planner::plan(&desired, state, &observed, options, &environment);
         plan.notes.extend(warnings);
         Ok((desired, observed, plan))
     }
@@ -377,6 +421,32 @@ impl Session {
         }
         Ok(preflight.warnings)
     }
+}
+
+/// For a state never saved, the lineage most of the platform's live resources record.
+fn taken_over_lineage(state: &State, desired: &Desired, observed: &Observed) -> Option<String> {
+    if state.serial != 0 || !state.resources.is_empty() {
+        return None;
+    }
+    model::lineages(desired, &observed.resources)
+        .into_iter()
+        .max_by_key(|(_, addresses)| addresses.len())
+        .map(|(lineage, _)| lineage)
+}
+
+/// The add-ons of platform.yaml that are installed, as they are (for destroy).
+fn installed_addons(settings: &[AddonSettings], lookups: Vec<AddonLookup>) -> Vec<AddonFacts> {
+    settings
+        .iter()
+        .zip(lookups)
+        .filter_map(|(addon, lookup)| {
+            Some(AddonFacts {
+                name: addon.name.clone(),
+                version: lookup.installed?,
+                pod_identity: true,
+            })
+        })
+        .collect()
 }
 
 /// What the first round reads of an add-on: its installed version, and for a pinned

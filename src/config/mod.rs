@@ -25,6 +25,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// The tag key that marks every AWS resource comfyplat owns; its value is the platform name.
 pub const OWNER_TAG: &str = "comfyplat:platform";
+/// The tag that records the lineage of the state a resource was applied from.
+pub const STATE_TAG: &str = "comfyplat:state";
 
 /// A validated platform definition with defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +260,8 @@ pub struct BucketSettings {
 }
 
 impl Platform {
-    /// The tags every owned AWS resource carries: the user's plus the ownership tag.
+    /// The user's tags plus the ownership tag (`Environment::resource_tags` adds the
+    /// state lineage).
     pub fn resource_tags(&self) -> BTreeMap<String, String> {
         let mut tags = self.tags.clone();
         tags.insert(OWNER_TAG.to_string(), self.name.clone());

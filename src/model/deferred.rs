@@ -169,6 +169,82 @@ pub fn display(text: &str) -> String {
     })
 }
 
+/// The values of the secrets state does not hold, read back from live resources that hold
+/// them (`live` is a resource's live value where `wanted` has the placeholder). A lost
+/// state then keeps the secret the platform already uses, instead of generating a new one
+/// that the load balancer would not accept until every holder is updated. Only a value
+/// that holds exactly one placeholder, with the same text around it live, is read back.
+pub fn recover_secrets(
+    wanted: &Value,
+    live: &Value,
+    known: &BTreeMap<String, String>,
+    recovered: &mut BTreeMap<String, String>,
+) {
+    match (wanted, live) {
+        (Value::String(wanted), Value::String(live)) => {
+            let mut names = Vec::new();
+            secrets_in_text(wanted, &mut names);
+            let [name] = names.as_slice() else {
+                return;
+            };
+            let placeholder = secret(name);
+            if known.contains_key(name)
+                || recovered.contains_key(name)
+                || wanted.matches(&placeholder).count() != 1
+            {
+                return;
+            }
+            let Some((before, after)) = wanted.split_once(&placeholder) else {
+                return;
+            };
+            let value = live
+                .strip_prefix(before)
+                .and_then(|rest| rest.strip_suffix(after))
+                .filter(|value| !value.is_empty() && !value.contains("((secret:"));
+            if let Some(value) = value {
+                recovered.insert(name.clone(), value.to_string());
+            }
+        }
+        (Value::Array(wanted), Value::Array(live)) if wanted.len() == live.len() => {
+            for (wanted, live) in wanted.iter().zip(live) {
+                recover_secrets(wanted, live, known, recovered);
+            }
+        }
+        (Value::Object(wanted), Value::Object(live)) => {
+            for (key, wanted) in wanted {
+                if let Some(live) = live.get(key) {
+                    recover_secrets(wanted, live, known, recovered);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// [`recover_secrets`] over every desired resource found live and owned by the platform.
+pub fn recovered_secrets(
+    desired: &super::Desired,
+    observations: &BTreeMap<super::Identity, super::Observation>,
+    known: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let owner = super::Owner::Tag(Some(desired.platform.clone()));
+    let mut recovered = BTreeMap::new();
+    for resource in &desired.resources {
+        let Some(super::Observation::Present(live)) = observations.get(&resource.identity) else {
+            continue;
+        };
+        if live.owner != owner {
+            continue;
+        }
+        for (path, wanted) in &resource.fields {
+            if let Some(value) = live.fields.get(path) {
+                recover_secrets(wanted, value, known, &mut recovered);
+            }
+        }
+    }
+    recovered
+}
+
 fn rewrite(value: &mut Value, change: &dyn Fn(&str) -> String) {
     match value {
         Value::String(text) => *text = change(text),
@@ -206,6 +282,33 @@ mod tests {
             mask_text("failed: s3cr3t is bad", &secrets),
             format!("failed: {placeholder} is bad")
         );
+    }
+
+    #[test]
+    fn a_secret_state_lost_is_read_back_from_where_it_is_used() {
+        let placeholder = secret(ORIGIN_SECRET);
+        let wanted = json!({"header": placeholder, "rule": format!("[\"{placeholder}\"]")});
+        let mut recovered = BTreeMap::new();
+        recover_secrets(
+            &wanted,
+            &json!({"rule": "[\"s3cr3t\"]"}),
+            &BTreeMap::new(),
+            &mut recovered,
+        );
+        assert_eq!(
+            recovered,
+            BTreeMap::from([(ORIGIN_SECRET.to_string(), "s3cr3t".to_string())])
+        );
+        // Known secrets are kept; text that does not fit around the placeholder gives nothing.
+        let mut none = BTreeMap::new();
+        recover_secrets(&wanted, &json!({"header": "other"}), &recovered, &mut none);
+        recover_secrets(
+            &wanted,
+            &json!({"rule": "{\"s3cr3t\"}", "header": ""}),
+            &BTreeMap::new(),
+            &mut none,
+        );
+        assert!(none.is_empty(), "{none:?}");
     }
 
     #[test]

@@ -17,9 +17,24 @@ pub struct Environment {
     /// The CloudFront CallerReference to use: the one state holds, else a new one the
     /// command generated.
     pub distribution_reference: String,
+    /// The lineage of the state this platform is applied from: every resource records it
+    /// (tag `comfyplat:state`, label `comfyplat.io/state`), so that a second state dir is
+    /// told apart from the one that made them.
+    pub state_lineage: String,
 }
 
 impl Environment {
+    /// The tags every owned AWS resource carries: the user's, the ownership tag and the
+    /// state lineage.
+    pub fn resource_tags(&self, platform: &Platform) -> std::collections::BTreeMap<String, String> {
+        let mut tags = platform.resource_tags();
+        tags.insert(
+            crate::config::STATE_TAG.to_string(),
+            self.state_lineage.clone(),
+        );
+        tags
+    }
+
     pub fn addon(&self, name: &str) -> Option<&AddonFacts> {
         self.addons.iter().find(|a| a.name == name)
     }

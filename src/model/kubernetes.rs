@@ -24,6 +24,8 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "comfyplat";
 /// Label with the platform name: how pruning finds what is ours.
 pub const PLATFORM_LABEL: &str = "comfyplat.io/platform";
+/// The label that records the lineage of the state an object was applied from.
+pub const STATE_LABEL: &str = "comfyplat.io/state";
 /// The live attribute holding an Ingress's load balancer hostname (from its status).
 pub const INGRESS_HOSTNAME: &str = "load_balancer_hostname";
 /// The key of the full manifest in a resource's parameters.
@@ -107,8 +109,12 @@ pub fn context(platform: &Platform, environment: &Environment) -> Option<Value> 
             }));
         }
     }
-    let labels = json!({MANAGED_BY_LABEL: MANAGED_BY, PLATFORM_LABEL: platform.name});
-    let tags: BTreeMap<String, String> = platform.resource_tags();
+    let labels = json!({
+        MANAGED_BY_LABEL: MANAGED_BY,
+        PLATFORM_LABEL: platform.name,
+        STATE_LABEL: environment.state_lineage,
+    });
+    let tags: BTreeMap<String, String> = environment.resource_tags(platform);
     let pool_name = format!("{}-gpu", platform.name);
     Some(json!({
         "platform": {

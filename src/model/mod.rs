@@ -28,7 +28,7 @@ use serde_json::Value;
 
 pub use environment::{AddonFacts, ClusterFacts, Context, Environment};
 pub use kinds::{Identity, Kind};
-pub use observed::{AdoptedState, Live, Observation, Observed, Owner};
+pub use observed::{AdoptedState, Live, Observation, Observed, Owner, lineages, live_lineage};
 pub use report::Output;
 
 use crate::templates::TemplateError;

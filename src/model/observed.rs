@@ -102,4 +102,43 @@ pub struct Observed {
     /// state does not know are pruned too.
     #[serde(default)]
     pub labelled: Vec<Identity>,
+    /// Destroy only: everything of every kind found by the platform's tag (state or not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discovered: Vec<Identity>,
+}
+
+/// The state lineage a live resource records (its `comfyplat:state` tag or
+/// `comfyplat.io/state` label), if any.
+pub fn live_lineage(fields: &Fields) -> Option<&str> {
+    fields
+        .get(&format!("tags.{}", crate::config::STATE_TAG))
+        .or_else(|| {
+            fields.get(&format!(
+                "metadata.labels.{}",
+                super::kubernetes::STATE_LABEL
+            ))
+        })
+        .and_then(|value| value.as_str())
+}
+
+/// For each state lineage the platform's desired resources record live, those resources
+/// (only those found live with the platform's ownership tag or label).
+pub fn lineages(
+    desired: &super::Desired,
+    observations: &BTreeMap<Identity, Observation>,
+) -> BTreeMap<String, Vec<super::Address>> {
+    let owner = Owner::Tag(Some(desired.platform.clone()));
+    let mut found: BTreeMap<String, Vec<super::Address>> = BTreeMap::new();
+    for resource in &desired.resources {
+        if let Some(Observation::Present(live)) = observations.get(&resource.identity)
+            && live.owner == owner
+            && let Some(lineage) = live_lineage(&live.fields)
+        {
+            found
+                .entry(lineage.to_string())
+                .or_default()
+                .push(resource.address.clone());
+        }
+    }
+    found
 }

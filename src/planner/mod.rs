@@ -41,6 +41,8 @@ pub struct Options {
     pub mode: Mode,
     /// Allow deleting what holds data (buckets' objects, repositories' images).
     pub delete_data: bool,
+    /// Take over resources recorded by another state (lost, or another state dir).
+    pub adopt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -293,6 +295,21 @@ pub fn plan(
             }
         }
     }
+    if options.mode == Mode::Apply && !options.adopt {
+        planner.check_lineage();
+    }
+    if options.mode == Mode::Destroy {
+        // Found by the platform's tag, neither desired nor in state (state lost, and gone
+        // from platform.yaml since): destroyed too, under an address that says so.
+        for identity in &observed.discovered {
+            let known = state.resources.values().any(|e| &e.identity == identity)
+                || desired.resources.iter().any(|r| &r.identity == identity);
+            let address = Address::new(format!("found.{}.{identity}", identity.kind().name()));
+            if !known && handled.insert(address.clone()) {
+                planner.plan_unwanted(&address, identity, Status::Applied);
+            }
+        }
+    }
     let mut changes = planner.changes;
     if let Err(cycle) = order::order(&mut changes, desired, state) {
         planner.blockers.push(Blocker {
@@ -486,6 +503,46 @@ impl Planner<'_> {
             .map(str::to_string)
             .unwrap_or_else(|| ecr_repository::uri(self.environment, repository));
         Ok((uri, digest.to_string()))
+    }
+
+    /// Resources applied from another state than this one are not taken over silently: a
+    /// state dir that is new although the platform's resources exist (the command then
+    /// plans with their lineage, so the plan shows what taking them over does), or
+    /// resources that record another lineage than this state's. `--adopt` allows both.
+    fn check_lineage(&mut self) {
+        let ours = &self.environment.state_lineage;
+        let fresh = self.state.serial == 0 && self.state.resources.is_empty();
+        for (lineage, addresses) in crate::model::lineages(self.desired, &self.observed.resources) {
+            let (message, hint) = if &lineage == ours && fresh {
+                (
+                    format!(
+                        "this state is new, but {} of the platform's resources exist, applied from another state (lineage {lineage}): it was lost, or is kept in another state dir",
+                        addresses.len()
+                    ),
+                    "if the state was lost, `comfyplat apply --adopt` takes them over (the plan above is what that does: nothing is created twice); if another state dir manages this platform, use that one (`--state-dir`)",
+                )
+            } else if &lineage != ours {
+                (
+                    format!(
+                        "{} of the platform's resources were applied from another state (lineage {lineage}), not this one ({ours}): {}",
+                        addresses.len(),
+                        addresses
+                            .iter()
+                            .map(Address::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    "two state dirs for one platform would undo each other's changes: use the state dir that manages it (`--state-dir`), or pass `--adopt` to take these resources over into this one",
+                )
+            } else {
+                continue;
+            };
+            self.blockers.push(Blocker {
+                address: addresses.first().cloned(),
+                message,
+                hint: hint.to_string(),
+            });
+        }
     }
 
     fn check_adopted(&mut self) {

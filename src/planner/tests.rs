@@ -55,6 +55,7 @@ fn environment() -> Environment {
             },
         ],
         distribution_reference: "comfyplat-studio-test".to_string(),
+        state_lineage: "lineage-test".to_string(),
     }
 }
 
@@ -104,6 +105,7 @@ fn absent_world(desired: &Desired) -> Observed {
             .collect(),
         adopted: adopted_fine(desired),
         labelled: Vec::new(),
+        discovered: Vec::new(),
     }
 }
 
@@ -146,10 +148,12 @@ fn live_mut<'a>(observed: &'a mut Observed, desired: &Desired, address: &str) ->
 const APPLY: Options = Options {
     mode: Mode::Apply,
     delete_data: false,
+    adopt: false,
 };
 const DESTROY: Options = Options {
     mode: Mode::Destroy,
     delete_data: false,
+    adopt: false,
 };
 
 fn actions(plan: &Plan) -> Vec<(String, Action)> {
@@ -298,11 +302,15 @@ fn owned_resources_missing_from_state_are_adopted_and_foreign_ones_block() {
     live_mut(&mut observed, &desired, "s3.bucket.inputs").owner = Owner::Tag(None);
     live_mut(&mut observed, &desired, "s3.bucket.models").owner =
         Owner::Tag(Some("other".to_string()));
+    let adopt = Options {
+        adopt: true,
+        ..APPLY
+    };
     let plan = plan(
         &desired,
         &State::new("studio", "us-west-2"),
         &observed,
-        APPLY,
+        adopt,
         &environment(),
     );
     let adopted: Vec<String> = plan
@@ -322,6 +330,43 @@ fn owned_resources_missing_from_state_are_adopted_and_foreign_ones_block() {
         plan.blockers
             .iter()
             .any(|b| b.message.contains("belongs to comfyplat platform `other`"))
+    );
+}
+
+#[test]
+fn resources_of_another_state_lineage_block_unless_adopted() {
+    let desired = desired();
+    let (state, observed) = applied(&desired);
+    // A new state on a platform that exists (the command plans with the lineage found).
+    let fresh = State::new("studio", "us-west-2");
+    let blocked = plan(&desired, &fresh, &observed, APPLY, &environment());
+    assert_eq!(blocked.blockers.len(), 1, "{:?}", blocked.blockers);
+    assert!(blocked.blockers[0].message.contains("this state is new"));
+    assert!(blocked.blockers[0].hint.contains("--adopt"));
+    // A state that has applied, facing resources another state dir re-tagged.
+    let mut elsewhere = environment();
+    elsewhere.state_lineage = "another-lineage".to_string();
+    let theirs = plan(&desired, &state, &observed, APPLY, &elsewhere);
+    assert!(
+        theirs.blockers.iter().any(|b| b.message.contains(
+            "applied from another state (lineage lineage-test), not this one (another-lineage)"
+        )),
+        "{:?}",
+        theirs.blockers
+    );
+    let adopt = Options {
+        adopt: true,
+        ..APPLY
+    };
+    assert!(
+        plan(&desired, &fresh, &observed, adopt, &environment())
+            .blockers
+            .is_empty()
+    );
+    assert!(
+        plan(&desired, &state, &observed, APPLY, &environment())
+            .blockers
+            .is_empty()
     );
 }
 
@@ -376,6 +421,7 @@ fn removing_a_bucket_with_data_blocks_apply_and_is_kept_by_destroy() {
         Options {
             mode: Mode::Apply,
             delete_data: true,
+            adopt: false,
         },
         &environment(),
     );

@@ -14,15 +14,6 @@ fn full() -> Workspace {
     Workspace::new(&full_sandbox_yaml())
 }
 
-/// Every distribution the emulator holds, as `list-distributions` summaries.
-fn distributions(endpoint: &str) -> Vec<Value> {
-    let list = aws_cli(endpoint, &["cloudfront", "list-distributions"]);
-    list["DistributionList"]["Items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn the_distribution(endpoint: &str) -> (String, Value) {
     let all = distributions(endpoint);
     assert_eq!(all.len(), 1, "exactly one distribution: {all:?}");

@@ -15,3 +15,4 @@ mod lifecycle;
 mod plan_format;
 mod replacement;
 mod resilience;
+mod state_loss;

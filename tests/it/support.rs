@@ -591,6 +591,15 @@ pub fn aws_cli(endpoint: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("the aws CLI prints JSON")
 }
 
+/// Every distribution the emulator holds, as `list-distributions` summaries (aws CLI).
+pub fn distributions(endpoint: &str) -> Vec<serde_json::Value> {
+    let list = aws_cli(endpoint, &["cloudfront", "list-distributions"]);
+    list["DistributionList"]["Items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// ARN of a role in the emulator's account.
 pub fn role_arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")

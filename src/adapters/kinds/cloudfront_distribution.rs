@@ -64,20 +64,42 @@ impl Adapter for Id {
         wait(&apis.aws, id, pending.goal, apis.wait_timeout, progress).await
     }
 
-    /// Distributions with this platform's comment, by their CallerReference.
+    /// Distributions with this platform's comment and ownership tag.
     async fn discover(apis: &Apis) -> Result<Option<Vec<Self>>, ApiError> {
-        let aws = &apis.aws;
-        let comment = distribution::comment(&apis.platform);
-        let mut found = Vec::new();
-        for (id, _) in list_ours(aws).await?.into_iter().filter(|(_, c)| *c == comment) {
-            if let Some(read) = read(aws, &id).await? {
-                found.push(Id {
-                    caller_reference: read.config.caller_reference,
-                });
-            }
-        }
-        Ok(Some(found))
+        let found = platform_distributions(apis).await?;
+        Ok(Some(found.into_iter().map(|(id, _)| id).collect()))
     }
+}
+
+/// The distributions that carry this platform's comment and ownership tag: their
+/// CallerReference (the identity) and CloudFront id. How a lost state finds the one it had.
+pub async fn platform_distributions(apis: &Apis) -> Result<Vec<(Id, String)>, ApiError> {
+    let aws = &apis.aws;
+    let comment = distribution::comment(&apis.platform);
+    let candidates: Vec<String> = list_ours(aws)
+        .await?
+        .into_iter()
+        .filter(|(_, c)| *c == comment)
+        .map(|(id, _)| id)
+        .collect();
+    let reads = candidates.iter().map(|id| async move {
+        let arn = format!(
+            "arn:{}:cloudfront::{}:distribution/{id}",
+            apis.partition, apis.account
+        );
+        let (found, tags) = tokio::join!(read(aws, id), list_tags(aws, &arn));
+        let owned = tags?
+            .iter()
+            .any(|(key, value)| key == crate::config::OWNER_TAG && *value == apis.platform);
+        Ok::<_, ApiError>(found?.filter(|_| owned).map(|found| {
+            let reference = Id {
+                caller_reference: found.config.caller_reference,
+            };
+            (reference, found.id)
+        }))
+    });
+    let found = futures::future::try_join_all(reads).await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// The comment prefix of every distribution comfyplat makes.

@@ -132,7 +132,7 @@ impl ResourceKind for Id {
         );
         fields.insert("behavior.allowed_methods".to_string(), json!(METHODS));
         fields.insert("behavior.cached_methods".to_string(), json!(CACHED_METHODS));
-        insert_tags(&mut fields, &platform.resource_tags());
+        insert_tags(&mut fields, &environment.resource_tags(platform));
         let id = Id {
             caller_reference: environment.distribution_reference.clone(),
         };

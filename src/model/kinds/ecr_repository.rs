@@ -134,7 +134,7 @@ impl ResourceKind for Id {
             "lifecycle_policy".to_string(),
             lifecycle_policy(settings.keep_images),
         );
-        insert_tags(&mut fields, &platform.resource_tags());
+        insert_tags(&mut fields, &context.environment.resource_tags(platform));
         let id = Id {
             name: settings.name.clone(),
             region: environment.region.clone(),

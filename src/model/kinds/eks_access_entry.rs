@@ -54,7 +54,7 @@ impl ResourceKind for Id {
 
     fn desired(context: &Context, desired: &mut Desired) -> Result<(), ModelError> {
         let (platform, environment) = (context.platform, context.environment);
-        let tags = platform.resource_tags();
+        let tags = context.environment.resource_tags(platform);
         let cluster = &platform.cluster_name;
         let config = Address::new(eks_access_config::ADDRESS);
         for grant in &platform.access {

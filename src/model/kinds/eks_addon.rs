@@ -87,7 +87,7 @@ impl ResourceKind for Id {
 
     fn desired(context: &Context, desired: &mut Desired) -> Result<(), ModelError> {
         let (platform, environment) = (context.platform, context.environment);
-        let tags = platform.resource_tags();
+        let tags = context.environment.resource_tags(platform);
         let role_arn = environment.role_arn(&iam_role::csi_role_name(platform));
         let irsa = iam_role::csi_irsa_issuer(environment).is_some();
         let mut previous: Vec<Address> = Vec::new();

@@ -39,7 +39,7 @@ impl ResourceKind for Id {
         };
         let url = issuer.trim_start_matches("https://").to_string();
         let mut fields = Fields::from([("client_ids".to_string(), json!(["sts.amazonaws.com"]))]);
-        insert_tags(&mut fields, &context.platform.resource_tags());
+        insert_tags(&mut fields, &context.environment.resource_tags(context.platform));
         let id = Id {
             arn: format!(
                 "arn:{}:iam::{}:oidc-provider/{url}",

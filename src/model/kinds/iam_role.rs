@@ -82,7 +82,7 @@ impl ResourceKind for Id {
                 platform.name
             )),
         );
-        insert_tags(&mut fields, &platform.resource_tags());
+        insert_tags(&mut fields, &context.environment.resource_tags(platform));
         let id = Id {
             name: csi_role_name(platform),
         };

@@ -43,7 +43,7 @@ impl ResourceKind for Id {
     fn desired(context: &Context, desired: &mut Desired) -> Result<(), ModelError> {
         let platform = context.platform;
         let environment = context.environment;
-        let tags = platform.resource_tags();
+        let tags = context.environment.resource_tags(platform);
         for bucket in &platform.buckets {
             let name = platform.bucket_name(bucket, &environment.account);
             let mut fields = Fields::new();
