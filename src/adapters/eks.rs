@@ -221,14 +221,21 @@ pub async fn supports_pod_identity(
 }
 
 /// The version of an installed add-on (one DescribeAddon), or `None` if it is not installed.
-pub async fn installed_addon_version(
+/// The installed version of an add-on and its status (`ACTIVE`, `CREATING`, ...).
+pub async fn installed_addon(
     aws: &Aws,
     cluster: &str,
     name: &str,
-) -> Result<Option<String>, ApiError> {
-    Ok(describe_addon(aws, cluster, name)
-        .await?
-        .and_then(|addon| addon.addon_version().map(str::to_string)))
+) -> Result<Option<(String, String)>, ApiError> {
+    Ok(describe_addon(aws, cluster, name).await?.and_then(|addon| {
+        let status = addon
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        addon
+            .addon_version()
+            .map(|version| (version.to_string(), status))
+    }))
 }
 
 pub fn sorted_tags(tags: Option<&HashMap<String, String>>) -> Vec<(String, String)> {

@@ -261,6 +261,16 @@ pub struct Aws {
 /// Attempts of one AWS call (the SDK's standard retry mode), unless `AWS_MAX_ATTEMPTS` says
 /// otherwise.
 pub const AWS_ATTEMPTS: u32 = 8;
+/// Time limits of every AWS call. The control-plane APIs comfyplat calls answer in well
+/// under a second (CloudFront's CreateDistribution in a few): a connection takes at most
+/// 3 s, the first byte of an answer 15 s, one attempt 20 s, and the whole call, retries and
+/// backoff included, 50 s. So an endpoint that never answers fails a plan within a minute
+/// (the error names the call), and an answer lost after a write is retried, which every
+/// adapter's writes tolerate (they are idempotent).
+pub const AWS_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const AWS_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(15);
+pub const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const AWS_CALL_TIMEOUT: Duration = Duration::from_secs(50);
 
 impl Aws {
     /// Loads credentials from the standard chain (environment, profiles, SSO, IMDS) and
@@ -272,9 +282,10 @@ impl Aws {
             .region(aws_config::Region::new(region.to_string()))
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .operation_timeout(Duration::from_secs(300))
+                    .connect_timeout(AWS_CONNECT_TIMEOUT)
+                    .read_timeout(AWS_FIRST_BYTE_TIMEOUT)
+                    .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
+                    .operation_timeout(AWS_CALL_TIMEOUT)
                     .build(),
             );
         if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()

@@ -62,8 +62,8 @@ pub struct Connected {
     pub apis: Apis,
     pub caller: Caller,
     pub environment: Environment,
-    /// Whether the Mountpoint S3 CSI driver add-on is installed (its CSIDriver must then be
-    /// there).
+    /// Whether the Mountpoint S3 CSI driver add-on is installed and created (its CSIDriver
+    /// must then be there).
     pub csi_installed: bool,
     /// Whether the Kubernetes preflight applies: the platform has a workload to apply.
     pub check_kubernetes: bool,
@@ -72,6 +72,8 @@ pub struct Connected {
 /// What DescribeAddon and a pinned version's configuration said, per add-on.
 struct AddonLookup {
     installed: Option<String>,
+    /// Its status when installed (`CREATING` while EKS is still at it).
+    status: Option<String>,
     /// Whether the pinned version supports Pod Identity (read in the first round).
     pinned_pod_identity: Option<bool>,
 }
@@ -191,7 +193,12 @@ impl Session {
             .addons
             .iter()
             .zip(&lookups)
-            .any(|(addon, lookup)| addon.name == S3_CSI_DRIVER && lookup.installed.is_some());
+            // One still being created has no CSIDriver yet: the apply waits for it.
+            .any(|(addon, lookup)| {
+                addon.name == S3_CSI_DRIVER
+                    && lookup.installed.is_some()
+                    && lookup.status.as_deref() != Some("CREATING")
+            });
         let addons = match mode {
             Mode::Apply => self.resolve_addons(&aws, &cluster, lookups).await?,
             // Only which are installed matters to destroy them: their versions as they are.
@@ -474,12 +481,11 @@ async fn lookup_addon(
             _ => Ok(None),
         }
     };
-    let (installed, pinned) = tokio::join!(
-        eks::installed_addon_version(aws, cluster, &addon.name),
-        pinned
-    );
+    let (installed, pinned) = tokio::join!(eks::installed_addon(aws, cluster, &addon.name), pinned);
+    let (installed, status) = installed?.unzip();
     Ok(AddonLookup {
-        installed: installed?,
+        installed,
+        status,
         pinned_pod_identity: pinned?,
     })
 }

@@ -316,6 +316,10 @@ impl Executor<'_> {
                 self.finish(change, &resource, pending).await
             }
             (Action::Adopt, _, Some(resource)) => {
+                if let Some(pending) = &change.pending {
+                    // Found still being created: wait for it before what depends on it.
+                    self.await_pending(change, pending).await?;
+                }
                 self.persist(|state| state.record_applied(resource))
             }
             (Action::Replace, order::Step::Destroy, Some(resource)) => {

@@ -732,10 +732,19 @@ impl Planner<'_> {
                 if failed {
                     reasons.push(Reason::FailedEarlier);
                 }
+                // Still being created (an apply killed while the service was at it): the
+                // apply waits for it before what depends on it.
+                let under_way = matches!(live.status.as_deref(), Some("CREATING" | "UPDATING"));
                 if !fields.is_empty() || failed {
                     self.push(resource, Action::Update, reasons, fields, None);
                 } else if !in_state || entry.is_some_and(|e| e.status == Status::Creating) {
+                    if under_way {
+                        reasons.push(Reason::InProgress);
+                    }
                     self.push(resource, Action::Adopt, reasons, fields, None);
+                    if let Some(change) = self.changes.last_mut().filter(|_| under_way) {
+                        change.pending = Some(Pending::ready());
+                    }
                 } else if entry.is_some_and(|e| e.depends_on != resource.depends_on) {
                     // Nothing live changes, but state must learn the new dependencies.
                     self.push(

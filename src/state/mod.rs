@@ -191,7 +191,9 @@ impl State {
         let mut text =
             serde_json::to_string_pretty(self).map_err(|e| error(std::io::Error::other(e)))?;
         text.push('\n');
-        write_private(path, text.as_bytes()).map_err(error)
+        write_private(path, text.as_bytes()).map_err(error)?;
+        remove_stale_temporaries(path);
+        Ok(())
     }
 
     /// Records that `resource` is about to be created.
@@ -260,6 +262,31 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&temporary);
     }
     result
+}
+
+/// Removes the temporary files of [`write_private`] for `path` that a killed process left
+/// (another process's id in the name). Only while holding the state lock: nobody else is
+/// writing this file then. Best effort: a file that cannot be removed stays.
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(directory), Some(file_name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let directory = if directory.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        directory
+    };
+    let prefix = format!(".{}.tmp-", file_name.to_string_lossy());
+    let ours = format!("{prefix}{}", std::process::id());
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name != ours {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates `directory` (and its parents) if needed; what is created is for its owner only
@@ -347,6 +374,20 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_files_a_killed_process_left_are_removed_by_the_next_save() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("studio.json");
+        let stale = directory.path().join(".studio.json.tmp-999999");
+        let other = directory.path().join(".other.json.tmp-999999");
+        fs::write(&stale, "{").expect("a leftover of a SIGKILL");
+        fs::write(&other, "{").expect("another platform's");
+        State::new("studio", "us-west-2").save(&path).expect("save");
+        assert!(!stale.exists(), "the leftover is removed");
+        assert!(other.exists(), "another file's temporaries are not touched");
+        assert!(path.exists());
+    }
 
     #[test]
     fn save_then_load_round_trips_and_bumps_the_serial() {

@@ -55,6 +55,15 @@ struct Refresh {
     roots: Vec<Vec<u8>>,
 }
 
+/// Time limits of every Kubernetes request (comfyplat reads and applies objects; it never
+/// watches): 5 s to connect, 30 s for the answer and for sending the request. With the
+/// adapter's bounded attempts, an API server that stops answering fails the command.
+fn limit_time(config: &mut kube::Config) {
+    config.connect_timeout = Some(Duration::from_secs(5));
+    config.read_timeout = Some(Duration::from_secs(30));
+    config.write_timeout = Some(Duration::from_secs(30));
+}
+
 impl Refresh {
     async fn client(&self) -> Result<kube::Client, ApiError> {
         let token =
@@ -62,8 +71,7 @@ impl Refresh {
         let mut config = kube::Config::new(self.endpoint.clone());
         config.root_cert = Some(self.roots.clone());
         config.auth_info.token = Some(secrecy::SecretString::from(token));
-        config.connect_timeout = Some(Duration::from_secs(10));
-        config.read_timeout = Some(Duration::from_secs(60));
+        limit_time(&mut config);
         kube::Client::try_from(config).map_err(|e| {
             ApiError::new(
                 format!("failed to set up a Kubernetes client for {}", self.endpoint),
@@ -177,6 +185,8 @@ impl Kube {
                 endpoint: expected.to_string(),
             });
         }
+        let mut config = config;
+        limit_time(&mut config);
         let client =
             kube::Client::try_from(config).map_err(|e| read_error(crate::errors::chain(&e)))?;
         Ok(Kube {
