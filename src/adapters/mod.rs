@@ -23,6 +23,7 @@
 //! already exists and is ours succeeds; delete of something gone succeeds), because a
 //! request can succeed on the server while its response is lost.
 
+pub mod call_progress;
 pub mod eks;
 pub mod iam;
 pub mod kinds;
@@ -112,7 +113,7 @@ impl ApiError {
             ErrorClass::AccessDenied => Some("the credentials lack a permission this needs; the README lists the IAM permissions comfyplat uses".to_string()),
             ErrorClass::Transient => Some("the API kept failing or throttling this call; run the command again, it continues where it stopped".to_string()),
             ErrorClass::NoCredentials => Some("configure AWS credentials: `aws sso login` with AWS_PROFILE, a profile in ~/.aws, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role; for the local sandbox run `source .sandbox/env`".to_string()),
-            ErrorClass::Unreachable => Some("check the network, and AWS_ENDPOINT_URL if it is set (is the sandbox running? `scripts/sandbox status`)".to_string()),
+            ErrorClass::Unreachable => Some("the endpoint could not be reached or did not answer in time: check the network, and AWS_ENDPOINT_URL if it is set (is the sandbox running? `scripts/sandbox status`); run the command again, it continues where it stopped".to_string()),
             ErrorClass::Timeout => Some("it goes on by itself: run the same command again to wait for it, or give a longer `--wait-timeout`".to_string()),
             _ => None,
         }
@@ -175,7 +176,9 @@ where
             ErrorClass::NoCredentials
         }
         SdkError::DispatchFailure(failure) if failure.is_io() => ErrorClass::Unreachable,
-        SdkError::TimeoutError(_) => ErrorClass::Timeout,
+        // The call got no answer within its time limit (not a wait running out): the
+        // endpoint is as good as unreachable.
+        SdkError::TimeoutError(_) => ErrorClass::Unreachable,
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorClass::Transient,
         SdkError::ConstructionFailure(_) => ErrorClass::Rejected,
         _ => classify(code.as_deref(), status),
@@ -277,7 +280,7 @@ impl Aws {
     /// honours `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`. Retries: standard mode with
     /// jittered exponential backoff, [`AWS_ATTEMPTS`] attempts, unless `AWS_MAX_ATTEMPTS` /
     /// `AWS_RETRY_MODE` say otherwise; every attempt and every whole call has a time limit.
-    pub async fn connect(region: &str) -> Aws {
+    pub async fn connect(region: &str, notify: call_progress::Notify) -> Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
             .timeout_config(
@@ -299,18 +302,36 @@ impl Aws {
             );
         }
         let config = loader.load().await;
+        let progress = call_progress::CallProgress {
+            notify,
+            attempts: config
+                .retry_config()
+                .map(|r| r.max_attempts())
+                .unwrap_or(AWS_ATTEMPTS),
+        };
+        // Every client reports its retries (the same interceptor on each).
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&config)
+                        .interceptor(progress.clone())
+                        .build(),
+                )
+            };
+        }
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             // Emulators and S3-compatible endpoints only understand path-style requests.
             .force_path_style(endpoint_overridden("S3"))
+            .interceptor(progress.clone())
             .build();
         Aws {
-            sts: aws_sdk_sts::Client::new(&config),
+            sts: client!(aws_sdk_sts),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            iam: aws_sdk_iam::Client::new(&config),
-            eks: aws_sdk_eks::Client::new(&config),
-            ecr: aws_sdk_ecr::Client::new(&config),
-            cloudfront: aws_sdk_cloudfront::Client::new(&config),
-            tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
+            iam: client!(aws_sdk_iam),
+            eks: client!(aws_sdk_eks),
+            ecr: client!(aws_sdk_ecr),
+            cloudfront: client!(aws_sdk_cloudfront),
+            tagging: client!(aws_sdk_resourcegroupstagging),
             region: region.to_string(),
             config,
         }

@@ -143,7 +143,11 @@ impl Session {
         mode: Mode,
         kube_options: KubeOptions,
     ) -> anyhow::Result<Connected> {
-        let aws = Aws::connect(&self.platform.region).await;
+        let aws = Aws::connect(
+            &self.platform.region,
+            std::sync::Arc::new(|line: String| eprintln!("waiting: {line}")),
+        )
+        .await;
         let name = &self.platform.cluster_name;
         let lookups = async {
             if mode == Mode::Destroy && !state.resources.is_empty() {

@@ -27,14 +27,16 @@ fn plan_against_an_endpoint_that_never_answers_fails_within_a_minute_naming_the_
     let run = workspace.run(&endpoint, &["plan"]).expect(1);
     let took = started.elapsed();
     assert!(took < Duration::from_secs(60), "plan took {took:?}");
+    assert!(run.stderr.contains("timeout"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("timed out") || run.stderr.contains("timeout"),
-        "{}",
+        run.stderr.contains("(STS GetCallerIdentity)") || run.stderr.contains("EKS cluster"),
+        "the error names the call: {}",
         run.stderr
     );
     assert!(
-        run.stderr.contains("STS") || run.stderr.contains("EKS cluster"),
-        "the error names the call: {}",
+        run.stderr
+            .contains("waiting: STS GetCallerIdentity: no good answer yet after"),
+        "progress while it waits: {}",
         run.stderr
     );
     drop(held);
@@ -60,6 +62,13 @@ fn a_hung_distribution_create_fails_within_the_bound_naming_the_call() {
     assert!(
         run.stderr.contains("CloudFront distribution"),
         "the error names the call: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("waiting: CloudFront CreateDistribution")
+            && run.stderr.contains("attempt 2 of 8"),
+        "progress says which call is waiting and for how long: {}",
         run.stderr
     );
     let hung = hanging

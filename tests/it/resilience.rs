@@ -355,7 +355,7 @@ fn missing_credentials_and_an_unreachable_endpoint_are_explained() {
     assert!(run.stderr.contains("Connection refused"), "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("hint: check the network, and AWS_ENDPOINT_URL"),
+            .contains("hint: the endpoint could not be reached or did not answer in time: check the network, and AWS_ENDPOINT_URL"),
         "{}",
         run.stderr
     );
