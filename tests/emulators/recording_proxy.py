@@ -22,12 +22,23 @@ request: when it was forwarded). `status` is what the client saw (0 for a reset 
 is what moto answered, or null if the request was not forwarded.
 
 Faults (probability --fault-rate, deterministic RNG seeded by --fault-seed):
-  before  not forwarded; the client gets the service's throttling error, or
-          every other time its internal error
-  after   forwarded (the change happens upstream), then the real response is
-          replaced by the service's internal error (500)
-  reset   not forwarded; the client connection is reset without a response
---deny ACTION[,ACTION]: those actions always get AccessDenied (403), not forwarded
+  before    not forwarded; the client gets the service's throttling error, or
+            every other time its internal error
+  throttle  not forwarded; the service's throttling error, every time
+  internal  not forwarded; the service's internal error (500)
+  after     forwarded (the change happens upstream), then the real response is
+            replaced by the service's internal error (500)
+  reset     not forwarded; the client connection is reset without a response
+Every error is the one the real service answers, in its own protocol's shape, status and code
+(SERVICE_FAULTS): S3 a bare <Error> (SlowDown 503, InternalError 500, AccessDenied 403);
+CloudFront the wrapped rest-xml <ErrorResponse> (Throttling 400, InternalError 500, AccessDenied
+403); IAM, STS and ELB query XML (Throttling 400, ServiceFailure / InternalFailure 500,
+AccessDenied 403); EC2 its <Response><Errors> (RequestLimitExceeded 503); ECR and the Tagging API
+awsJson1_1 with the code in `__type` (ThrottlingException / ThrottledException 400,
+ServerException / InternalServiceException 500, AccessDeniedException 400); EKS rest-json with
+the code in `x-amzn-ErrorType` (TooManyRequestsException 429, ServerException 500,
+AccessDeniedException 403).
+--deny ACTION[,ACTION]: those actions always get the service's AccessDenied, not forwarded
 (logged with fault "deny"): a permanent failure, for partial-failure tests.
 --hang-after ACTION[,ACTION]: those actions are forwarded (the change happens upstream and
 is logged with its upstream status and fault "hang"), then the client never gets an answer:
@@ -60,6 +71,8 @@ Both modes
 ----------
 --fault-writes: only writes can be faulted. --fault-match PATTERN[,PATTERN]: only requests
 whose action matches (AWS: the action name, e.g. Put*; Kubernetes: "METHOD /path") can be
+faulted. --fault-services SERVICE[,SERVICE]: only requests to those services (AWS: the signing
+name of the request's credential scope, as logged in "service"; Kubernetes: "kubernetes") can be
 faulted. --fault-limit N: at most N random faults in all. Only requests that can be faulted
 draw from the RNG, so the fault sequence among them does not depend on the others.
 --delay-ms N: every forwarded request waits N ms before it is forwarded.
@@ -92,6 +105,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ready_file import write_json_atomic
 
@@ -330,95 +344,134 @@ def classify(method: str, path: str, query: dict, headers, body: bytes):
 # --------------------------------------------------------------------------
 
 
+DENY_MESSAGE = "User: arn:aws:iam::123456789012:user/test is not authorized to perform this action"
+
+# Each service's error protocol and, per fault kind, what the real service answers:
+# (HTTP status, error code, message). Codes are the error shapes of the botocore service models
+# in the venv (botocore/data/<service>/*/service-2.json) where the model has one; where it has
+# none, what clients got from the real service:
+#   cloudfront  Throttling (400, Sender): the rest-xml wrapped <ErrorResponse> of the 2020-05-31 API
+#   ecr         ThrottlingException "Rate exceeded", status 400 (aws/amazon-ecs-agent#498);
+#               ServerException (model)
+#   tagging     ThrottledException, InternalServiceException (model)
+#   eks         TooManyRequestsException "Too Many Requests", 429, on DescribeCluster
+#               (awslabs/amazon-eks-ami#218, #999; the model's ThrottlingException is only on
+#               some writes); ServerException 500, AccessDeniedException 403 (model)
+#   iam, sts    Throttling (400, Sender); IAM's ServiceFailure (model), STS's InternalFailure
+#   ec2         RequestLimitExceeded (503), in EC2's own <Response><Errors> shape
+# awsJson services answer AccessDeniedException with 400, as every client error.
+SERVICE_FAULTS = {
+    "s3": ("rest-xml", {
+        "throttle": (503, "SlowDown", "Please reduce your request rate."),
+        "internal": (500, "InternalError", "We encountered an internal error. Please try again."),
+        "deny": (403, "AccessDenied", "Access Denied"),
+    }),
+    "cloudfront": ("rest-xml-wrapped", {
+        "throttle": (400, "Throttling", "Rate exceeded"),
+        "internal": (500, "InternalError", "We encountered an internal error. Please try again."),
+        "deny": (403, "AccessDenied", DENY_MESSAGE),
+    }),
+    "iam": ("query", {
+        "throttle": (400, "Throttling", "Rate exceeded"),
+        "internal": (500, "ServiceFailure", "An internal error occurred."),
+        "deny": (403, "AccessDenied", DENY_MESSAGE),
+    }),
+    "sts": ("query", {
+        "throttle": (400, "Throttling", "Rate exceeded"),
+        "internal": (500, "InternalFailure", "An internal error occurred."),
+        "deny": (403, "AccessDenied", DENY_MESSAGE),
+    }),
+    "elasticloadbalancing": ("query", {
+        "throttle": (400, "Throttling", "Rate exceeded"),
+        "internal": (500, "InternalFailure", "An internal error occurred."),
+        "deny": (403, "AccessDenied", DENY_MESSAGE),
+    }),
+    "ec2": ("ec2", {
+        "throttle": (503, "RequestLimitExceeded", "Request limit exceeded."),
+        "internal": (500, "InternalError", "An internal error has occurred."),
+        "deny": (403, "UnauthorizedOperation", "You are not authorized to perform this operation."),
+    }),
+    "ecr": ("json", {
+        "throttle": (400, "ThrottlingException", "Rate exceeded"),
+        "internal": (500, "ServerException", "An internal error occurred."),
+        "deny": (400, "AccessDeniedException", DENY_MESSAGE),
+    }),
+    "tagging": ("json", {
+        "throttle": (400, "ThrottledException", "Rate exceeded"),
+        "internal": (500, "InternalServiceException", "An internal error occurred."),
+        "deny": (400, "AccessDeniedException", DENY_MESSAGE),
+    }),
+    "eks": ("rest-json", {
+        "throttle": (429, "TooManyRequestsException", "Too Many Requests"),
+        "internal": (500, "ServerException", "An internal error occurred."),
+        "deny": (403, "AccessDeniedException", DENY_MESSAGE),
+    }),
+}
+# A service not in the table: rest-json with the common codes; an unsigned request ("unknown"):
+# query XML, as IAM.
+OTHER_FAULTS = ("rest-json", {
+    "throttle": (429, "ThrottlingException", "Rate exceeded"),
+    "internal": (500, "InternalFailure", "An internal error occurred."),
+    "deny": (403, "AccessDeniedException", DENY_MESSAGE),
+})
+CLOUDFRONT_NAMESPACE = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
+
+
 def fault_response(service: str, kind: str):
-    """kind: 'throttle', 'internal' or 'deny'. Returns (status, headers, body)."""
-    if kind == "deny":
-        return deny_response(service)
-    if service == "s3":
-        if kind == "throttle":
-            code, msg, status = "SlowDown", "Please reduce your request rate.", 503
-        else:
-            code, msg, status = (
-                "InternalError",
-                "We encountered an internal error. Please try again.",
-                500,
-            )
+    """The error the real `service` answers for `kind` ('throttle', 'internal' or 'deny'), in
+    its protocol's shape: (status, headers, body)."""
+    if service == "unknown":
+        protocol, kinds = SERVICE_FAULTS["iam"]
+    else:
+        protocol, kinds = SERVICE_FAULTS.get(service, OTHER_FAULTS)
+    status, code, msg = kinds[kind]
+    request_id = str(uuid.uuid4())
+    sender = "Sender" if status < 500 else "Receiver"
+    if protocol == "rest-xml":  # S3: a bare <Error>
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{code}</Code><Message>{msg}</Message>"
-            "<RequestId>fault</RequestId><HostId>fault</HostId></Error>"
-        ).encode()
-        return status, {"Content-Type": "application/xml"}, body
-    if service in QUERY_XML_NAMESPACES or service == "unknown":
-        ns = QUERY_XML_NAMESPACES.get(service, QUERY_XML_NAMESPACES["iam"])
-        if kind == "throttle":
-            etype, code, msg, status = "Sender", "Throttling", "Rate exceeded", 400
-        else:
-            etype, code, msg, status = (
-                "Receiver",
-                "ServiceFailure" if service in ("iam", "unknown") else "InternalFailure",
-                "An internal error occurred.",
-                500,
-            )
-        if service == "ec2":
-            body = (
-                '<?xml version="1.0" encoding="UTF-8"?>\n'
-                f"<Response><Errors><Error><Code>{'RequestLimitExceeded' if kind == 'throttle' else 'InternalError'}</Code>"
-                f"<Message>{msg}</Message></Error></Errors><RequestID>fault</RequestID></Response>"
-            ).encode()
-            status = 503 if kind == "throttle" else 500
-        else:
-            body = (
-                f'<ErrorResponse xmlns="{ns}"><Error><Type>{etype}</Type>'
-                f"<Code>{code}</Code><Message>{msg}</Message></Error>"
-                "<RequestId>fault</RequestId></ErrorResponse>"
-            ).encode()
-        return status, {"Content-Type": "text/xml"}, body
-    # rest-json / json services
-    if kind == "throttle":
-        etype, msg, status = "ThrottlingException", "Rate exceeded", 429
-    else:
-        etype, msg, status = "InternalFailure", "An internal error occurred.", 500
-    body = json.dumps({"message": msg}).encode()
+            f"<RequestId>{request_id}</RequestId><HostId>fault</HostId></Error>"
+        )
+        return status, {"Content-Type": "application/xml", "x-amz-request-id": request_id}, body.encode()
+    if protocol in ("rest-xml-wrapped", "query"):
+        ns = CLOUDFRONT_NAMESPACE if protocol == "rest-xml-wrapped" else QUERY_XML_NAMESPACES.get(
+            service, QUERY_XML_NAMESPACES["iam"])
+        body = (
+            f'<?xml version="1.0"?>\n<ErrorResponse xmlns="{ns}"><Error><Type>{sender}</Type>'
+            f"<Code>{code}</Code><Message>{msg}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return status, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body.encode()
+    if protocol == "ec2":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{msg}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+        return status, {"Content-Type": "text/xml;charset=UTF-8"}, body.encode()
+    if protocol == "json":  # awsJson1_1: the code in the body's __type
+        message_key = "Message" if service == "tagging" else "message"
+        body = json.dumps({"__type": code, message_key: msg})
+        return status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": request_id}, body.encode()
+    # rest-json: the code in the x-amzn-ErrorType header
     return (
         status,
-        {
-            "Content-Type": "application/json",
-            "x-amzn-ErrorType": etype,
-            "x-amzn-RequestId": "fault",
-        },
-        body,
+        {"Content-Type": "application/json", "x-amzn-ErrorType": code, "x-amzn-RequestId": request_id},
+        json.dumps({"message": msg}).encode(),
     )
 
 
 def deny_response(service: str):
     """A permanent AccessDenied in the service's own shape (no retry will help)."""
-    msg = "User: arn:aws:iam::123456789012:user/test is not authorized to perform this action"
-    if service == "s3":
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>AccessDenied</Code><Message>{msg}</Message>"
-            "<RequestId>fault</RequestId><HostId>fault</HostId></Error>"
-        ).encode()
-        return 403, {"Content-Type": "application/xml"}, body
-    if service in QUERY_XML_NAMESPACES or service == "unknown":
-        ns = QUERY_XML_NAMESPACES.get(service, QUERY_XML_NAMESPACES["iam"])
-        body = (
-            f'<ErrorResponse xmlns="{ns}"><Error><Type>Sender</Type>'
-            f"<Code>AccessDenied</Code><Message>{msg}</Message></Error>"
-            "<RequestId>fault</RequestId></ErrorResponse>"
-        ).encode()
-        return 403, {"Content-Type": "text/xml"}, body
-    body = json.dumps({"message": msg}).encode()
-    return 403, {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException"}, body
-
+    return fault_response(service, "deny")
 
 
 class AwsMode:
     """The AWS flavour: actions from the request's protocol, faults in the services' shapes."""
 
     name = "aws"
-    fault_modes = ("before", "after", "reset")
+    fault_modes = ("before", "after", "reset", "throttle", "internal")
     default_fault_modes = "before,after,reset"
     streams = False
 
@@ -445,7 +498,9 @@ class AwsMode:
                 kind = "throttle" if self.before_counter % 2 == 0 else "internal"
                 self.before_counter += 1
             status, headers, fbody = fault_response(service, kind)
-        else:
+        elif fault == "throttle":
+            status, headers, fbody = fault_response(service, "throttle")
+        else:  # after, internal
             status, headers, fbody = fault_response(service, "internal")
         return status, list(headers.items()), fbody
 
@@ -476,7 +531,8 @@ class ProxyState:
     def __init__(self, upstream: str, log_path: str, fault_rate: float,
                  fault_seed: int, delay_ms: int, fault_modes: list[str],
                  deny=(), hang=(), *, mode=None, upstream_ca: str | None = None,
-                 fault_writes: bool = False, fault_match=(), fault_limit: int | None = None):
+                 fault_writes: bool = False, fault_match=(), fault_limit: int | None = None,
+                 fault_services=()):
         self.mode = mode if mode is not None else AwsMode()
         u = urllib.parse.urlsplit(upstream)
         schemes = ("http", "https") if self.mode.name == "kubernetes" else ("http",)
@@ -499,6 +555,7 @@ class ProxyState:
         self.fault_modes = fault_modes
         self.fault_writes = fault_writes
         self.fault_match = list(fault_match)
+        self.fault_services = set(fault_services)
         self.fault_limit = fault_limit
         self.deny = list(deny)
         self.hang = list(hang)
@@ -515,11 +572,13 @@ class ProxyState:
                                                context=self.upstream_tls)
         return http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=timeout)
 
-    def decide_fault(self, action: str, write: bool, exempt: bool) -> str | None:
+    def decide_fault(self, action: str, write: bool, exempt: bool, service: str | None = None) -> str | None:
         """The random fault for this request (a fault mode) or None."""
         if exempt or self.fault_rate <= 0 or not self.fault_modes:
             return None
         if (self.fault_writes and not write) or (self.fault_match and not matches(action, self.fault_match)):
+            return None
+        if self.fault_services and service not in self.fault_services:
             return None
         with self.lock:
             if self.fault_limit is not None and self.fault_counter >= self.fault_limit:
@@ -658,7 +717,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
         action, write, fields = st.mode.classify(method, path, raw_query, self.headers, body)
         exempt = self.headers.get("x-comfyplat-no-fault", "").strip() == "1"
-        fault = st.decide_fault(action, write, exempt)
+        fault = st.decide_fault(action, write, exempt, fields.get("service"))
         if st.deny and not exempt and matches(action, st.deny):
             fault = "deny"
         entry = {
@@ -873,6 +932,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-match", action="append", default=[],
                    help="comma-separated patterns; only matching requests can be faulted")
     p.add_argument("--fault-limit", type=int, default=None, help="at most this many random faults")
+    p.add_argument("--fault-services", action="append", default=[],
+                   help="comma-separated services (AWS: signing names, e.g. s3,cloudfront,tagging); "
+                        "only their requests can be faulted")
     p.add_argument("--deny", action="append", default=[],
                    help="comma-separated actions always answered with AccessDenied (not forwarded)")
     p.add_argument("--hang-after", action="append", default=[],
@@ -903,7 +965,8 @@ def main(argv: list[str] | None = None) -> int:
         state = ProxyState(args.upstream, args.log, args.fault_rate, args.fault_seed,
                            args.delay_ms, modes, split_patterns(args.deny), split_patterns(args.hang_after),
                            mode=mode, upstream_ca=args.upstream_ca, fault_writes=args.fault_writes,
-                           fault_match=split_patterns(args.fault_match), fault_limit=args.fault_limit)
+                           fault_match=split_patterns(args.fault_match), fault_limit=args.fault_limit,
+                           fault_services=split_patterns(args.fault_services))
     except (ValueError, OSError) as exc:
         p.error(str(exc))
     server = make_server(state, args.port)

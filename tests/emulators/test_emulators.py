@@ -554,7 +554,7 @@ def test_fault_before_is_not_forwarded(fault_proxy, emulator):
     eks = client("eks", ep)
     with pytest.raises(ClientError) as exc:
         eks.describe_cluster(name="comfyui-sandbox")
-    assert exc.value.response["Error"]["Code"] == "ThrottlingException"
+    assert exc.value.response["Error"]["Code"] == "TooManyRequestsException"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
 
     entries = read_log(log)
@@ -601,7 +601,7 @@ def test_fault_after_is_forwarded(fault_proxy, emulator):
     eks = client("eks", ep)
     with pytest.raises(ClientError) as exc:
         eks.list_clusters()
-    assert exc.value.response["Error"]["Code"] == "InternalFailure"
+    assert exc.value.response["Error"]["Code"] == "ServerException"
 
     entries = read_log(log)
     assert [e["fault"] for e in entries] == ["after"] * 3
@@ -680,6 +680,110 @@ def test_fault_selection_by_action_writes_and_limit(fault_proxy, emulator):
         s3.delete_bucket(Bucket="cp-fault-select")
     assert [(e["action"], e["fault"]) for e in read_log(log)] == [("ListBuckets", None), ("DeleteBucket", "before")]
     client("s3", emulator["endpoint"]).delete_bucket(Bucket="cp-fault-select")
+
+
+# Every service comfyplat (or the sandbox) talks to: its boto3 name, a read call, the action the
+# proxy logs for it, and what its real throttle, internal error and denial are: (code, status).
+SERVICE_FAULTS = [
+    ("s3", lambda c: c.list_buckets(), "ListBuckets",
+     ("SlowDown", 503), ("InternalError", 500), ("AccessDenied", 403)),
+    ("cloudfront", lambda c: c.list_distributions(), "GET /2020-05-31/distribution",
+     ("Throttling", 400), ("InternalError", 500), ("AccessDenied", 403)),
+    ("iam", lambda c: c.list_roles(), "ListRoles",
+     ("Throttling", 400), ("ServiceFailure", 500), ("AccessDenied", 403)),
+    ("sts", lambda c: c.get_caller_identity(), "GetCallerIdentity",
+     ("Throttling", 400), ("InternalFailure", 500), ("AccessDenied", 403)),
+    ("ec2", lambda c: c.describe_vpcs(), "DescribeVpcs",
+     ("RequestLimitExceeded", 503), ("InternalError", 500), ("UnauthorizedOperation", 403)),
+    ("elbv2", lambda c: c.describe_load_balancers(), "DescribeLoadBalancers",
+     ("Throttling", 400), ("InternalFailure", 500), ("AccessDenied", 403)),
+    ("ecr", lambda c: c.describe_repositories(), "DescribeRepositories",
+     ("ThrottlingException", 400), ("ServerException", 500), ("AccessDeniedException", 400)),
+    ("resourcegroupstaggingapi", lambda c: c.get_resources(), "GetResources",
+     ("ThrottledException", 400), ("InternalServiceException", 500), ("AccessDeniedException", 400)),
+    ("eks", lambda c: c.describe_cluster(name="comfyui-sandbox"), "GET /clusters/comfyui-sandbox",
+     ("TooManyRequestsException", 429), ("ServerException", 500), ("AccessDeniedException", 403)),
+]
+
+
+def _botocore_error(call, botocore_client) -> tuple[str, int, str, dict]:
+    """(code, status, message, parsed response) of the ClientError botocore raises."""
+    with pytest.raises(ClientError) as exc:
+        call(botocore_client)
+    err = exc.value.response
+    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"], err["Error"].get("Message", ""), err
+
+
+def _throttling_per_botocore(parsed: dict) -> bool:
+    """botocore's standard retry mode's own verdict: is this a throttling error?"""
+    from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
+
+    return ThrottledRetryableChecker().is_retryable(RetryContext(attempt_number=1, parsed_response=parsed))
+
+
+def test_every_services_injected_throttling_is_its_real_error_and_botocore_retries_it(tmp_path, emulator):
+    """Parsed by botocore (a client we did not write): each service's throttle has the service's
+    code and status, botocore's standard mode calls it throttling, and retries it to success."""
+    wrong = []
+    for n, (service, call, action, (code, status), _, _) in enumerate(SERVICE_FAULTS):
+        proc, info, log = start_proxy(tmp_path, emulator["endpoint"], name=f"throttle{n}", fault_rate=1,
+                                      fault_modes="throttle", fault_limit=2)
+        try:
+            got = _botocore_error(call, client(service, info["endpoint"]))
+            if got[:2] != (code, status) or not got[2]:
+                wrong.append(f"{service}: {got[:3]}, expected {(code, status)}")
+            if not _throttling_per_botocore(got[3]):
+                wrong.append(f"{service}: botocore does not call {got[0]} throttling")
+            try:
+                call(client(service, info["endpoint"], retries=3))  # the second fault, then through
+            except ClientError as exc:
+                wrong.append(f"{service}: not retried by botocore: {exc}")
+            entries = [(e["action"], e["fault"], e["status"]) for e in read_log(log)]
+            if entries != [(action, "throttle", status)] * 2 + [(action, None, 200)]:
+                wrong.append(f"{service}: {entries}")
+        finally:
+            proc.stop()
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_services_injected_internal_error_and_denial_are_its_real_errors(tmp_path, emulator):
+    wrong = []
+    iproc, internal, ilog = start_proxy(tmp_path, emulator["endpoint"], name="internal", fault_rate=1,
+                                        fault_modes="internal")
+    try:
+        dproc, denying, dlog = start_proxy(tmp_path, emulator["endpoint"], name="deny", deny="*")
+    except Exception:
+        iproc.stop()
+        raise
+    try:
+        for service, call, _, _, (icode, istatus), (dcode, dstatus) in SERVICE_FAULTS:
+            got = _botocore_error(call, client(service, internal["endpoint"]))
+            if got[:2] != (icode, istatus) or not got[2]:
+                wrong.append(f"{service} internal: {got[:3]}, expected {(icode, istatus)}")
+            got = _botocore_error(call, client(service, denying["endpoint"]))
+            if got[:2] != (dcode, dstatus) or ("not authorized" not in got[2] and got[2] != "Access Denied"):
+                wrong.append(f"{service} deny: {got[:3]}, expected {(dcode, dstatus)}")
+            if _throttling_per_botocore(got[3]):
+                wrong.append(f"{service}: botocore calls the denial {got[0]} throttling")
+    finally:
+        iproc.stop()
+        dproc.stop()
+    entries = read_log(ilog) + read_log(dlog)
+    assert len(entries) == 2 * len(SERVICE_FAULTS)
+    assert all(e["upstream_status"] is None and e["fault"] in ("internal", "deny") for e in entries)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_fault_services_limits_faults_to_those_services(fault_proxy, emulator):
+    info, log = fault_proxy(fault_rate=1.0, fault_modes="throttle", fault_services="sts,eks")
+    ep = info["endpoint"]
+    client("s3", ep).list_buckets()
+    client("iam", ep).get_role(RoleName="KarpenterNodeRole-comfyui-sandbox")
+    for service, call in (("sts", lambda c: c.get_caller_identity()), ("eks", lambda c: c.list_clusters())):
+        with pytest.raises(ClientError):
+            call(client(service, ep))
+    assert [(e["service"], e["fault"]) for e in read_log(log)] == [
+        ("s3", None), ("iam", None), ("sts", "throttle"), ("eks", "throttle")]
 
 
 def test_kubernetes_proxy_in_front_of_the_emulators_cluster(tmp_path, emulator):

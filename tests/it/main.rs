@@ -10,6 +10,7 @@ mod config_errors;
 mod ecr;
 mod edge;
 mod eks;
+mod faults;
 mod hangs;
 mod kubernetes;
 mod lifecycle;

@@ -141,6 +141,15 @@ pub struct ProxyOptions {
     /// Actions forwarded and then never answered (the caller hangs), e.g.
     /// `POST /2020-05-31/distribution`.
     pub hang_after: Option<String>,
+    /// Only requests to these services (signing names, comma-separated, e.g. `cloudfront`)
+    /// can be faulted.
+    pub fault_services: Option<String>,
+    /// Only requests whose action matches one of these patterns can be faulted.
+    pub fault_match: Option<String>,
+    /// Only writes can be faulted.
+    pub fault_writes: bool,
+    /// At most this many faults in all.
+    pub fault_limit: Option<u32>,
     /// Stand in front of this Kubernetes API (the emulator's `kube` info) instead of AWS:
     /// the proxy terminates TLS and writes a kubeconfig pointing at itself.
     pub kubernetes: Option<serde_json::Value>,
@@ -151,11 +160,17 @@ pub struct ProxyOptions {
 pub struct Logged {
     pub method: String,
     pub path: String,
+    /// AWS: the raw query string; Kubernetes: `{name: value}`.
+    #[serde(default)]
+    pub query: serde_json::Value,
     pub service: String,
     pub action: String,
     pub write: bool,
     pub status: u16,
     pub fault: Option<String>,
+    /// What the emulator answered; `None` when the request was not forwarded.
+    #[serde(default)]
+    pub upstream_status: Option<u16>,
     /// When the proxy read the request and when it answered (seconds since the epoch).
     pub ts: f64,
     #[serde(default)]
@@ -219,6 +234,18 @@ impl Proxy {
         }
         if let Some(hang) = &options.hang_after {
             command.args(["--hang-after", hang]);
+        }
+        if let Some(services) = &options.fault_services {
+            command.args(["--fault-services", services]);
+        }
+        if let Some(patterns) = &options.fault_match {
+            command.args(["--fault-match", patterns]);
+        }
+        if options.fault_writes {
+            command.arg("--fault-writes");
+        }
+        if let Some(limit) = options.fault_limit {
+            command.args(["--fault-limit", &limit.to_string()]);
         }
         if let Some(kube) = &options.kubernetes {
             let text = |key: &str| kube[key].as_str().expect("kube info").to_string();
