@@ -17,6 +17,9 @@ pub struct Environment {
     /// The CloudFront CallerReference to use: the one state holds, else a new one the
     /// command generated.
     pub distribution_reference: String,
+    /// What reading the facts found worth telling with the plan (the node pool's instance
+    /// types: GPUs, instance store, zones).
+    pub notes: Vec<String>,
 }
 
 impl Environment {

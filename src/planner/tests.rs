@@ -55,6 +55,7 @@ fn environment() -> Environment {
             },
         ],
         distribution_reference: "comfyplat-studio-test".to_string(),
+        notes: Vec::new(),
     }
 }
 
