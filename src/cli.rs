@@ -21,7 +21,8 @@ AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> point comfyplat at other endpoin
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success (for `plan --detailed-exitcode`: no changes)
-  1    error: bad input, a failed or refused change, a stale plan
+  1    error: bad input (platform.yaml or a command-line usage error), a failed or
+       refused change, a stale plan
   2    `plan --detailed-exitcode` only: success, and there are changes
   130  interrupted (Ctrl-C); state records everything that completed";
 

@@ -2,7 +2,8 @@
 //!
 //! One module per kind of resource under [`kinds`] (generated dispatch from the table in
 //! `src/kinds.rs`), plus the facts read before planning: who the caller is ([`sts`]), the
-//! adopted cluster and its add-on versions ([`eks`]), the adopted node role ([`iam`]), the
+//! adopted cluster and its add-on versions ([`eks`]), the node pool's instance types
+//! ([`ec2`]), the adopted node role ([`iam`]), the
 //! Kubernetes connection and preflight ([`kube`]) and the Tagging API ([`tagging`]).
 //!
 //! They translate between the model's terms (identities and flat fields) and the APIs, and
@@ -24,6 +25,7 @@
 //! request can succeed on the server while its response is lost.
 
 pub mod call_progress;
+pub mod ec2;
 pub mod eks;
 pub mod iam;
 pub mod kinds;
@@ -253,6 +255,8 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub eks: aws_sdk_eks::Client,
     pub ecr: aws_sdk_ecr::Client,
+    /// Instance types and where they are offered (read only).
+    pub ec2: aws_sdk_ec2::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
     /// The Resource Groups Tagging API: what carries the platform's tag.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
@@ -330,6 +334,7 @@ impl Aws {
             iam: client!(aws_sdk_iam),
             eks: client!(aws_sdk_eks),
             ecr: client!(aws_sdk_ecr),
+            ec2: client!(aws_sdk_ec2),
             cloudfront: client!(aws_sdk_cloudfront),
             tagging: client!(aws_sdk_resourcegroupstagging),
             region: region.to_string(),

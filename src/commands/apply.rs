@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -15,7 +15,7 @@ use super::session::{Connected, KubeOptions};
 use super::{CommandError, EXIT_INTERRUPTED, Exit, Session, output};
 use crate::adapters::ApiError;
 use crate::cli::{ApplyArgs, DestroyArgs, ExecuteArgs, Global};
-use crate::executor::{ChangeResult, Executor};
+use crate::executor::{ChangeResult, Event, Executor, Reporter};
 use crate::model::{Identity, Observation};
 use crate::observe::OBSERVE_CONCURRENCY;
 use crate::planner::{self, Mode, Options, Plan};
@@ -158,21 +158,25 @@ impl Locked {
         }
 
         let stop = Arc::new(AtomicBool::new(false));
-        let watcher = tokio::spawn(watch_interrupts(Arc::clone(&stop)));
-        let reporter = ProgressReporter::new(plan.changes.len(), style, global.quiet);
+        let reporter = Arc::new(Tally::new(ProgressReporter::new(
+            plan.changes.len(),
+            style,
+            global.quiet,
+        )));
+        let watcher = tokio::spawn(watch_interrupts(Arc::clone(&stop), Arc::clone(&reporter)));
         let state_path = self.session.state_path();
         let executor = Executor {
             apis: &self.connected.apis,
             state: Mutex::new(&mut self.state),
             state_path: &state_path,
-            reporter: &reporter,
+            reporter: &*reporter,
             parallelism: usize::from(parallelism),
             stop: &stop,
             no_wait,
         };
         let outcome = executor.run(plan).await;
         watcher.abort();
-        reporter.finish();
+        reporter.progress.finish();
         let outcome = outcome?;
         eprint!("{}", render_outcome(&outcome, style));
         if outcome.interrupted {
@@ -220,24 +224,93 @@ impl Locked {
     }
 }
 
-/// On the first Ctrl-C, asks the executor to start no new changes; on the second, exits at
-/// once (state already records every completed step and every create in flight).
-async fn watch_interrupts(stop: Arc<AtomicBool>) {
+/// The progress display, and a count of the changes that ended, for the line a second
+/// Ctrl-C prints before exiting.
+struct Tally {
+    progress: ProgressReporter,
+    total: usize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    skipped: AtomicUsize,
+}
+
+impl Tally {
+    fn new(progress: ProgressReporter) -> Tally {
+        Tally {
+            total: progress.total(),
+            progress,
+            done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            skipped: AtomicUsize::new(0),
+        }
+    }
+
+    /// `N done, N failed, N not finished`, as far as the events went.
+    fn summary(&self) -> String {
+        let done = self.done.load(Ordering::SeqCst);
+        let failed = self.failed.load(Ordering::SeqCst);
+        let skipped = self.skipped.load(Ordering::SeqCst);
+        let left = self.total.saturating_sub(done + failed + skipped);
+        let mut line = format!("{done} done");
+        for (count, label) in [
+            (failed, "failed"),
+            (skipped, "skipped"),
+            (left, "not finished"),
+        ] {
+            if count > 0 {
+                line.push_str(&format!(", {count} {label}"));
+            }
+        }
+        line
+    }
+}
+
+impl Reporter for Tally {
+    fn event(&self, event: Event) {
+        let counter = match &event {
+            Event::Finished { .. } | Event::Kept { .. } => Some(&self.done),
+            Event::Failed { .. } => Some(&self.failed),
+            Event::Skipped { .. } => Some(&self.skipped),
+            _ => None,
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        self.progress.event(event);
+    }
+}
+
+/// On the first Ctrl-C, asks the executor to start no new changes; on the second, says what
+/// was done and what was left, and exits at once (state already records every completed
+/// step and every create in flight).
+async fn watch_interrupts(stop: Arc<AtomicBool>, tally: Arc<Tally>) {
     if tokio::signal::ctrl_c().await.is_ok() {
         stop.store(true, Ordering::SeqCst);
         eprintln!(
             "\nInterrupted: finishing the changes in progress, starting no new ones (Ctrl-C again to exit now)."
         );
         if tokio::signal::ctrl_c().await.is_ok() {
+            tally.progress.finish();
+            eprintln!("{}", second_interrupt_line(&tally.summary()));
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
     }
 }
 
+fn second_interrupt_line(summary: &str) -> String {
+    format!(
+        "Interrupted again: exiting now. {summary}. State is saved: it records everything that completed and every create in flight; run the same command again to finish."
+    )
+}
+
 fn ask(mode: Mode) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(CommandError::NeedsConfirmation.into());
+        let command = match mode {
+            Mode::Apply => "apply",
+            Mode::Destroy => "destroy",
+        };
+        return Err(CommandError::NeedsConfirmation { command }.into());
     }
     let question = match mode {
         Mode::Apply => "Do you want to perform these actions?",
@@ -327,4 +400,31 @@ async fn load_saved_plan(
         ));
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Address;
+    use crate::planner::Action;
+
+    #[test]
+    fn a_second_interrupt_says_what_was_done_and_that_state_is_saved() {
+        let tally = Tally::new(ProgressReporter::new(4, Style::PLAIN, true));
+        let address = Address::new("s3.bucket.models");
+        tally.event(Event::Finished {
+            address: address.clone(),
+            action: Action::Create,
+            elapsed: std::time::Duration::from_secs(1),
+        });
+        tally.event(Event::Failed {
+            address,
+            action: Action::Create,
+            error: "no".to_string(),
+        });
+        let line = second_interrupt_line(&tally.summary());
+        assert!(line.contains("1 done, 1 failed, 2 not finished"), "{line}");
+        assert!(line.contains("State is saved"), "{line}");
+        assert!(line.contains("run the same command again"), "{line}");
+    }
 }

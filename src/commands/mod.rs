@@ -69,8 +69,12 @@ pub enum CommandError {
         state_account: String,
         actual: String,
     },
-    #[error("apply needs confirmation, and there is no terminal to ask on")]
-    NeedsConfirmation,
+    #[error("{command} needs confirmation, and there is no terminal to ask on")]
+    NeedsConfirmation { command: &'static str },
+    /// A command-line option names something unusable (e.g. a `--kubeconfig` that is not
+    /// there).
+    #[error("{message}")]
+    BadOption { message: String, hint: String },
     #[error("cancelled: nothing was changed")]
     Declined,
     #[error(
@@ -112,7 +116,9 @@ impl CommandError {
         match self {
             CommandError::WrongAccount { .. } => Some("use credentials of the account named in platform.yaml (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...), or fix `account`".to_string()),
             CommandError::StateAccountMismatch { .. } => Some("use credentials of the state's account, or a different `--state-dir` for a platform in another account".to_string()),
-            CommandError::NeedsConfirmation => Some("review the plan, then pass `--yes` (or apply a saved plan: `comfyplat plan --out FILE` then `comfyplat apply FILE`)".to_string()),
+            CommandError::NeedsConfirmation { command: "destroy" } => Some("review what would be deleted (`comfyplat plan --destroy`), then run `comfyplat destroy --yes`".to_string()),
+            CommandError::NeedsConfirmation { .. } => Some("review the plan, then pass `--yes` (or apply a saved plan: `comfyplat plan --out FILE` then `comfyplat apply FILE`)".to_string()),
+            CommandError::BadOption { hint, .. } => Some(hint.clone()),
             CommandError::ClusterNotFound { existing, .. } => Some(if existing.is_empty() {
                 "there is no EKS cluster in this account and region: check `region` and `cluster.name` in platform.yaml, and the credentials' account".to_string()
             } else {
@@ -141,6 +147,46 @@ impl CommandError {
 /// What a command asks the process to exit with.
 pub type Exit = u8;
 
+/// Checks the files and folders platform.yaml names (at their `file:line:column`) and a
+/// `--kubeconfig` given on the command line, before anything connects anywhere.
+fn check_paths(
+    global: &Global,
+    platform: &crate::config::Platform,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    use crate::config::{self, PathKind};
+    // `--kubeconfig` overrides the file's: that one is not used, and not checked.
+    let skip: &[&str] = if global.kubeconfig.is_some() {
+        &["kubernetes.kubeconfig"]
+    } else {
+        &[]
+    };
+    config::check_paths(platform, bytes, skip, probe)?;
+    if let Some(path) = &global.kubeconfig
+        && let Some((message, hint)) =
+            config::path_problem("--kubeconfig", path, PathKind::File, probe(path))
+    {
+        return Err(CommandError::BadOption { message, hint }.into());
+    }
+    Ok(())
+}
+
+/// What a path on disk is, and whether it can be read.
+fn probe(path: &std::path::Path) -> crate::config::Probed {
+    use crate::config::Probed;
+    match std::fs::metadata(path) {
+        Err(error) => Probed::Unreadable(error.to_string()),
+        Ok(metadata) if metadata.is_dir() => match std::fs::read_dir(path) {
+            Ok(_) => Probed::Directory,
+            Err(error) => Probed::Unreadable(error.to_string()),
+        },
+        Ok(_) => match std::fs::File::open(path) {
+            Ok(_) => Probed::File,
+            Err(error) => Probed::Unreadable(error.to_string()),
+        },
+    }
+}
+
 /// The state holds secrets: say so when its directory lets other users read it.
 fn warn_if_state_is_readable(session: &Session, style: Style) {
     if crate::state::readable_by_others(&session.state_dir) {
@@ -155,7 +201,10 @@ fn warn_if_state_is_readable(session: &Session, style: Style) {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let style = Style {
         color: !cli.global.no_color
             && std::env::var_os("NO_COLOR").is_none()
@@ -183,6 +232,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `--help` and `--version` print and exit 0; a usage error prints and exits 1, like any
+/// other error: clap's own 2 is what `plan --detailed-exitcode` says for "changes", and a
+/// script running `plan --detailed-exitcode --typo` must not read that.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    let _ = error.print();
+    ExitCode::from(usage_exit_code(error))
+}
+
+fn usage_exit_code(error: &clap::Error) -> u8 {
+    if error.use_stderr() { 1 } else { 0 }
+}
+
 async fn dispatch(cli: Cli, style: Style) -> anyhow::Result<Exit> {
     let global = cli.global;
     match cli.command {
@@ -208,4 +269,56 @@ fn init_logging(global: &Global) {
         .with_writer(std::io::stderr)
         .with_ansi(!global.no_color && std::io::stderr().is_terminal())
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn exit_code(args: &[&str]) -> u8 {
+        match Cli::try_parse_from(args) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(error) => usage_exit_code(&error),
+        }
+    }
+
+    #[test]
+    fn usage_errors_exit_1_not_the_changes_code() {
+        assert_eq!(
+            exit_code(&["comfyplat", "plan", "--detailed-exitcode", "--typo"]),
+            1
+        );
+        assert_eq!(exit_code(&["comfyplat", "nope"]), 1);
+        assert_eq!(exit_code(&["comfyplat"]), 1);
+        assert_eq!(exit_code(&["comfyplat", "--help"]), 0);
+        assert_eq!(exit_code(&["comfyplat", "plan", "--help"]), 0);
+        assert_eq!(exit_code(&["comfyplat", "--version"]), 0);
+    }
+
+    #[test]
+    fn plan_help_documents_the_exit_codes() {
+        let mut command = Cli::command();
+        let plan = command
+            .find_subcommand_mut("plan")
+            .expect("a plan subcommand");
+        let help = plan.render_long_help().to_string();
+        assert!(help.contains("Exit codes:"), "{help}");
+        assert!(help.contains("usage error"), "{help}");
+        assert!(
+            help.contains("2    `plan --detailed-exitcode` only"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn destroy_without_a_terminal_says_destroy() {
+        let error = CommandError::NeedsConfirmation { command: "destroy" };
+        assert_eq!(
+            error.to_string(),
+            "destroy needs confirmation, and there is no terminal to ask on"
+        );
+        assert!(error.hint().unwrap_or_default().contains("destroy --yes"));
+    }
 }

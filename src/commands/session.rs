@@ -82,11 +82,9 @@ impl Session {
     /// Reads and validates platform.yaml and the template overrides. No network.
     pub fn open(global: &Global) -> anyhow::Result<Session> {
         let path = &global.file;
-        let bytes = std::fs::read(path).map_err(|source| config::ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = config::read_file(path)?;
         let platform = config::from_bytes(path, &bytes)?;
+        super::check_paths(global, &platform, &bytes)?;
         let templates = templates::load(platform.templates_dir.as_deref())?;
         let state_dir = global
             .state_dir
@@ -162,10 +160,11 @@ impl Session {
             )
             .await
         };
-        let (caller, cluster, lookups) = tokio::join!(
+        let (caller, cluster, lookups, instance_types) = tokio::join!(
             sts::caller(&aws),
             eks::describe_cluster(&aws, name),
-            lookups
+            lookups,
+            check_instance_types(&aws, &self.platform, mode)
         );
         let caller = caller?;
         if let Some(expected) = &self.platform.account
@@ -188,6 +187,7 @@ impl Session {
             }
             .into());
         }
+        let instance_type_notes = instance_types?;
         let cluster = self
             .preflight_cluster(&aws, &caller, cluster?, state, mode)
             .await?;
@@ -230,6 +230,7 @@ impl Session {
             addons,
             distribution_reference,
             state_lineage: state.lineage.clone(),
+            notes: instance_type_notes,
         };
         Ok(Connected {
             apis,
@@ -458,6 +459,25 @@ fn installed_addons(settings: &[AddonSettings], lookups: Vec<AddonLookup>) -> Ve
             })
         })
         .collect()
+}
+
+/// The node pool's instance types as EC2 describes and offers them in the region, checked
+/// by [`model::instance_types::check`]: its notes for the plan, or why the types cannot run
+/// ComfyUI. Only when applying a platform with a workload (the node pool is rendered then).
+async fn check_instance_types(
+    aws: &Aws,
+    platform: &Platform,
+    mode: Mode,
+) -> anyhow::Result<Vec<String>> {
+    if mode != Mode::Apply || platform.comfyui.is_none() {
+        return Ok(Vec::new());
+    }
+    let names = &platform.node_pool.instance_types;
+    let (facts, offerings) = tokio::try_join!(
+        crate::adapters::ec2::instance_types(aws, names),
+        crate::adapters::ec2::offerings(aws, names)
+    )?;
+    Ok(model::instance_types::check(platform, &facts, &offerings)?)
 }
 
 /// What the first round reads of an add-on: its installed version, and for a pinned

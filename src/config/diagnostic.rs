@@ -98,7 +98,12 @@ impl fmt::Display for Invalid<'_> {
                 diagnostic.message
             )?;
             if let Some(line) = self.source_text.lines().nth(diagnostic.line - 1) {
-                let shown: String = line.chars().take(160).collect();
+                // Control characters (a NUL from `-f /dev/zero`) are shown as `·`.
+                let shown: String = line
+                    .chars()
+                    .take(160)
+                    .map(|c| if c.is_control() && c != '\t' { '·' } else { c })
+                    .collect();
                 let gutter = diagnostic.line.to_string().len();
                 let caret_at = (diagnostic.column - 1).min(shown.chars().count());
                 write!(

@@ -7,7 +7,7 @@
 
 use serde_saphyr::Spanned;
 
-use super::arn::{Arn, is_account_id};
+use super::arn::{Arn, check_partition, is_account_id};
 use super::diagnostic::did_you_mean;
 use super::schema::CdnFile;
 use super::workloads::{Problems, is_dns_label, number};
@@ -22,7 +22,7 @@ pub fn cdn(
     file: Option<&CdnFile>,
     comfyui: Option<&ComfyuiSettings>,
     scheme: Option<&Spanned<String>>,
-    region: &str,
+    region: Option<&str>,
     cdn_line: Option<(usize, usize)>,
     problems: &mut Problems,
 ) -> Option<CdnSettings> {
@@ -120,7 +120,7 @@ pub fn cdn(
     let certificate_arn = file.certificate_arn.as_ref().map(|c| c.value.clone());
     match (&file.certificate_arn, aliases.is_empty()) {
         (Some(arn), _) => {
-            if let Err(why) = check_acm_arn(&arn.value, "us-east-1") {
+            if let Err(why) = check_acm_arn(&arn.value, "us-east-1", region) {
                 problems.at(
                     arn,
                     format!("invalid `cdn.certificate_arn`: {why}"),
@@ -166,8 +166,10 @@ pub fn cdn(
             (None, None) => {}
         }
     }
-    if let Some(arn) = &origin.certificate_arn {
-        if let Err(why) = check_acm_arn(&arn.value, region) {
+    if let Some(arn) = &origin.certificate_arn
+        && let Some(region) = region
+    {
+        if let Err(why) = check_acm_arn(&arn.value, region, Some(region)) {
             problems.at(
                 arn,
                 format!("invalid `cdn.origin.certificate_arn`: {why}"),
@@ -182,14 +184,22 @@ pub fn cdn(
         }
     }
     let web_acl_arn = file.web_acl_arn.as_ref().map(|w| w.value.clone());
-    if let Some(arn) = &file.web_acl_arn
-        && !is_cloudfront_web_acl(&arn.value)
-    {
-        problems.at(
-            arn,
-            format!("`{}` is not a CloudFront-scope WAF web ACL ARN", arn.value),
-            "e.g. `arn:aws:wafv2:us-east-1:123456789012:global/webacl/comfyui/0a1b2c3d-...`",
-        );
+    if let Some(arn) = &file.web_acl_arn {
+        if !is_cloudfront_web_acl(&arn.value) {
+            problems.at(
+                arn,
+                format!("`{}` is not a CloudFront-scope WAF web ACL ARN", arn.value),
+                "e.g. `arn:aws:wafv2:us-east-1:123456789012:global/webacl/comfyui/0a1b2c3d-...`",
+            );
+        } else if let (Some(parts), Some(region)) = (Arn::parse(&arn.value), region)
+            && let Err(why) = check_partition(&parts, region)
+        {
+            problems.at(
+                arn,
+                format!("invalid `cdn.web_acl_arn`: {why}"),
+                "give a web ACL of the platform's partition",
+            );
+        }
     }
     Some(CdnSettings {
         price_class,
@@ -203,12 +213,16 @@ pub fn cdn(
     })
 }
 
-fn check_acm_arn(arn: &str, region: &str) -> Result<(), String> {
+/// An ACM certificate in `region`, of the partition of `platform_region` (when known).
+fn check_acm_arn(arn: &str, region: &str, platform_region: Option<&str>) -> Result<(), String> {
     let Some(parts) = Arn::parse(arn).filter(|a| {
         a.service == "acm" && a.resource.starts_with("certificate/") && is_account_id(a.account)
     }) else {
         return Err(format!("`{arn}` is not an ACM certificate ARN"));
     };
+    if let Some(platform_region) = platform_region {
+        check_partition(&parts, platform_region)?;
+    }
     if parts.region != region {
         return Err(format!(
             "the certificate is in `{}`, not `{region}`",
@@ -253,18 +267,27 @@ mod tests {
         assert!(
             check_acm_arn(
                 "arn:aws:acm:us-east-1:123456789012:certificate/abc",
-                "us-east-1"
+                "us-east-1",
+                Some("us-west-2")
             )
             .is_ok()
         );
         assert!(
             check_acm_arn(
                 "arn:aws:acm:eu-west-1:123456789012:certificate/abc",
-                "us-east-1"
+                "us-east-1",
+                None
             )
             .is_err()
         );
-        assert!(check_acm_arn("arn:aws:iam::123456789012:role/x", "us-east-1").is_err());
+        assert!(check_acm_arn("arn:aws:iam::123456789012:role/x", "us-east-1", None).is_err());
+        let why = check_acm_arn(
+            "arn:aws-us-gov:acm:us-east-1:123456789012:certificate/abc",
+            "us-east-1",
+            Some("us-west-2"),
+        )
+        .expect_err("another partition");
+        assert!(why.contains("partition `aws-us-gov`"), "{why}");
         assert!(is_cloudfront_web_acl(
             "arn:aws:wafv2:us-east-1:123456789012:global/webacl/comfy/1234"
         ));

@@ -19,7 +19,7 @@ pub const REPOSITORY_PLACEHOLDER: &str = "{repository}";
 pub fn image_repository(
     file: Option<&ImageRepositoryFile>,
     platform: &str,
-    region: &str,
+    region: Option<&str>,
     problems: &mut Problems,
 ) -> Option<ImageRepositorySettings> {
     let file = file?;
@@ -37,6 +37,7 @@ pub fn image_repository(
         }
     };
     if let Some(key) = &file.kms_key_arn
+        && let Some(region) = region
         && let Err(why) = check_kms_key_arn(&key.value, region)
     {
         problems.at(
@@ -100,6 +101,12 @@ pub fn image_reference(
             format!("`{text}` is not a container image reference"),
             "e.g. `123456789012.dkr.ecr.us-west-2.amazonaws.com/comfyui:v0.3.40`, or `{repository}:v1` with `image_repository`",
         );
+    } else if let Err(why) = check_reference(text) {
+        problems.at(
+            image,
+            format!("`{}` is not a container image reference: {why}", shorten(text)),
+            "an image reference is `registry/repository:tag` or `registry/repository@sha256:<digest>`, e.g. `123456789012.dkr.ecr.us-west-2.amazonaws.com/comfyui:v0.3.40`",
+        );
     } else {
         let last = text.rsplit('/').next().unwrap_or_default();
         if !text.contains('@') && (!last.contains(':') || last.ends_with(":latest")) {
@@ -109,6 +116,71 @@ pub fn image_reference(
         }
     }
     ImageReference::External(text.to_string())
+}
+
+/// Most characters of an image's name (registry and repository, without tag or digest).
+///
+/// Kubernetes itself only refuses a blank image or one with surrounding whitespace; the
+/// container runtime (containerd, on EKS nodes) then parses the reference with the grammar
+/// of `github.com/distribution/reference`: `NameTotalLengthMax = 255` for the name, a tag
+/// of `[\w][\w.-]{0,127}` and a digest of `algorithm:hex` (at least 32 hex digits). A
+/// reference outside that grammar is accepted by the API server and fails on every node
+/// with `InvalidImageName`, so comfyplat refuses it here.
+pub const MAX_IMAGE_NAME: usize = 255;
+
+/// An external image reference: `name[:tag][@digest]` within the limits above.
+fn check_reference(text: &str) -> Result<(), String> {
+    let (rest, digest) = match text.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (text, None),
+    };
+    if let Some(digest) = digest {
+        let valid = digest.split_once(':').is_some_and(|(algorithm, hex)| {
+            algorithm.starts_with(|c: char| c.is_ascii_alphabetic())
+                && algorithm
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'_' | b'-'))
+                && hex.len() >= 32
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        if !valid {
+            return Err("the digest after `@` must be `sha256:<64 hex digits>`".to_string());
+        }
+    }
+    // A `:` after the last `/` starts the tag (one before it is a registry's port).
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    let length = name.chars().count();
+    if length > MAX_IMAGE_NAME {
+        return Err(format!(
+            "its name has {length} characters; container runtimes allow at most {MAX_IMAGE_NAME}"
+        ));
+    }
+    if name.is_empty() || name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return Err("the name before the tag is empty or has an empty part".to_string());
+    }
+    if let Some(tag) = tag
+        && !is_tag(tag)
+    {
+        return Err(format!(
+            "the tag `{}` must be 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
+            shorten(tag)
+        ));
+    }
+    Ok(())
+}
+
+/// A long text cut for a message.
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 80 {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(60).collect();
+        format!("{head}... ({} characters)", text.chars().count())
+    }
 }
 
 /// An ECR repository name: path parts of `[a-z0-9]+` joined by single `.`, `_` or `-`.
@@ -156,6 +228,25 @@ mod tests {
         assert!(!is_repository_name("comfy--ui"));
         assert!(!is_repository_name("/comfyui"));
         assert!(!is_repository_name("comfyui-"));
+    }
+
+    #[test]
+    fn image_references_follow_the_runtime_grammar() {
+        assert!(
+            check_reference("123456789012.dkr.ecr.us-west-2.amazonaws.com/comfyui:v0.3.40").is_ok()
+        );
+        assert!(check_reference("localhost:5000/comfyui").is_ok());
+        assert!(check_reference("r/comfyui:v1").is_ok());
+        assert!(check_reference(&format!("r/comfyui@sha256:{}", "a".repeat(64))).is_ok());
+        let long = format!("registry.example.com/{}", "a".repeat(5000));
+        let why = check_reference(&long).expect_err("too long");
+        assert!(why.contains("at most 255"), "{why}");
+        assert!(check_reference(&format!("{}:v1", "a".repeat(255))).is_ok());
+        assert!(check_reference(&format!("{}:v1", "a".repeat(256))).is_err());
+        assert!(check_reference(&format!("r/c:{}", "v".repeat(129))).is_err());
+        assert!(check_reference("r/c@sha256:abc").is_err());
+        assert!(check_reference("r//c:v1").is_err());
+        assert!(shorten(&"x".repeat(5000)).contains("(5000 characters)"));
     }
 
     #[test]

@@ -1,16 +1,22 @@
-//! `platform.yaml`: parsing, schema, semantic validation, defaults and derived names.
+//! `platform.yaml`: reading, parsing, schema, semantic validation, defaults and derived
+//! names.
 //!
-//! [`from_bytes`] turns the file's bytes (read by the command) into a validated [`Platform`]
-//! or a [`ConfigError`] listing every problem with `file:line:column` and a hint. It never
-//! touches the network or a file, so every bad input is refused before any API call. Names that depend on the AWS account (bucket names
-//! like `comfyui-models-{account}-{region}`) are kept as templates and resolved by
+//! [`read_file`] reads the file (at most [`MAX_FILE_BYTES`] + 1 bytes, whatever it is);
+//! [`from_bytes`] turns its bytes into a validated [`Platform`] or a [`ConfigError`] listing
+//! every problem with `file:line:column` and a hint; [`check_paths`] checks the files and
+//! folders platform.yaml names with a probe the command passes in. None of them touches the
+//! network, so every bad input is refused before any API call; only [`read_file`] reads
+//! anything. Names that depend on the AWS account (bucket names like
+//! `comfyui-models-{account}-{region}`) are kept as templates and resolved by
 //! [`Platform::bucket_name`] once the account is known.
 
 mod arn;
 mod diagnostic;
 mod edge;
 mod images;
+pub mod instance_types;
 mod parse;
+pub mod regions;
 mod schema;
 mod validate;
 mod workloads;
@@ -19,6 +25,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{ConfigError, Diagnostic, did_you_mean};
+pub use parse::MAX_FILE_BYTES;
 
 /// The schema version this comfyplat reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -62,8 +69,29 @@ pub struct Platform {
     pub cdn: Option<CdnSettings>,
     /// Templates that replace the built-in ones (resolved against platform.yaml's folder).
     pub templates_dir: Option<PathBuf>,
+    /// The files and folders platform.yaml names, with where: checked by [`check_paths`].
+    pub referenced_paths: Vec<ReferencedPath>,
     /// Things comfyplat changed about the input on the way (shown by plan).
     pub notes: Vec<String>,
+}
+
+/// A file or folder named in platform.yaml, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferencedPath {
+    /// The key, e.g. `templates_dir`.
+    pub key: &'static str,
+    /// Resolved against platform.yaml's folder.
+    pub path: PathBuf,
+    pub expected: PathKind,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// What a referenced path must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    File,
+    Directory,
 }
 
 /// How comfyplat reaches the cluster's Kubernetes API.
@@ -300,4 +328,91 @@ pub fn expand_name(template: &str, account: &str, region: &str, name: &str) -> S
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Platform, ConfigError> {
     let (text, file) = parse::parse(path, bytes)?;
     validate::validate(path, &text, file)
+}
+
+/// Reads a platform file: at most [`MAX_FILE_BYTES`] + 1 bytes, so that `-f /dev/zero` or a
+/// huge file is refused by [`from_bytes`] for its size without being read into memory.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    Ok(bytes)
+}
+
+/// What a path on disk turned out to be, as the command's probe reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probed {
+    File,
+    Directory,
+    /// Missing or unreadable, with the system's words.
+    Unreadable(String),
+}
+
+/// Checks the files and folders `platform` names (`templates_dir`, `kubernetes.kubeconfig`)
+/// with `probe`, reporting each problem at its value's `file:line:column` in `bytes` (the
+/// platform file as read). The probe is the command's (it looks at the disk); this is pure.
+pub fn check_paths(
+    platform: &Platform,
+    bytes: &[u8],
+    skip: &[&str],
+    probe: impl Fn(&Path) -> Probed,
+) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    for referenced in platform
+        .referenced_paths
+        .iter()
+        .filter(|r| !skip.contains(&r.key))
+    {
+        if let Some((message, hint)) = path_problem(
+            referenced.key,
+            &referenced.path,
+            referenced.expected,
+            probe(&referenced.path),
+        ) {
+            problems
+                .push(Diagnostic::new(referenced.line, referenced.column, message).with_hint(hint));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(bytes);
+        Err(ConfigError::invalid(&platform.path, &text, problems))
+    }
+}
+
+/// What is wrong with a path named by `what` (a key, or a command-line option), if anything.
+pub fn path_problem(
+    what: &str,
+    path: &Path,
+    expected: PathKind,
+    probed: Probed,
+) -> Option<(String, String)> {
+    let shown = path.display();
+    match (expected, probed) {
+        (PathKind::File, Probed::File) | (PathKind::Directory, Probed::Directory) => None,
+        (PathKind::File, Probed::Directory) => Some((
+            format!("`{what}`: `{shown}` is a folder, not a file"),
+            "name the kubeconfig file itself, e.g. `~/.kube/config`".to_string(),
+        )),
+        (PathKind::Directory, Probed::File) => Some((
+            format!("`{what}`: `{shown}` is a file, not a folder"),
+            "name the folder that holds the `*.j2` overrides".to_string(),
+        )),
+        (expected, Probed::Unreadable(why)) => Some((
+            format!("`{what}`: cannot read `{shown}`: {why}"),
+            match expected {
+                PathKind::File if what.starts_with("--") => "check the path (relative paths start at the current folder), or leave the option out".to_string(),
+                PathKind::File => "check the path (relative paths start at platform.yaml's folder), or leave it out to let comfyplat connect with the AWS credentials".to_string(),
+                PathKind::Directory => "check the path (relative paths start at platform.yaml's folder), or leave `templates_dir` out to use the built-in templates".to_string(),
+            },
+        )),
+    }
 }

@@ -16,6 +16,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(String, PlatformFile), Config
     let fail =
         |text: &str, diagnostic: Diagnostic| ConfigError::invalid(path, text, vec![diagnostic]);
 
+    // `read_file` stops after one byte more than the limit: the real size is not known.
     if bytes.len() > MAX_FILE_BYTES {
         let text = String::from_utf8_lossy(&bytes[..MAX_FILE_BYTES]).into_owned();
         let (line, column) = position_of_byte(&text, text.len());
@@ -25,9 +26,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(String, PlatformFile), Config
                 line,
                 column,
                 format!(
-                    "the file is {} bytes; a platform file may be at most {} bytes (1 MiB)",
-                    bytes.len(),
-                    MAX_FILE_BYTES
+                    "the file is larger than {MAX_FILE_BYTES} bytes; a platform file may be at most {MAX_FILE_BYTES} bytes (1 MiB)"
                 ),
             )
             .with_hint(
@@ -64,17 +63,20 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(String, PlatformFile), Config
     if let Err(error) =
         serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(&text, options())
     {
-        let mut diagnostic = to_diagnostic(&error);
+        let mut diagnostic = to_diagnostic(&error, &text);
         if diagnostic.hint.is_none() {
-            diagnostic = diagnostic.with_hint(
-                "this is not valid YAML here: check the indentation (spaces, not tabs) and quote values that contain `: `, ` #` or start with `[`, `{`, `*`, `&`, `!`",
-            );
+            // Tabs are named only when the file has some.
+            diagnostic = diagnostic.with_hint(if text.contains('\t') {
+                "this is not valid YAML here: indent with spaces, not tabs, and quote values that contain `: `, ` #` or start with `[`, `{`, `*`, `&`, `!`"
+            } else {
+                "this is not valid YAML here: check the indentation, and quote values that contain `: `, ` #` or start with `[`, `{`, `*`, `&`, `!`"
+            });
         }
         return Err(fail(&text, diagnostic));
     }
     match serde_saphyr::from_str_with_options::<PlatformFile>(&text, options()) {
         Ok(file) => Ok((text, file)),
-        Err(error) => Err(fail(&text, to_diagnostic(&error))),
+        Err(error) => Err(fail(&text, to_diagnostic(&error, &text))),
     }
 }
 
@@ -92,17 +94,53 @@ fn options() -> Options {
 }
 
 /// Rewrites a parser error into our wording, keeping its location.
-fn to_diagnostic(error: &serde_saphyr::Error) -> Diagnostic {
+fn to_diagnostic(error: &serde_saphyr::Error, text: &str) -> Diagnostic {
     let (line, column) = error
         .location()
         .map(|location| (location.line() as usize, location.column() as usize))
         .unwrap_or((1, 1));
     let raw = bare_message(&error.without_snippet().to_string());
+    if let Some(key) = null_value_of(&raw, text, line, column) {
+        return Diagnostic::new(line, column, format!("`{key}` needs a value")).with_hint(
+            format!(
+                "write the value after `{key}:` (or indented on the lines below it), or remove the line; an empty value is YAML's null"
+            ),
+        );
+    }
     let mut diagnostic = Diagnostic::new(line, column, friendlier(&raw));
     if let Some(hint) = hint_for(&raw) {
         diagnostic = diagnostic.with_hint(hint);
     }
     diagnostic
+}
+
+/// The key whose value is empty (YAML's null) where the error points, when the error is
+/// about that value: the parser points right after `key:` on a line with nothing else.
+fn null_value_of(raw: &str, text: &str, line: usize, column: usize) -> Option<String> {
+    let about_a_value = raw.contains("null")
+        || raw.starts_with("expected ")
+        || raw.starts_with("invalid type")
+        || raw.starts_with("invalid ");
+    if !about_a_value {
+        return None;
+    }
+    let source = text.lines().nth(line.checked_sub(1)?)?;
+    // The parser points at the `:` or just after it.
+    let split = if source.chars().nth(column.saturating_sub(1)) == Some(':') {
+        column
+    } else {
+        column.saturating_sub(1)
+    };
+    let before: String = source.chars().take(split).collect();
+    let after: String = source.chars().skip(split).collect();
+    let after = after.trim();
+    let empty = after.is_empty()
+        || after.starts_with('#')
+        || matches!(after, "~" | "null" | "Null" | "NULL");
+    let key = before.trim_end().strip_suffix(':')?;
+    let key = key.trim_start().trim_start_matches("- ").trim();
+    let key = key.trim_matches(|c| c == '"' || c == '\'');
+    (empty && !key.is_empty() && !key.contains(' ')).then(|| key.to_string())
 }
 
 /// Strips the parser's own `error: line N column M:` prefix and any trailing location.
@@ -130,10 +168,31 @@ fn friendlier(message: &str) -> String {
             _ => format!("the file is too large or complex to read ({breach})"),
         };
     }
-    let replaced = [
+    if message.starts_with("recursion limit exceeded") {
+        return "the file is nested too deeply (a platform file may nest at most 32 levels)"
+            .to_string();
+    }
+    if let Some(rest) = message.strip_prefix("non-finite float `") {
+        let value = rest.split('`').next().unwrap_or_default();
+        let what = if value.to_ascii_lowercase().contains("nan") {
+            "YAML's not-a-number"
+        } else {
+            "YAML's infinity"
+        };
+        return format!("`{value}` is {what}, not a number comfyplat can use");
+    }
+    // Whole messages: the parser's wording ends in details that make no sense once replaced
+    // (`invalid boolean` would become "expected `true` or `false`ean").
+    for (prefix, wording) in [
+        ("invalid bool", "expected `true` or `false`"),
         ("invalid u32", "expected a whole number"),
         ("invalid i64", "expected a whole number"),
-        ("invalid bool", "expected `true` or `false`"),
+    ] {
+        if message.starts_with(prefix) {
+            return wording.to_string();
+        }
+    }
+    let replaced = [
         (
             "expected string scalar",
             "expected a single text value here",
@@ -197,6 +256,17 @@ fn hint_for(message: &str) -> Option<String> {
             other => format!("add `{other}:`; see the platform.yaml reference in the README"),
         });
     }
+    if message.starts_with("budget breached: Depth") || message.starts_with("recursion limit") {
+        return Some(
+            "platform.yaml needs only a few levels; look for an unclosed `[` or `{`, or indentation that keeps growing".to_string(),
+        );
+    }
+    if let Some(rest) = message.strip_prefix("non-finite float `") {
+        let value = rest.split('`').next().unwrap_or_default();
+        return Some(format!(
+            "give a whole number here; if you mean the text, quote it: `\"{value}\"`"
+        ));
+    }
     if message.starts_with("budget breached: Documents") {
         return Some(
             "a platform file holds one YAML document; remove the extra `---` sections".to_string(),
@@ -229,6 +299,106 @@ mod tests {
         assert_eq!(
             bare_message("unexpected end of input at line 1, column 1"),
             "unexpected end of input"
+        );
+    }
+
+    #[test]
+    fn booleans_are_worded_without_the_parsers_tail() {
+        assert_eq!(friendlier("invalid boolean"), "expected `true` or `false`");
+        assert_eq!(
+            friendlier("invalid boolean (true or false expected)"),
+            "expected `true` or `false`"
+        );
+        assert_eq!(friendlier("invalid u32"), "expected a whole number");
+    }
+
+    #[test]
+    fn null_values_name_their_key() {
+        let text = "name:\ntags:\n  team:   # nobody yet\n  - principal: ~\nx: 1\n";
+        let raw = "cannot deserialize null into string; use Option<String>";
+        assert_eq!(null_value_of(raw, text, 1, 6).as_deref(), Some("name"));
+        assert_eq!(null_value_of(raw, text, 3, 8).as_deref(), Some("team"));
+        assert_eq!(
+            null_value_of(raw, text, 4, 15).as_deref(),
+            Some("principal")
+        );
+        assert_eq!(null_value_of(raw, text, 5, 3), None);
+        assert_eq!(
+            null_value_of("duplicate mapping key: name", text, 1, 6),
+            None
+        );
+    }
+
+    fn parse_error(text: &str) -> Diagnostic {
+        match parse(Path::new("p.yaml"), text.as_bytes()) {
+            Err(error) => error.diagnostics()[0].clone(),
+            Ok(_) => panic!("`{text}` parsed"),
+        }
+    }
+
+    const HEAD: &str = "version: 1\nname: studio\nregion: us-west-2\ncluster:\n  name: c\nkarpenter:\n  node_role: r\n";
+
+    #[test]
+    fn null_where_a_text_is_needed_says_so_in_plain_words() {
+        let diagnostic = parse_error(&format!("{HEAD}tags:\n  team:\n"));
+        assert_eq!(diagnostic.message, "`team` needs a value");
+        assert!(!diagnostic.message.contains("Option<"));
+        let diagnostic = parse_error(&HEAD.replace("name: studio", "name:"));
+        assert_eq!(diagnostic.message, "`name` needs a value");
+    }
+
+    #[test]
+    fn versioning_maybe_is_worded_without_ean() {
+        let diagnostic = parse_error(&format!(
+            "{HEAD}storage:\n  models:\n    versioning: maybe\n"
+        ));
+        assert_eq!(diagnostic.message, "expected `true` or `false`");
+    }
+
+    #[test]
+    fn infinity_where_a_number_is_expected_is_not_a_number() {
+        for value in [".inf", ".nan", "-.inf"] {
+            let diagnostic = parse_error(&format!("{HEAD}  max_gpus: {value}\n"));
+            assert!(
+                diagnostic
+                    .message
+                    .contains("not a number comfyplat can use"),
+                "{value}: {diagnostic:?}"
+            );
+            let hint = diagnostic.hint.unwrap_or_default();
+            assert!(!hint.contains("tabs"), "{value}: {hint}");
+        }
+    }
+
+    #[test]
+    fn a_deep_document_gets_its_own_message_and_no_tabs_hint() {
+        // 40 closed levels breach the budget; 10,000 unclosed ones the parser's own limit.
+        for (depth, close) in [(40, 40), (10_000, 0)] {
+            let nested = format!("{}{}", "[".repeat(depth), "]".repeat(close));
+            let diagnostic = parse_error(&format!("{HEAD}tags: {nested}\n"));
+            assert!(
+                diagnostic.message.contains("nested"),
+                "{depth}: {diagnostic:?}"
+            );
+            let hint = diagnostic.hint.unwrap_or_default();
+            assert!(hint.contains("unclosed"), "{depth}: {hint}");
+            assert!(
+                !hint.contains("tabs") && !hint.contains("aliases"),
+                "{depth}: {hint}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_tabs_hint_appears_only_when_there_are_tabs() {
+        let diagnostic = parse_error(&HEAD.replace("name: studio", "name: [studio"));
+        assert!(!diagnostic.hint.unwrap_or_default().contains("tabs"));
+        let diagnostic = parse_error(&HEAD.replace("  name: c", "\tname: c"));
+        assert!(
+            diagnostic
+                .hint
+                .unwrap_or_default()
+                .contains("spaces, not tabs")
         );
     }
 

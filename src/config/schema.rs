@@ -245,7 +245,7 @@ pub struct KarpenterFile {
     pub node_role: Spanned<String>,
     /// GPU instance types the node pool may launch (default g6.2xlarge, g5.2xlarge).
     #[serde(default)]
-    pub instance_types: Option<Spanned<Vec<String>>>,
+    pub instance_types: Option<Spanned<Vec<Spanned<String>>>>,
     /// `spot-preferred` (default), `spot` or `on-demand`.
     #[serde(default)]
     pub capacity: Option<Spanned<String>>,

@@ -9,13 +9,14 @@ use std::path::Path;
 
 use serde_saphyr::Spanned;
 
-use super::arn::{Arn, is_account_id};
+use super::arn::{Arn, check_partition, iam_name_problem, is_account_id};
 use super::diagnostic::{ConfigError, Diagnostic};
 use super::schema::{BucketFile, PlatformFile};
 use super::workloads::{self, Problems};
 use super::{
     AccessGrant, AccessPolicy, AddonSettings, BucketPurpose, BucketSettings, OWNER_TAG,
-    POD_IDENTITY_AGENT, Platform, S3_CSI_DRIVER, SCHEMA_VERSION, expand_name,
+    POD_IDENTITY_AGENT, PathKind, Platform, ReferencedPath, S3_CSI_DRIVER, SCHEMA_VERSION,
+    expand_name,
 };
 
 /// Most tags an S3 bucket or IAM role can carry, less the ownership tag.
@@ -58,16 +59,17 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
             "use 2 to 32 lowercase letters, digits and hyphens, starting with a letter, e.g. `studio-a`",
         );
     }
+    // The region first: bucket names, key and certificate regions and ARN partitions depend
+    // on it, and are not checked against a region that is wrong.
     let region = &file.region;
-    if !is_region(&region.value) {
-        let (line, column) = at(region);
-        report(
-            line,
-            column,
-            format!("`{}` is not an AWS region name", region.value),
-            "use a region code such as `us-west-2` or `eu-central-1`",
-        );
-    }
+    let known_region = match super::regions::check(&region.value) {
+        Ok(()) => Some(region.value.as_str()),
+        Err((message, hint)) => {
+            let (line, column) = at(region);
+            report(line, column, message, &hint);
+            None
+        }
+    };
     if let Some(account) = &file.account
         && !is_account_id(&account.value)
     {
@@ -99,13 +101,13 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
             "`karpenter.node_role` takes the role name, not its ARN".to_string(),
             &format!("write `node_role: {role_name}`"),
         );
-    } else if !is_iam_name(&node_role.value, 64) {
+    } else if let Some(why) = iam_name_problem(&node_role.value, 64) {
         let (line, column) = at(node_role);
         report(
             line,
             column,
-            format!("`{}` is not a valid IAM role name", node_role.value),
-            "IAM role names have 1 to 64 letters, digits and `+=,.@_-`",
+            format!("`{}` is not a valid IAM role name: {why}", node_role.value),
+            "IAM role names have 1 to 64 ASCII letters, digits and `+=,.@_-`; retype the name, or copy it from `aws iam list-roles`",
         );
     }
 
@@ -176,9 +178,16 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
                 &file.name.value,
             );
             let location = bucket.name.as_ref().map(at);
-            if let Err(why) =
-                check_placeholders(&template).and_then(|()| check_bucket_name(&sample))
-            {
+            // A name made from a region that is wrong says nothing: the region's own
+            // problem is reported.
+            let checked = known_region.is_some() || !template.contains("{region}");
+            if let Err(why) = check_placeholders(&template).and_then(|()| {
+                if checked {
+                    check_bucket_name(&sample)
+                } else {
+                    Ok(())
+                }
+            }) {
                 let (line, column) = location.unwrap_or_else(|| (file.storage_line(), 1));
                 let hint = if location.is_some() {
                     "S3 bucket names have 3 to 63 lowercase letters, digits, hyphens and dots, and start and end with a letter or digit; `{account}` counts as 12 characters"
@@ -261,7 +270,8 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
     }
 
     if let Some(key) = &storage.kms_key_arn
-        && let Err(why) = check_kms_key_arn(&key.value, &file.region.value)
+        && let Some(region) = known_region
+        && let Err(why) = check_kms_key_arn(&key.value, region)
     {
         let (line, column) = at(key);
         report(
@@ -277,7 +287,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
     let mut principals = BTreeSet::new();
     for grant in &file.access {
         let (line, column) = at(&grant.principal);
-        let principal = match principal_arn(&grant.principal.value) {
+        let principal = match principal_arn(&grant.principal.value, known_region) {
             Ok((arn, rewritten)) => {
                 if rewritten {
                     notes.push(format!(
@@ -288,11 +298,25 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
                 arn
             }
             Err(why) => {
+                let partition = known_region
+                    .and_then(super::regions::partition)
+                    .unwrap_or("aws");
+                let hint = if why.contains("partition") {
+                    format!(
+                        "principals of a platform in `{}` are `arn:{partition}:iam::<account>:role/<name>` or `...:user/<name>`",
+                        file.region.value
+                    )
+                } else if why.contains("wildcards") {
+                    "give each role or user its own entry, e.g. `arn:aws:iam::123456789012:role/Artists`".to_string()
+                } else {
+                    "give an IAM role or user ARN, e.g. `arn:aws:iam::123456789012:role/Artists`"
+                        .to_string()
+                };
                 report(
                     line,
                     column,
                     format!("invalid `principal` `{}`: {why}", grant.principal.value),
-                    "give an IAM role or user ARN, e.g. `arn:aws:iam::123456789012:role/Artists`",
+                    &hint,
                 );
                 continue;
             }
@@ -306,7 +330,21 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
             );
         }
         let policy = match access_policy(&grant.policy.value) {
-            Some(policy) => policy,
+            Some(policy) => {
+                if let (AccessPolicy::Arn(text), Some(region)) = (&policy, known_region)
+                    && let Some(arn) = Arn::parse(text)
+                    && let Err(why) = check_partition(&arn, region)
+                {
+                    let (line, column) = at(&grant.policy);
+                    report(
+                        line,
+                        column,
+                        format!("invalid access policy `{text}`: {why}"),
+                        "use a short name (`cluster-admin`, `admin`, `edit`, `view`), which takes the partition of the account",
+                    );
+                }
+                policy
+            }
             None => {
                 let (line, column) = at(&grant.policy);
                 let suggestion = super::did_you_mean(
@@ -459,7 +497,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
     let image_repository = super::images::image_repository(
         file.image_repository.as_ref(),
         &file.name.value,
-        &file.region.value,
+        known_region,
         &mut problems_out,
     );
     let comfyui = file.comfyui.as_ref().map(|comfyui| {
@@ -467,6 +505,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
             comfyui,
             has_inputs,
             node_pool.max_gpus,
+            &node_pool.instance_types,
             image_repository.as_ref(),
             &mut problems_out,
             &mut notes,
@@ -478,7 +517,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         file.comfyui
             .as_ref()
             .and_then(|c| c.ingress.scheme.as_ref()),
-        &file.region.value,
+        known_region,
         super::edge::key_position(text, "cdn"),
         &mut problems_out,
     );
@@ -486,6 +525,32 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         .templates_dir
         .as_ref()
         .map(|dir| workloads::resolve(base, &dir.value));
+    let mut referenced_paths = Vec::new();
+    for (key, value, path, expected) in [
+        (
+            "kubernetes.kubeconfig",
+            file.kubernetes.kubeconfig.as_ref(),
+            kubernetes.kubeconfig.as_ref(),
+            PathKind::File,
+        ),
+        (
+            "templates_dir",
+            file.templates_dir.as_ref(),
+            templates_dir.as_ref(),
+            PathKind::Directory,
+        ),
+    ] {
+        if let (Some(value), Some(path)) = (value, path) {
+            let (line, column) = at(value);
+            referenced_paths.push(ReferencedPath {
+                key,
+                path: path.clone(),
+                expected,
+                line,
+                column,
+            });
+        }
+    }
 
     if !problems.is_empty() {
         problems.sort_by_key(|d| (d.line, d.column));
@@ -509,6 +574,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         comfyui,
         cdn,
         templates_dir,
+        referenced_paths,
         notes,
     })
 }
@@ -537,25 +603,49 @@ fn access_policy(text: &str) -> Option<AccessPolicy> {
 }
 
 /// A principal's IAM ARN, and whether it was rewritten from an assumed-role session ARN.
-fn principal_arn(text: &str) -> Result<(String, bool), String> {
-    let Some(Arn {
+/// With the region known, the ARN must be of its partition.
+fn principal_arn(text: &str, region: Option<&str>) -> Result<(String, bool), String> {
+    let Some(parsed) = Arn::parse(text) else {
+        return Err("it is not an ARN".to_string());
+    };
+    let Arn {
         partition,
         service,
         account,
         resource,
         ..
-    }) = Arn::parse(text)
-    else {
-        return Err("it is not an ARN".to_string());
-    };
+    } = parsed;
+    if text.contains(['*', '?']) {
+        return Err(
+            "wildcards are not allowed: an access entry is for one IAM role or user".to_string(),
+        );
+    }
+    if let Some(region) = region {
+        check_partition(&parsed, region)?;
+    }
     if !is_account_id(account) {
         return Err(format!("`{account}` is not an account id"));
     }
     match service {
-        "iam"
-            if (resource.starts_with("role/") || resource.starts_with("user/"))
-                && !resource.ends_with('/') =>
-        {
+        "iam" => {
+            let Some((kind, path_and_name)) = resource
+                .split_once('/')
+                .filter(|(kind, _)| *kind == "role" || *kind == "user")
+            else {
+                return Err("only IAM roles and users can have access entries".to_string());
+            };
+            let (path, name) = path_and_name
+                .rsplit_once('/')
+                .unwrap_or(("", path_and_name));
+            if let Some(why) = iam_name_problem(name, 64) {
+                return Err(format!("the {kind} name `{name}` is not valid: {why}"));
+            }
+            if let Some(bad) = path.chars().find(|c| !c.is_ascii_graphic()) {
+                return Err(format!(
+                    "the path `/{path}/` has `{bad}` (U+{:04X}); IAM paths have only printable ASCII characters",
+                    u32::from(bad)
+                ));
+            }
             Ok((text.to_string(), false))
         }
         "sts" => match resource
@@ -563,6 +653,9 @@ fn principal_arn(text: &str) -> Result<(String, bool), String> {
             .and_then(|rest| rest.split_once('/'))
         {
             Some((role, _session)) if !role.is_empty() => {
+                if let Some(why) = iam_name_problem(role, 64) {
+                    return Err(format!("the role name `{role}` is not valid: {why}"));
+                }
                 Ok((format!("arn:{partition}:iam::{account}:role/{role}"), true))
             }
             _ => Err("only assumed-role session ARNs can stand for a role".to_string()),
@@ -639,31 +732,12 @@ fn check_platform_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn is_region(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty()
-        && parts[1..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-}
-
 fn is_cluster_name(name: &str) -> bool {
     (1..=100).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn is_iam_name(name: &str, max: usize) -> bool {
-    (1..=max).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 fn is_tag_text(text: &str) -> bool {
@@ -748,6 +822,7 @@ pub(super) fn check_kms_key_arn(arn: &str, region: &str) -> Result<(), String> {
     let Some(parts) = Arn::parse(arn).filter(|a| a.service == "kms") else {
         return Err(format!("`{arn}` is not a KMS key ARN"));
     };
+    check_partition(&parts, region)?;
     if parts.region != region {
         return Err(format!(
             "the key is in `{}` but the buckets are in `{region}`; S3 needs a key in the bucket's region",
@@ -789,10 +864,10 @@ mod tests {
             "us-gov-west-1",
             "ap-southeast-4",
         ] {
-            assert!(is_region(ok), "{ok}");
+            assert!(super::super::regions::check(ok).is_ok(), "{ok}");
         }
         for bad in ["uswest2", "us-west", "US-WEST-2", "us--2", "u-west-2"] {
-            assert!(!is_region(bad), "{bad}");
+            assert!(super::super::regions::check(bad).is_err(), "{bad}");
         }
     }
 
@@ -807,16 +882,155 @@ mod tests {
     #[test]
     fn principals_are_role_or_user_arns_and_sessions_become_their_role() {
         assert_eq!(
-            principal_arn("arn:aws:sts::123456789012:assumed-role/Artists/alice"),
+            principal_arn(
+                "arn:aws:sts::123456789012:assumed-role/Artists/alice",
+                Some("us-west-2")
+            ),
             Ok(("arn:aws:iam::123456789012:role/Artists".to_string(), true))
         );
         assert_eq!(
-            principal_arn("arn:aws:iam::123456789012:user/bob"),
+            principal_arn("arn:aws:iam::123456789012:user/bob", Some("us-west-2")),
             Ok(("arn:aws:iam::123456789012:user/bob".to_string(), false))
         );
-        assert!(principal_arn("arn:aws:iam::123456789012:group/artists").is_err());
-        assert!(principal_arn("arn:aws:iam::1234:role/x").is_err());
-        assert!(principal_arn("Artists").is_err());
+        assert!(principal_arn("arn:aws:iam::123456789012:group/artists", None).is_err());
+        assert!(principal_arn("arn:aws:iam::1234:role/x", None).is_err());
+        assert!(principal_arn("Artists", None).is_err());
+    }
+
+    #[test]
+    fn principals_of_another_partition_are_refused() {
+        let china = principal_arn(
+            "arn:aws-cn:iam::123456789012:role/Artists",
+            Some("us-west-2"),
+        )
+        .expect_err("another partition");
+        assert!(china.contains("partition `aws-cn`"), "{china}");
+        let gov = principal_arn(
+            "arn:aws-us-gov:iam::123456789012:user/bob",
+            Some("eu-west-1"),
+        )
+        .expect_err("another partition");
+        assert!(
+            gov.contains("`aws-us-gov`") && gov.contains("`aws`"),
+            "{gov}"
+        );
+        assert!(
+            principal_arn(
+                "arn:aws-cn:iam::123456789012:role/Artists",
+                Some("cn-north-1")
+            )
+            .is_ok()
+        );
+        assert!(
+            principal_arn(
+                "arn:aws-us-gov:iam::123456789012:role/Artists",
+                Some("us-gov-west-1")
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn wildcard_principals_are_refused() {
+        let why = principal_arn("arn:aws:iam::123456789012:role/*", Some("us-west-2"))
+            .expect_err("a wildcard");
+        assert!(why.contains("wildcards are not allowed"), "{why}");
+        assert!(principal_arn("arn:aws:iam::123456789012:user/a?", None).is_err());
+    }
+
+    #[test]
+    fn homoglyph_principal_names_are_refused() {
+        // `Artists` with a Cyrillic `і` (U+0456) for the `i`.
+        let why = principal_arn("arn:aws:iam::123456789012:role/Art\u{0456}sts", None)
+            .expect_err("a homoglyph");
+        assert!(why.contains("U+0456"), "{why}");
+        let why = principal_arn(
+            "arn:aws:sts::123456789012:assumed-role/Art\u{0456}sts/alice",
+            None,
+        )
+        .expect_err("a homoglyph in a session's role");
+        assert!(why.contains("U+0456"), "{why}");
+        assert!(principal_arn("arn:aws:iam::123456789012:role/team/a/Artists", None).is_ok());
+        assert!(principal_arn("arn:aws:iam::123456789012:role/Art ists", None).is_err());
+    }
+
+    fn problems_of(extra: &str) -> Vec<String> {
+        let text = format!(
+            "version: 1\nname: studio\nregion: us-west-2\ncluster:\n  name: c\nkarpenter:\n  node_role: r\n{extra}"
+        );
+        match super::super::from_bytes(Path::new("p.yaml"), text.as_bytes()) {
+            Ok(platform) => platform.notes,
+            Err(error) => error
+                .diagnostics()
+                .iter()
+                .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_pod_asking_for_more_gpus_than_any_instance_type_has_is_refused() {
+        let problems = problems_of(
+            "  instance_types: [g6.2xlarge, g5.4xlarge]\ncomfyui:\n  image: r/c:v1\n  gpus: 4\n  replicas: 1\n  # max_gpus 8 by default\n",
+        );
+        assert_eq!(
+            problems,
+            vec![
+                "11:9: a pod asks for 4 GPUs, but no type in `karpenter.instance_types` has that many (g6.2xlarge: 1, g5.4xlarge: 1)"
+            ]
+        );
+        let notes = problems_of(
+            "  instance_types: [g6.2xlarge, g6.12xlarge]\ncomfyui:\n  image: r/c:v1\n  gpus: 4\n",
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("g6.2xlarge cannot hold a pod that asks for 4 GPUs")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_region_stops_the_checks_that_depend_on_it() {
+        let problems =
+            problems_of("storage:\n  kms_key_arn: arn:aws:kms:us-west-2:123456789012:key/abcd\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        let text = "version: 1\nname: studio\nregion: US-WEST-2\ncluster:\n  name: c\nkarpenter:\n  node_role: r\nstorage:\n  kms_key_arn: arn:aws:kms:us-west-2:123456789012:key/abcd\n  models:\n    name: Bad_Name\n";
+        let error = super::super::from_bytes(Path::new("p.yaml"), text.as_bytes())
+            .expect_err("a wrong region");
+        let messages: Vec<&str> = error
+            .diagnostics()
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        // The region, and the bucket name that does not depend on it; no bucket name made
+        // from the region, no key-region mismatch.
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[0].contains("region codes are lowercase"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].contains("invalid bucket name `Bad_Name`"),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn kms_keys_of_another_partition_are_refused() {
+        let why = check_kms_key_arn(
+            "arn:aws-cn:kms:us-west-2:123456789012:key/1234abcd",
+            "us-west-2",
+        )
+        .expect_err("another partition");
+        assert!(why.contains("partition `aws-cn`"), "{why}");
+        assert!(
+            check_kms_key_arn(
+                "arn:aws-cn:kms:cn-north-1:123456789012:key/1234abcd",
+                "cn-north-1"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub fn node_pool(
     problems: &mut Problems,
     notes: &mut Vec<String>,
 ) -> NodePoolSettings {
+    let ami_text = file
+        .ami
+        .as_ref()
+        .map_or(DEFAULT_AMI, |ami| ami.value.as_str());
     let instance_types = match &file.instance_types {
         None => DEFAULT_INSTANCE_TYPES
             .iter()
@@ -96,16 +100,27 @@ pub fn node_pool(
                     "list at least one GPU instance type, e.g. `[g6.2xlarge, g5.2xlarge]`",
                 );
             }
+            let mut seen = std::collections::BTreeSet::new();
             for name in &types.value {
-                if !is_instance_type(name) {
+                if !is_instance_type(&name.value) {
                     problems.at(
-                        types,
-                        format!("`{name}` is not an EC2 instance type"),
+                        name,
+                        format!("`{}` is not an EC2 instance type", name.value),
                         "instance types look like `g6.2xlarge`",
                     );
+                } else if !seen.insert(name.value.as_str()) {
+                    problems.at(
+                        name,
+                        format!("`{}` is listed twice", name.value),
+                        "list each instance type once",
+                    );
+                } else if let Err((message, hint)) =
+                    super::instance_types::check(&name.value, ami_text)
+                {
+                    problems.at(name, message, &hint);
                 }
             }
-            types.value.clone()
+            types.value.iter().map(|t| t.value.clone()).collect()
         }
     };
     let capacity = match &file.capacity {
@@ -200,6 +215,7 @@ pub fn comfyui(
     file: &ComfyuiFile,
     has_inputs_bucket: bool,
     max_gpus: u32,
+    instance_types: &[String],
     repository: Option<&ImageRepositorySettings>,
     problems: &mut Problems,
     notes: &mut Vec<String>,
@@ -232,18 +248,59 @@ pub fn comfyui(
             "raise `karpenter.max_gpus`, or ask for fewer replicas",
         );
     }
-    for (value, what) in [(&file.cpu, "comfyui.cpu"), (&file.memory, "comfyui.memory")] {
-        if let Some(value) = value
-            && !is_quantity(&value.value)
-        {
+    if let Some(spanned) = &file.gpus {
+        let fitting: Vec<(&str, u32)> = instance_types
+            .iter()
+            .filter_map(|t| Some((t.as_str(), super::instance_types::gpus(t)?)))
+            .collect();
+        if !fitting.is_empty() && fitting.iter().all(|(_, most)| *most < gpus) {
             problems.at(
-                value,
+                spanned,
                 format!(
-                    "`{}` is not a Kubernetes quantity for `{what}`",
-                    value.value
+                    "a pod asks for {gpus} GPUs, but no type in `karpenter.instance_types` has that many ({})",
+                    fitting
+                        .iter()
+                        .map(|(name, most)| format!("{name}: {most}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
-                "e.g. `cpu: \"4\"`, `cpu: 3500m`, `memory: 16Gi`",
+                "ask for fewer `gpus`, or list a larger type, e.g. `g6.12xlarge` (4 GPUs) or `g6.48xlarge` (8)",
             );
+        } else {
+            let small: Vec<&str> = fitting
+                .iter()
+                .filter(|(_, most)| *most < gpus)
+                .map(|(name, _)| *name)
+                .collect();
+            if !small.is_empty() {
+                notes.push(format!(
+                    "karpenter.instance_types: {} cannot hold a pod that asks for {gpus} GPUs; Karpenter launches the others",
+                    small.join(", ")
+                ));
+            }
+        }
+    }
+    for (value, what) in [(&file.cpu, "comfyui.cpu"), (&file.memory, "comfyui.memory")] {
+        if let Some(value) = value {
+            if !is_quantity(&value.value) {
+                problems.at(
+                    value,
+                    format!(
+                        "`{}` is not a Kubernetes quantity for `{what}`",
+                        value.value
+                    ),
+                    "e.g. `cpu: \"4\"`, `cpu: 3500m`, `memory: 16Gi`",
+                );
+            } else if crate::model::quantity::exceeds_int64(&value.value) {
+                problems.at(
+                    value,
+                    format!(
+                        "`{}` is more than Kubernetes can hold for `{what}`",
+                        value.value
+                    ),
+                    "Kubernetes caps quantities at 2^63-1 (about `8Ei` of memory), far beyond any node; give what one pod needs, e.g. `memory: 16Gi`",
+                );
+            }
         }
     }
     let port = number(&file.port, 8848, 1..=65_535, "comfyui.port", problems);
@@ -416,12 +473,20 @@ fn cidrs(
         );
     }
     for cidr in &value.value {
-        if !is_cidr(cidr) {
-            problems.at(
+        match network_of(cidr) {
+            None => problems.at(
                 value,
                 format!("`{cidr}` is not a CIDR"),
                 "write networks as address/prefix, e.g. `10.0.0.0/16` or `2001:db8::/32`",
-            );
+            ),
+            Some((network, true)) => problems.at(
+                value,
+                format!("`{cidr}` has host bits set: the address is not the start of its network"),
+                &format!(
+                    "write the network `{network}` (security groups and network policies refuse the other form)"
+                ),
+            ),
+            Some(_) => {}
         }
     }
     value.value.clone()
@@ -486,17 +551,26 @@ fn is_quantity(text: &str) -> bool {
         .is_ok_and(|canonical| canonical != "0" && !canonical.starts_with('-'))
 }
 
-fn is_cidr(text: &str) -> bool {
-    let Some((address, prefix)) = text.split_once('/') else {
-        return false;
-    };
-    let Ok(prefix) = prefix.parse::<u8>() else {
-        return false;
-    };
-    match address.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
-        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
-        Err(_) => false,
+/// The network of a CIDR (`10.0.0.1/8` is in `10.0.0.0/8`) and whether the text has host
+/// bits set, or `None` when the text is not a CIDR.
+fn network_of(text: &str) -> Option<(String, bool)> {
+    let (address, prefix) = text.split_once('/')?;
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 3 {
+        return None;
+    }
+    let prefix: u32 = prefix.parse().ok()?;
+    match address.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(ip) if prefix <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            let network = std::net::Ipv4Addr::from(u32::from(ip) & mask);
+            Some((format!("{network}/{prefix}"), network != ip))
+        }
+        std::net::IpAddr::V6(ip) if prefix <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            let network = std::net::Ipv6Addr::from(u128::from(ip) & mask);
+            Some((format!("{network}/{prefix}"), network != ip))
+        }
+        _ => None,
     }
 }
 
@@ -516,11 +590,36 @@ mod tests {
     }
 
     #[test]
+    fn cidr_with_host_bits_set_is_refused_with_its_network() {
+        let host_bits = |text: &str| network_of(text).filter(|(_, set)| *set).map(|(n, _)| n);
+        assert_eq!(host_bits("10.0.0.1/8").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(
+            host_bits("192.168.1.77/24").as_deref(),
+            Some("192.168.1.0/24")
+        );
+        assert_eq!(
+            host_bits("2001:db8::1/32").as_deref(),
+            Some("2001:db8::/32")
+        );
+        assert_eq!(host_bits("10.0.0.1/32"), None);
+    }
+
+    #[test]
     fn quantities_cidrs_and_labels() {
         assert!(is_quantity("4") && is_quantity("3500m") && is_quantity("16Gi"));
         assert!(!is_quantity("16 GB") && !is_quantity("Gi") && !is_quantity("-1"));
-        assert!(is_cidr("10.0.0.0/16") && is_cidr("2001:db8::/32"));
-        assert!(!is_cidr("10.0.0.0/33") && !is_cidr("10.0.0.0") && !is_cidr("ten/8"));
+        let network = network_of;
+        assert_eq!(
+            network("10.0.0.0/16"),
+            Some(("10.0.0.0/16".to_string(), false))
+        );
+        assert_eq!(
+            network("2001:DB8::/32"),
+            Some(("2001:db8::/32".to_string(), false))
+        );
+        assert_eq!(network("0.0.0.0/0"), Some(("0.0.0.0/0".to_string(), false)));
+        assert!(network_of("10.0.0.0/33").is_none() && network_of("10.0.0.0").is_none());
+        assert!(network_of("ten/8").is_none() && network_of("10.0.0.0/+8").is_none());
         assert!(is_dns_label("comfyui") && !is_dns_label("ComfyUI") && !is_dns_label("-a"));
     }
 }

@@ -285,7 +285,13 @@ impl Executor<'_> {
                 }
                 (change.address.clone(), change.action, result)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // An interrupt that arrived when nothing was left to start changed nothing: the
+        // outcome is the normal one.
+        let interrupted = interrupted
+            && results
+                .iter()
+                .any(|(_, _, result)| *result == ChangeResult::NotStarted);
         Ok(Outcome {
             results,
             interrupted,
@@ -533,5 +539,68 @@ impl Executor<'_> {
                 Err(Failure::Api(error))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::Aws;
+    use crate::planner::Mode;
+
+    struct Silent;
+
+    impl Reporter for Silent {
+        fn event(&self, _: Event) {}
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            platform: "studio".to_string(),
+            account: "123456789012".to_string(),
+            region: "us-west-2".to_string(),
+            mode: Mode::Apply,
+            delete_data: false,
+            state_lineage: String::new(),
+            state_serial: 0,
+            changes: Vec::new(),
+            drift: Vec::new(),
+            blockers: Vec::new(),
+            notes: Vec::new(),
+            fingerprints: Vec::new(),
+        }
+    }
+
+    /// A Ctrl-C that arrives when nothing is left to start is not an interrupted apply:
+    /// the outcome is the normal one (exit 0, no "run it again").
+    #[tokio::test]
+    async fn an_interrupt_after_everything_finished_is_not_an_interruption() {
+        let apis = Apis {
+            // Never called: the plan has nothing to do. No network is reached.
+            aws: Aws::connect("us-west-2", std::sync::Arc::new(|_: String| {})).await,
+            kube: None,
+            force_conflicts: false,
+            wait_timeout: Duration::from_secs(1),
+            platform: "studio".to_string(),
+            account: "123456789012".to_string(),
+            partition: "aws".to_string(),
+            cluster: "comfyui".to_string(),
+        };
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let state_path = directory.path().join("studio.json");
+        let mut state = State::new("studio", "us-west-2");
+        let stop = AtomicBool::new(true);
+        let executor = Executor {
+            apis: &apis,
+            state: Mutex::new(&mut state),
+            state_path: &state_path,
+            reporter: &Silent,
+            parallelism: 1,
+            stop: &stop,
+            no_wait: false,
+        };
+        let outcome = executor.run(&plan()).await.expect("no state error");
+        assert!(!outcome.interrupted, "{outcome:?}");
+        assert!(outcome.succeeded(), "{outcome:?}");
     }
 }

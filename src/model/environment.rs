@@ -21,6 +21,9 @@ pub struct Environment {
     /// (tag `comfyplat:state`, label `comfyplat.io/state`), so that a second state dir is
     /// told apart from the one that made them.
     pub state_lineage: String,
+    /// What reading the facts found worth telling with the plan (the node pool's instance
+    /// types: GPUs, instance store, zones).
+    pub notes: Vec<String>,
 }
 
 impl Environment {

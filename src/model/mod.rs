@@ -13,6 +13,7 @@
 
 pub mod deferred;
 mod environment;
+pub mod instance_types;
 pub mod kinds;
 pub mod kubernetes;
 mod observed;
@@ -102,6 +103,11 @@ pub enum ModelError {
         kubernetes: String,
         available: Vec<String>,
     },
+    #[error("the node pool's instance types cannot run ComfyUI in {region}:\n  - {}", problems.join("\n  - "))]
+    InstanceTypes {
+        region: String,
+        problems: Vec<String>,
+    },
 }
 
 impl ModelError {
@@ -117,6 +123,9 @@ impl ModelError {
                     )
                 })
             }
+            ModelError::InstanceTypes { .. } => Some(
+                "change `karpenter.instance_types` in platform.yaml (`aws ec2 describe-instance-type-offerings --location-type availability-zone` lists what the region offers); nothing was changed".to_string(),
+            ),
             ModelError::Template(_) => None,
         }
     }
@@ -358,7 +367,11 @@ pub fn desired(context: &Context) -> Result<Desired, ModelError> {
         platform: context.platform.name.clone(),
         resources: Vec::new(),
         adopted: Vec::new(),
-        notes: context.platform.notes.clone(),
+        notes: [
+            context.platform.notes.as_slice(),
+            context.environment.notes.as_slice(),
+        ]
+        .concat(),
     };
     for kind in Kind::ALL {
         kind.build(context, &mut desired)?;

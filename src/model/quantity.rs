@@ -62,19 +62,7 @@ pub fn canonical(text: &str) -> Result<String, QuantityError> {
     if keeps_its_text(&parts, &digits, mantissa, exponent, format) {
         return Ok(text.to_string());
     }
-    let decimals = i32::try_from(parts.denom.len()).map_err(|_| QuantityError::TooLong)?;
-    // The magnitude in nanos, rounded up, capped.
-    let nanos = match base {
-        10 => scale(mantissa, exponent + 9 - decimals),
-        _ => {
-            let times = 2_i128
-                .checked_pow(u32::try_from(exponent).map_err(|_| QuantityError::Suffix)?)
-                .ok_or(QuantityError::TooLong)?;
-            let value = mantissa.checked_mul(times).ok_or(QuantityError::TooLong)?;
-            scale(value, 9 - decimals)
-        }
-    };
-    let nanos = nanos.min(MAX * NANO);
+    let nanos = magnitude(&parts, mantissa, base, exponent)?.min(MAX * NANO);
     let sign = if parts.negative { "-" } else { "" };
     let whole = nanos % NANO == 0;
     let format = match format {
@@ -109,6 +97,53 @@ pub fn canonical(text: &str) -> Result<String, QuantityError> {
             format!("{sign}{amount}{suffix}")
         }
     })
+}
+
+/// The magnitude in nanos, rounded up, not capped (saturating at `i128::MAX`).
+fn magnitude(
+    parts: &Parts,
+    mantissa: i128,
+    base: i128,
+    exponent: i32,
+) -> Result<i128, QuantityError> {
+    let decimals = i32::try_from(parts.denom.len()).map_err(|_| QuantityError::TooLong)?;
+    Ok(match base {
+        10 => scale(mantissa, exponent + 9 - decimals),
+        _ => {
+            let times = 2_i128
+                .checked_pow(u32::try_from(exponent).map_err(|_| QuantityError::Suffix)?)
+                .ok_or(QuantityError::TooLong)?;
+            let value = mantissa.checked_mul(times).ok_or(QuantityError::TooLong)?;
+            scale(value, 9 - decimals)
+        }
+    })
+}
+
+/// The magnitude of a quantity in nanos of its unit (`16Gi` is 16 × 2^30 × 10^9), rounded
+/// up as apimachinery rounds, before any cap; `i128::MAX` when it is larger still.
+pub fn nanos(text: &str) -> Result<i128, QuantityError> {
+    let parts = split(text)?;
+    let (base, exponent, _) = interpret(parts.suffix)?;
+    if parts.num.len() + parts.denom.len() > 30 {
+        return Err(QuantityError::TooLong);
+    }
+    let digits = format!("{}{}", parts.num, parts.denom);
+    let mantissa: i128 = digits.parse().map_err(|_| QuantityError::Format)?;
+    if mantissa == 0 {
+        return Ok(0);
+    }
+    match magnitude(&parts, mantissa, base, exponent) {
+        Err(QuantityError::TooLong) => Ok(i128::MAX),
+        other => other,
+    }
+}
+
+/// Whether a quantity is larger than Kubernetes holds. apimachinery's `ParseQuantity` caps
+/// binary and decimal SI values at 2^63 - 1 ("The max is just a simple cap"), so the API
+/// server accepts `99999999Ei` and stores 9223372036854775807 instead: a request nothing
+/// can satisfy, silently. comfyplat refuses such a value (in any format).
+pub fn exceeds_int64(text: &str) -> bool {
+    nanos(text).is_ok_and(|nanos| nanos > MAX * NANO)
 }
 
 /// `value × 10^power`, rounded up when `power` is negative.
@@ -350,6 +385,25 @@ fn canonicalize_value(value: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_beyond_int64_are_detected() {
+        assert!(exceeds_int64("99999999Ei"));
+        assert!(exceeds_int64("9223372036854775808"));
+        assert!(exceeds_int64("1e400"));
+        assert!(exceeds_int64("8Ei"));
+        assert!(!exceeds_int64("7Ei"));
+        assert!(!exceeds_int64("9223372036854775807"));
+        assert!(!exceeds_int64("16Gi") && !exceeds_int64("3500m"));
+        assert_eq!(nanos("16Gi"), Ok(16 * (1 << 30) * NANO));
+        assert_eq!(nanos("500m"), Ok(500_000_000));
+        assert_eq!(nanos("0"), Ok(0));
+        // The API server's cap, which comfyplat refuses instead of rendering.
+        assert_eq!(
+            canonical("99999999Ei").as_deref(),
+            Ok("9223372036854775807")
+        );
+    }
 
     #[test]
     fn quantities_take_the_api_servers_canonical_form() {

@@ -56,6 +56,7 @@ fn environment() -> Environment {
         ],
         distribution_reference: "comfyplat-studio-test".to_string(),
         state_lineage: "lineage-test".to_string(),
+        notes: Vec::new(),
     }
 }
 

@@ -40,6 +40,7 @@ fn done(action: Action) -> &'static str {
 pub struct ProgressReporter {
     style: Style,
     quiet: bool,
+    total: usize,
     bars: Option<Bars>,
 }
 
@@ -68,7 +69,17 @@ impl ProgressReporter {
                 running: Mutex::new(HashMap::new()),
             }
         });
-        ProgressReporter { style, quiet, bars }
+        ProgressReporter {
+            style,
+            quiet,
+            total,
+            bars,
+        }
+    }
+
+    /// How many changes the plan has.
+    pub fn total(&self) -> usize {
+        self.total
     }
 
     /// Removes the bars (before printing the summary).

@@ -15,6 +15,15 @@ struct Case {
     at: &'static str,
     message: &'static str,
     hint: Option<&'static str>,
+    /// Texts that must not appear in the output (a wrong hint, a follow-on error).
+    absent: Vec<&'static str>,
+}
+
+impl Case {
+    fn without(mut self, texts: &[&'static str]) -> Case {
+        self.absent.extend_from_slice(texts);
+        self
+    }
 }
 
 fn case(
@@ -30,6 +39,7 @@ fn case(
         at,
         message,
         hint,
+        absent: Vec::new(),
     }
 }
 
@@ -70,6 +80,14 @@ fn corpus() -> Vec<Case> {
             "tabs disallowed",
             Some("spaces, not tabs"),
         ),
+        case(
+            "syntax-plain",
+            &GOOD.replace("name: studio", "name: [studio"),
+            "3:7",
+            "illegal placement",
+            Some("check the indentation"),
+        )
+        .without(&["tabs"]),
         case(
             "version-type",
             &GOOD.replace("version: 1", "version: one"),
@@ -169,6 +187,7 @@ fn corpus() -> Vec<Case> {
             at: "",
             message: "a platform file may be at most 1048576 bytes",
             hint: None,
+            absent: Vec::new(),
         },
         Case {
             name: "not-utf8",
@@ -176,6 +195,7 @@ fn corpus() -> Vec<Case> {
             at: "9:9",
             message: "not valid UTF-8",
             hint: None,
+            absent: Vec::new(),
         },
         case(
             "bad-region",
@@ -360,6 +380,228 @@ fn corpus() -> Vec<Case> {
             "invalid `configuration_values` for `aws-mountpoint-s3-csi-driver`",
             Some("a mapping"),
         ),
+        // Issue 11: instance types with no GPU, that do not exist, or listed twice.
+        case(
+            "instance-type-without-gpu",
+            &format!("{GOOD}  instance_types: [t3.micro]\n"),
+            "8:20",
+            "`t3.micro` is not an NVIDIA GPU instance type",
+            Some("g6.2xlarge"),
+        ),
+        case(
+            "instance-type-general-purpose",
+            &format!("{GOOD}  instance_types: [g6.2xlarge, m5.large]\n"),
+            "8:32",
+            "`m5.large` is not an NVIDIA GPU instance type",
+            None,
+        ),
+        case(
+            "instance-type-inferentia",
+            &format!("{GOOD}  instance_types: [inf2.xlarge]\n"),
+            "8:20",
+            "`inf2.xlarge` has AWS Inferentia2 chips, not NVIDIA GPUs",
+            Some("CUDA"),
+        ),
+        case(
+            "instance-type-typo",
+            &format!("{GOOD}  instance_types: [g6.2xlarg]\n"),
+            "8:20",
+            "`g6.2xlarg` is not a g6 size",
+            Some("did you mean `g6.2xlarge`?"),
+        ),
+        case(
+            "instance-type-duplicate",
+            &format!("{GOOD}  instance_types: [g6.2xlarge, g5.2xlarge, g6.2xlarge]\n"),
+            "8:44",
+            "`g6.2xlarge` is listed twice",
+            Some("list each instance type once"),
+        ),
+        case(
+            "instance-type-arm64",
+            &format!("{GOOD}  instance_types: [g5g.xlarge]\n"),
+            "8:20",
+            "is arm64",
+            None,
+        ),
+        // Issue 11: ARNs of another partition, wildcard principals, homoglyphs.
+        case(
+            "principal-china-partition",
+            &format!(
+                "{GOOD}access:\n  - principal: arn:aws-cn:iam::123456789012:role/Artists\n    policy: view\n"
+            ),
+            "9:16",
+            "the ARN is in partition `aws-cn`, but region `us-west-2` is in partition `aws`",
+            Some("`arn:aws:iam::<account>:role/<name>`"),
+        ),
+        case(
+            "principal-govcloud-partition",
+            &format!(
+                "{GOOD}access:\n  - principal: arn:aws-us-gov:iam::123456789012:user/bob\n    policy: view\n"
+            ),
+            "9:16",
+            "partition `aws-us-gov`",
+            None,
+        ),
+        case(
+            "policy-other-partition",
+            &format!(
+                "{GOOD}access:\n  - principal: arn:aws:iam::123456789012:role/Artists\n    policy: arn:aws-cn:eks::aws:cluster-access-policy/AmazonEKSViewPolicy\n"
+            ),
+            "10:13",
+            "partition `aws-cn`",
+            Some("short name"),
+        ),
+        case(
+            "kms-other-partition",
+            &format!(
+                "{GOOD}storage:\n  kms_key_arn: arn:aws-us-gov:kms:us-west-2:123456789012:key/abcd\n"
+            ),
+            "9:16",
+            "partition `aws-us-gov`",
+            None,
+        ),
+        case(
+            "certificate-other-partition",
+            &format!(
+                "{GOOD}comfyui:\n  image: r/comfyui:v1\ncdn:\n  aliases: [comfy.example.com]\n  certificate_arn: arn:aws-cn:acm:us-east-1:123456789012:certificate/abc\n"
+            ),
+            "12:20",
+            "partition `aws-cn`",
+            None,
+        ),
+        case(
+            "principal-wildcard",
+            &format!(
+                "{GOOD}access:\n  - principal: arn:aws:iam::123456789012:role/*\n    policy: view\n"
+            ),
+            "9:16",
+            "wildcards are not allowed",
+            Some("its own entry"),
+        ),
+        case(
+            "principal-homoglyph",
+            // `Artists` with a Cyrillic `і` (U+0456).
+            &format!(
+                "{GOOD}access:\n  - principal: arn:aws:iam::123456789012:role/Art\u{0456}sts\n    policy: view\n"
+            ),
+            "9:16",
+            "`і` (U+0456) is not an ASCII character",
+            None,
+        ),
+        case(
+            "node-role-homoglyph",
+            // `KarpenterNodeRole` with a Cyrillic `е` (U+0435).
+            &GOOD.replace("KarpenterNodeRole-", "KarpenterNodeRol\u{0435}-"),
+            "7:14",
+            "`е` (U+0435) is not an ASCII character",
+            Some("IAM role names"),
+        ),
+        // Issue 11: CIDRs with host bits, absurd image references and quantities.
+        case(
+            "cidr-host-bits",
+            &format!(
+                "{GOOD}comfyui:\n  image: r/comfyui:v1\n  ingress:\n    inbound_cidrs: [10.0.0.1/8]\n"
+            ),
+            "11:20",
+            "`10.0.0.1/8` has host bits set",
+            Some("`10.0.0.0/8`"),
+        ),
+        case(
+            "image-reference-too-long",
+            &format!(
+                "{GOOD}comfyui:\n  image: registry.example.com/{}:v1\n",
+                "a".repeat(5000)
+            ),
+            "9:10",
+            "container runtimes allow at most 255",
+            None,
+        ),
+        case(
+            "memory-beyond-kubernetes",
+            &format!("{GOOD}comfyui:\n  image: r/comfyui:v1\n  memory: 99999999Ei\n"),
+            "10:11",
+            "`99999999Ei` is more than Kubernetes can hold for `comfyui.memory`",
+            Some("2^63-1"),
+        ),
+        // Issue 11: regions checked first, against the known ones.
+        case(
+            "region-uppercase",
+            &GOOD.replace("us-west-2", "US-WEST-2"),
+            "3:9",
+            "region codes are lowercase",
+            Some("did you mean `us-west-2`?"),
+        )
+        .without(&["bucket name"]),
+        case(
+            "region-unknown",
+            &GOOD.replace("us-west-2", "us-west-22"),
+            "3:9",
+            "`us-west-22` is not an AWS region",
+            Some("did you mean `us-west-2`?"),
+        ),
+        case(
+            "region-typo",
+            &GOOD.replace("us-west-2", "us-wset-2"),
+            "3:9",
+            "`us-wset-2` is not an AWS region",
+            Some("did you mean `us-west-2`?"),
+        ),
+        // Issue 11: paths platform.yaml names are checked when it is read, at the value.
+        case(
+            "templates-dir-missing",
+            &format!("{GOOD}templates_dir: ./nope\n"),
+            "8:16",
+            "`templates_dir`: cannot read",
+            Some("built-in templates"),
+        ),
+        case(
+            "kubeconfig-missing",
+            &format!("{GOOD}comfyui:\n  image: r/comfyui:v1\nkubernetes:\n  kubeconfig: ./nope\n"),
+            "11:15",
+            "`kubernetes.kubeconfig`: cannot read",
+            None,
+        ),
+        // Issue 11: plain words.
+        case(
+            "null-value",
+            &format!("{GOOD}tags:\n  team:\n"),
+            "9:7",
+            "`team` needs a value",
+            Some("write the value after `team:`"),
+        )
+        .without(&["Option<", "deserialize"]),
+        case(
+            "versioning-maybe",
+            &format!("{GOOD}storage:\n  models:\n    versioning: maybe\n"),
+            "10:17",
+            "expected `true` or `false`\n",
+            None,
+        )
+        .without(&["`ean"]),
+        case(
+            "infinity-for-a-number",
+            &format!("{GOOD}  max_gpus: .inf\n"),
+            "8:13",
+            "`.inf` is YAML's infinity, not a number comfyplat can use",
+            Some("whole number"),
+        )
+        .without(&["tabs"]),
+        case(
+            "nan-for-a-number",
+            &format!("{GOOD}  max_gpus: .nan\n"),
+            "8:13",
+            "not a number comfyplat can use",
+            None,
+        )
+        .without(&["tabs"]),
+        case(
+            "nested-too-deep",
+            &format!("{GOOD}tags: {}\n", "[".repeat(10_000)),
+            "8:",
+            "nested too deeply",
+            Some("unclosed"),
+        )
+        .without(&["tabs"]),
         case(
             "unknown-addon",
             &format!("{GOOD}addons:\n  vpc_cni: {{}}\n"),
@@ -370,9 +612,8 @@ fn corpus() -> Vec<Case> {
     ]
 }
 
-#[test]
-fn malformed_platform_files_are_refused_with_a_location_before_any_api_call() {
-    // Every AWS endpoint points here; nothing may connect.
+/// An endpoint standing in for AWS that counts the connections made to it.
+fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let endpoint = format!("http://{}", listener.local_addr().expect("address"));
     let connections = Arc::new(AtomicUsize::new(0));
@@ -383,6 +624,39 @@ fn malformed_platform_files_are_refused_with_a_location_before_any_api_call() {
             drop(stream);
         }
     });
+    (endpoint, connections)
+}
+
+/// comfyplat with `args`, every AWS endpoint at `endpoint`.
+fn comfyplat(endpoint: &str, args: &[&str]) -> Run {
+    Run::from(
+        std::process::Command::new(env!("CARGO_BIN_EXE_comfyplat"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("COMFYPLAT_KUBECONFIG")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run comfyplat"),
+    )
+}
+
+fn assert_no_connection(connections: &AtomicUsize) {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "a bad input led to an API call"
+    );
+}
+
+#[test]
+fn malformed_platform_files_are_refused_with_a_location_before_any_api_call() {
+    // Every AWS endpoint points here; nothing may connect.
+    let (endpoint, connections) = counting_endpoint();
 
     let cases = corpus();
     assert!(cases.len() >= 15);
@@ -446,15 +720,129 @@ fn malformed_platform_files_are_refused_with_a_location_before_any_api_call() {
                     "expected hint `{hint}` in {context}"
                 );
             }
+            for absent in &case.absent {
+                assert!(
+                    !run.stderr.contains(absent),
+                    "`{absent}` must not appear in {context}"
+                );
+            }
             assert!(run.stdout.is_empty(), "nothing on stdout for {context}");
         }
     }
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_no_connection(&connections);
+}
+
+/// `-f /dev/zero` grew to 17 GB before the size was checked: at most the limit and one
+/// byte is read, and the size error comes at once.
+#[test]
+fn an_endless_platform_file_is_refused_quickly_for_its_size() {
+    let (endpoint, connections) = counting_endpoint();
+    for file in ["/dev/zero", "/dev/urandom"] {
+        for command in ["validate", "plan"] {
+            let started = std::time::Instant::now();
+            let run = comfyplat(&endpoint, &["-f", file, command]);
+            let elapsed = started.elapsed();
+            assert_eq!(run.code, 1, "{file} {command}: {}", run.stderr);
+            assert!(
+                run.stderr.starts_with(&format!("error: {file}:"))
+                    && run.stderr.contains(
+                        "the file is larger than 1048576 bytes; a platform file may be at most 1048576 bytes"
+                    ),
+                "{file} {command}: {}",
+                run.stderr
+            );
+            assert!(
+                elapsed < std::time::Duration::from_secs(10),
+                "{file} {command} took {elapsed:?}"
+            );
+        }
+    }
+    assert_no_connection(&connections);
+}
+
+/// `US-WEST-2` produced three bucket-name errors first: the region is checked first, and the
+/// checks that depend on it are not run against a wrong one.
+#[test]
+fn a_wrong_region_is_reported_alone_with_a_suggestion() {
+    let workspace = Workspace::new(&GOOD.replace("us-west-2", "US-WEST-2"));
+    let run = workspace.run("http://127.0.0.1:9", &["validate"]).expect(1);
+    let file = workspace.file.display().to_string();
     assert_eq!(
-        connections.load(Ordering::SeqCst),
-        0,
-        "a bad platform file led to an API call"
+        run.stderr.matches(&format!("{file}:")).count(),
+        1,
+        "one problem only:\n{}",
+        run.stderr
     );
+    assert!(
+        run.stderr.contains(&format!(
+            "{file}:3:9: `US-WEST-2` is not an AWS region name"
+        )) && run.stderr.contains("hint: did you mean `us-west-2`?"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// clap's usage errors exited 2, which `plan --detailed-exitcode` means as "changes".
+#[test]
+fn usage_errors_exit_1_and_help_and_version_exit_0() {
+    let (endpoint, connections) = counting_endpoint();
+    let run = comfyplat(&endpoint, &["plan", "--detailed-exitcode", "--typo"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unexpected argument '--typo'"),
+        "{}",
+        run.stderr
+    );
+    let run = comfyplat(&endpoint, &["frobnicate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = comfyplat(&endpoint, &["--version"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("comfyplat "), "{}", run.stdout);
+    let run = comfyplat(&endpoint, &["plan", "--help"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in [
+        "Exit codes:",
+        "0    success (for `plan --detailed-exitcode`: no changes)",
+        "command-line usage error",
+        "2    `plan --detailed-exitcode` only: success, and there are changes",
+    ] {
+        assert!(run.stdout.contains(line), "`{line}` in {}", run.stdout);
+    }
+    assert_no_connection(&connections);
+}
+
+/// A `--kubeconfig` that is not there was found after five AWS calls, its cause said twice.
+#[test]
+fn a_missing_kubeconfig_option_is_refused_before_any_call_and_said_once() {
+    let (endpoint, connections) = counting_endpoint();
+    let workspace = Workspace::new(&format!("{GOOD}comfyui:\n  image: r/comfyui:v1\n"));
+    let file = workspace.file.display().to_string();
+    for command in ["validate", "plan"] {
+        let run = comfyplat(&endpoint, &["-f", &file, "--kubeconfig", "./nope", command]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.starts_with(
+                "error: `--kubeconfig`: cannot read `./nope`: No such file or directory"
+            ),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            run.stderr.matches("No such file").count(),
+            1,
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("hint: "), "{}", run.stderr);
+    }
+    // The file's own kubeconfig is overridden by the option, so only the option is checked.
+    let workspace = Workspace::new(&format!(
+        "{GOOD}comfyui:\n  image: r/comfyui:v1\nkubernetes:\n  kubeconfig: ./also-missing\n"
+    ));
+    let file = workspace.file.display().to_string();
+    let run = comfyplat(&endpoint, &["-f", &file, "--kubeconfig", &file, "validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_no_connection(&connections);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod checks;
 mod config_errors;
 mod ecr;
 mod edge;

@@ -158,8 +158,13 @@ impl Kube {
             path: shown.clone(),
             message,
         };
-        let kubeconfig = kube::config::Kubeconfig::read_from(path)
-            .map_err(|e| read_error(crate::errors::chain(&e)))?;
+        // kube's read error names the kubeconfig and its path again: only its cause is said.
+        let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+            read_error(match &e {
+                kube::config::KubeconfigError::ReadConfig(cause, _) => cause.to_string(),
+                other => crate::errors::chain(other),
+            })
+        })?;
         let chosen = context
             .map(str::to_string)
             .or_else(|| kubeconfig.current_context.clone())
