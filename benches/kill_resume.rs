@@ -70,16 +70,7 @@ fn tagged(emulator: &Emulator) -> Vec<String> {
             .iter()
             .filter_map(|d| d["Id"].as_str().map(|id| format!("distribution {id}"))),
     );
-    let objects = emulator.kubectl_ok(&[
-        "get",
-        "namespaces,serviceaccounts,deployments,services,ingresses,persistentvolumes,persistentvolumeclaims,nodepools,ec2nodeclasses",
-        "-A",
-        "-l",
-        "comfyplat.io/platform=sandbox",
-        "-o",
-        "name",
-    ]);
-    found.extend(objects.lines().map(str::to_string));
+    found.extend(emulator.labelled_objects());
     found
 }
 

@@ -254,8 +254,15 @@ impl Session {
         if let Some(reference) = in_state {
             return Ok(reference);
         }
-        let found =
-            crate::adapters::kinds::cloudfront_distribution::platform_distributions(apis).await?;
+        // Without `cdn` no distribution is desired: no reference is needed, nothing to find
+        // (destroy finds a distribution left from earlier by its tag, in observation).
+        let found = match &self.platform.cdn {
+            Some(_) => {
+                crate::adapters::kinds::cloudfront_distribution::platform_distributions(apis)
+                    .await?
+            }
+            None => Vec::new(),
+        };
         match found.as_slice() {
             [] => Ok(format!(
                 "{}{}-{}",

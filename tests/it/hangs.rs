@@ -108,20 +108,7 @@ fn an_apply_killed_while_the_csi_addon_is_creating_is_resumed() {
     // EKS and the apply is killed before it sees the answer.
     for created in 1..=2 {
         let mut child = workspace.spawn(&hanging.endpoint, &["apply", "--yes"]);
-        while hanging
-            .requests()
-            .iter()
-            .filter(|r| r.action == call && r.fault.as_deref() == Some("hang"))
-            .count()
-            < created
-        {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("comfyplat ended ({status}) before create number {created}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        child.kill().expect("kill comfyplat");
-        let _ = child.wait();
+        hanging.kill_when_hung(&mut child, call, created);
     }
     let addon = aws_cli(
         &emulator.endpoint,

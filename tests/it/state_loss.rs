@@ -199,14 +199,6 @@ fn destroy_without_state_leaves_nothing_tagged_or_labelled() {
         })
         .unwrap_or_default();
     assert!(ours.is_empty(), "{ours:?}");
-    let labelled = emulator.kubectl_ok(&[
-        "get",
-        "namespaces,serviceaccounts,deployments,services,ingresses,persistentvolumes,persistentvolumeclaims,nodepools,ec2nodeclasses",
-        "-A",
-        "-l",
-        "comfyplat.io/platform=sandbox",
-        "-o",
-        "name",
-    ]);
-    assert_eq!(labelled.trim(), "", "labelled objects left: {labelled}");
+    let labelled = emulator.labelled_objects();
+    assert!(labelled.is_empty(), "labelled objects left: {labelled:?}");
 }

@@ -277,14 +277,21 @@ impl Proxy {
     /// Waits until the proxy forwarded `call` and holds back its answer, then kills
     /// `child`: a process killed right after a call whose response it never saw.
     pub fn kill_once_hung(&self, child: &mut Child, call: &str) {
+        self.kill_when_hung(child, call, 1);
+    }
+
+    /// [`Proxy::kill_once_hung`] once `count` calls `call` hang (counted over the log).
+    pub fn kill_when_hung(&self, child: &mut Child, call: &str, count: usize) {
         let started = Instant::now();
-        while !self
+        while self
             .requests()
             .iter()
-            .any(|r| r.action == call && r.fault.as_deref() == Some("hang"))
+            .filter(|r| r.action == call && r.fault.as_deref() == Some("hang"))
+            .count()
+            < count
         {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("comfyplat ended ({status}) before `{call}`");
+                panic!("comfyplat ended ({status}) before `{call}` number {count}");
             }
             assert!(
                 started.elapsed() < Duration::from_secs(300),
@@ -659,6 +666,23 @@ impl Emulator {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         serde_json::from_str(&self.kubectl_ok(&all)).expect("kubectl JSON")
+    }
+
+    /// Every object of a kind comfyplat makes that carries the sandbox platform's label, as
+    /// `kind/name` (kubectl).
+    pub fn labelled_objects(&self) -> Vec<String> {
+        self.kubectl_ok(&[
+            "get",
+            "namespaces,serviceaccounts,deployments,services,ingresses,persistentvolumes,persistentvolumeclaims,nodepools,ec2nodeclasses",
+            "-A",
+            "-l",
+            "comfyplat.io/platform=sandbox",
+            "-o",
+            "name",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect()
     }
 
     /// The Kubernetes API requests since the last reset, from the test server's log.

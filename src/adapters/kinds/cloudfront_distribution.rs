@@ -82,21 +82,36 @@ pub async fn platform_distributions(apis: &Apis) -> Result<Vec<(Id, String)>, Ap
         .filter(|(_, c)| *c == comment)
         .map(|(id, _)| id)
         .collect();
-    let reads = candidates.iter().map(|id| async move {
+    let mut owned = Vec::new();
+    for (found, tags) in read_with_tags(apis, &candidates).await? {
+        if tags?
+            .iter()
+            .any(|(key, value)| key == crate::config::OWNER_TAG && *value == apis.platform)
+        {
+            let reference = Id {
+                caller_reference: found.config.caller_reference,
+            };
+            owned.push((reference, found.id));
+        }
+    }
+    Ok(owned)
+}
+
+/// A distribution's tags as read, or why they could not be.
+type TagRead = Result<Vec<(String, String)>, ApiError>;
+
+/// Each of the distributions `ids`' configuration and tags, all read at once (a
+/// distribution's ARN follows from its id); those gone in between are left out. A failed
+/// tag read is the caller's to judge (it matters only for the distributions it wants).
+async fn read_with_tags(apis: &Apis, ids: &[String]) -> Result<Vec<(Found, TagRead)>, ApiError> {
+    let aws = &apis.aws;
+    let reads = ids.iter().map(|id| async move {
         let arn = format!(
             "arn:{}:cloudfront::{}:distribution/{id}",
             apis.partition, apis.account
         );
         let (found, tags) = tokio::join!(read(aws, id), list_tags(aws, &arn));
-        let owned = tags?
-            .iter()
-            .any(|(key, value)| key == crate::config::OWNER_TAG && *value == apis.platform);
-        Ok::<_, ApiError>(found?.filter(|_| owned).map(|found| {
-            let reference = Id {
-                caller_reference: found.config.caller_reference,
-            };
-            (reference, found.id)
-        }))
+        Ok::<_, ApiError>(found?.map(|found| (found, tags)))
     });
     let found = futures::future::try_join_all(reads).await?;
     Ok(found.into_iter().flatten().collect())
@@ -152,23 +167,19 @@ async fn find_with_tags(
     apis: &Apis,
     caller_reference: &str,
 ) -> Result<Option<(Found, Vec<(String, String)>)>, ApiError> {
-    let aws = &apis.aws;
-    let candidates = list_ours(aws).await?;
-    let reads = candidates.iter().map(|(id, _)| async move {
-        let arn = format!(
-            "arn:{}:cloudfront::{}:distribution/{id}",
-            apis.partition, apis.account
-        );
-        let (found, tags) = tokio::join!(read(aws, id), list_tags(aws, &arn));
-        match found? {
-            Some(found) if found.config.caller_reference == caller_reference => {
-                Ok(Some((found, tags?)))
-            }
-            _ => Ok(None),
-        }
-    });
-    let found = futures::future::try_join_all(reads).await?;
-    Ok(found.into_iter().flatten().next())
+    let candidates: Vec<String> = list_ours(&apis.aws)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let found = read_with_tags(apis, &candidates).await?;
+    match found
+        .into_iter()
+        .find(|(found, _)| found.config.caller_reference == caller_reference)
+    {
+        Some((found, tags)) => Ok(Some((found, tags?))),
+        None => Ok(None),
+    }
 }
 
 /// Ids and comments of the distributions whose comment says comfyplat made them.
