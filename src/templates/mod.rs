@@ -75,7 +75,7 @@ pub const TEMPLATE_NAMES: &[&str] = &[
 ];
 
 /// Templates that are only included by others; they can be overridden like the rest.
-pub const PARTIAL_NAMES: &[&str] = &["userdata.sh.j2"];
+pub const PARTIAL_NAMES: &[&str] = &["userdata.sh.j2", "model-agent.sh.j2"];
 
 const EMBEDDED: &[(&str, &str)] = &[
     (
@@ -117,6 +117,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "userdata.sh.j2",
         include_str!("../../templates/userdata.sh.j2"),
+    ),
+    (
+        "model-agent.sh.j2",
+        include_str!("../../templates/model-agent.sh.j2"),
     ),
 ];
 
@@ -203,6 +207,25 @@ pub fn render(context: &Value, sources: &Sources) -> Result<Vec<Rendered>, Templ
         }
     }
     Ok(rendered)
+}
+
+/// Renders one partial on its own against `context`: the exact text a template that
+/// includes it (`{% set text %}{% include "NAME" %}{% endset %}`) gets, e.g. the model
+/// agent's script that goes into its ConfigMap.
+pub fn render_partial(
+    name: &str,
+    context: &Value,
+    sources: &Sources,
+) -> Result<String, TemplateError> {
+    if !PARTIAL_NAMES.contains(&name) {
+        return Err(TemplateError::new(name, "not a partial template"));
+    }
+    let environment = environment(sources.0.clone())?;
+    let context = minijinja::Value::from_serialize(context);
+    environment
+        .get_template(name)
+        .and_then(|template| template.render(&context))
+        .map_err(|error| template_error(name, &error))
 }
 
 fn qualified(namespace: &str, name: &str) -> String {
