@@ -32,6 +32,7 @@ macro_rules! for_each_kind {
             EksAccessConfig: eks_access_config,
             EksAccessEntry: eks_access_entry,
             EksAddon: eks_addon,
+            EksPodIdentityAssociation: eks_pod_identity_association,
             K8sObject: k8s_object,
             CloudfrontDistribution: cloudfront_distribution,
         }

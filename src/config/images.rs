@@ -118,6 +118,34 @@ pub fn image_reference(
     ImageReference::External(text.to_string())
 }
 
+/// `comfyui.model_agent.image`: a full reference to an AWS CLI v2 image (the agent's script
+/// needs `aws s3api`); default [`super::MODEL_AGENT_IMAGE`].
+pub fn agent_image(image: Option<&Spanned<String>>, problems: &mut Problems) -> String {
+    let Some(image) = image else {
+        return super::MODEL_AGENT_IMAGE.to_string();
+    };
+    let text = image.value.as_str();
+    let problem = if text.is_empty() || text.chars().any(char::is_whitespace) {
+        Some("it is empty or has spaces".to_string())
+    } else {
+        check_reference(text).err()
+    };
+    if let Some(why) = problem {
+        problems.at(
+            image,
+            format!(
+                "`{}` is not a container image reference for `comfyui.model_agent.image`: {why}",
+                shorten(text)
+            ),
+            &format!(
+                "give an AWS CLI v2 image, e.g. `{}` (the default)",
+                super::MODEL_AGENT_IMAGE
+            ),
+        );
+    }
+    text.to_string()
+}
+
 /// Most characters of an image's name (registry and repository, without tag or digest).
 ///
 /// Kubernetes itself only refuses a blank image or one with surrounding whitespace; the

@@ -53,6 +53,8 @@ pub struct Platform {
     pub buckets: Vec<BucketSettings>,
     /// Full ARN of the KMS key for SSE-KMS; `None` means SSE-S3.
     pub kms_key_arn: Option<String>,
+    /// The models bucket's key prefixes the GPU nodes mirror (`checkpoints/`); empty: all.
+    pub models_sync: Vec<String>,
     /// EKS access entries for people and roles.
     pub access: Vec<AccessGrant>,
     /// The add-ons, pod identity agent first.
@@ -175,13 +177,28 @@ pub struct ComfyuiSettings {
     pub memory: Option<String>,
     pub port: u16,
     pub run_as_user: u32,
+    /// The node directory of the model cache; the mirror is its `models/` folder.
     pub models_path: String,
+    pub model_agent: ModelAgentSettings,
     pub mount_inputs: bool,
     pub health_path: String,
     pub ingress: IngressSettings,
     /// CIDRs allowed in by a NetworkPolicy; `None`: no NetworkPolicy.
     pub network_policy: Option<Vec<String>>,
 }
+
+/// The model cache agent (a DaemonSet on the GPU nodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelAgentSettings {
+    /// The AWS CLI v2 image it runs.
+    pub image: String,
+    /// Free space it keeps on the node's disk.
+    pub disk_reserve_gib: u32,
+}
+
+/// The AWS CLI v2 image the model agent runs unless platform.yaml names another: the one
+/// place its version is pinned.
+pub const MODEL_AGENT_IMAGE: &str = "public.ecr.aws/aws-cli/aws-cli:2.31.39";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressSettings {

@@ -153,9 +153,13 @@ pub struct ComfyuiFile {
     /// The user id ComfyUI runs as (default 1000).
     #[serde(default)]
     pub run_as_user: Option<Spanned<i64>>,
-    /// Where the nodes keep the model cache (default `/comfyui-models`).
+    /// The node directory of the model cache (default `/mnt/k8s-disks/0/comfyplat`, on the
+    /// instance-store array): the mirror of the models bucket is its `models/` folder.
     #[serde(default)]
     pub models_path: Option<Spanned<String>>,
+    /// The model cache agent that keeps every GPU node's cache equal to the models bucket.
+    #[serde(default)]
+    pub model_agent: ModelAgentFile,
     /// Mount the inputs bucket (default: when `storage.inputs` exists).
     #[serde(default)]
     pub mount_inputs: Option<Spanned<bool>>,
@@ -167,6 +171,17 @@ pub struct ComfyuiFile {
     /// Allow traffic to ComfyUI only from these CIDRs (a NetworkPolicy); absent: none.
     #[serde(default)]
     pub network_policy: Option<NetworkPolicyFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelAgentFile {
+    /// The AWS CLI v2 image the agent runs (default: the version comfyplat pins).
+    #[serde(default)]
+    pub image: Option<Spanned<String>>,
+    /// Free space in GiB the agent keeps on the node's disk (default 20).
+    #[serde(default)]
+    pub disk_reserve_gib: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -304,6 +319,9 @@ pub struct BucketFile {
     /// Delete objects this many days after they were written.
     #[serde(default)]
     pub expire_after_days: Option<Spanned<i64>>,
+    /// `storage.models` only: the key prefixes the GPU nodes mirror (default: everything).
+    #[serde(default)]
+    pub sync: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A mapping key that remembers where it was written; ordered by its text.

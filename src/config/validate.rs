@@ -201,6 +201,16 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
                     hint,
                 );
             }
+            if id != "models"
+                && let Some(sync) = &bucket.sync
+            {
+                report(
+                    sync.referenced.line() as usize,
+                    sync.referenced.column() as usize,
+                    format!("`sync` is a setting of `storage.models`, not of `storage.{id}`"),
+                    "the GPU nodes mirror the models bucket only; move `sync` under `storage.models`",
+                );
+            }
             let mut expire_after_days = None;
             if let Some(days) = &bucket.expire_after_days {
                 if (1..=36_500).contains(&days.value) {
@@ -494,6 +504,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
     let kubernetes = workloads::kubernetes(base, &file.kubernetes, &mut problems_out);
     let node_pool = workloads::node_pool(&file.karpenter, &mut problems_out, &mut notes);
     let has_inputs = file.storage.inputs.is_some();
+    let models_sync = workloads::model_prefixes(file.storage.models.sync.as_ref(), &mut problems_out);
     let image_repository = super::images::image_repository(
         file.image_repository.as_ref(),
         &file.name.value,
@@ -566,6 +577,7 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
         tags,
         buckets: buckets.into_iter().map(|(bucket, _)| bucket).collect(),
         kms_key_arn: file.storage.kms_key_arn.map(|k| k.value),
+        models_sync,
         access,
         addons,
         kubernetes,

@@ -13,8 +13,64 @@ use super::diagnostic::Diagnostic;
 use super::schema::{ComfyuiFile, KarpenterFile, KubernetesFile};
 use super::{
     Capacity, ComfyuiSettings, ImageRepositorySettings, IngressSettings, KubernetesAccess,
-    NodePoolSettings,
+    ModelAgentSettings, NodePoolSettings,
 };
+
+/// Where the GPU nodes keep the model cache unless `comfyui.models_path` says otherwise: a
+/// directory on the instance-store array Karpenter's `instanceStorePolicy: RAID0` mounts at
+/// `/mnt/k8s-disks/0` (on a type without instance store, the same path on the root volume).
+pub const DEFAULT_MODELS_PATH: &str = "/mnt/k8s-disks/0/comfyplat";
+
+/// `storage.models.sync`: key prefixes, each a folder (`checkpoints/`; the `/` is added).
+pub fn model_prefixes(
+    sync: Option<&Spanned<Vec<Spanned<String>>>>,
+    problems: &mut Problems,
+) -> Vec<String> {
+    let Some(list) = sync else {
+        return Vec::new();
+    };
+    if list.value.is_empty() {
+        problems.at(
+            list,
+            "`storage.models.sync` is empty: the nodes would get no models".to_string(),
+            "list the folders to mirror, e.g. `sync: [checkpoints/, loras/]`, or leave `sync` out to mirror the whole bucket",
+        );
+    }
+    let mut prefixes: Vec<String> = Vec::new();
+    for item in &list.value {
+        let text = item.value.trim_end_matches('/');
+        let bad = text.is_empty()
+            || text.starts_with('/')
+            || text.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+            || text.starts_with(".comfyplat")
+            || text
+                .chars()
+                .any(|c| c.is_control() || c == '*' || c == '?' || c.is_whitespace());
+        if bad {
+            problems.at(
+                item,
+                format!("`{}` is not a folder of the models bucket", item.value),
+                "give folders relative to the bucket's top, e.g. `checkpoints/` or `loras/sdxl/`, without `..`, wildcards, spaces or `.comfyplat/`",
+            );
+            continue;
+        }
+        let prefix = format!("{text}/");
+        if prefixes
+            .iter()
+            .any(|p| prefix.starts_with(p.as_str()) || p.starts_with(prefix.as_str()))
+        {
+            problems.at(
+                item,
+                format!("`{}` overlaps another folder of `storage.models.sync`", item.value),
+                "list each folder once; a folder includes everything under it",
+            );
+            continue;
+        }
+        prefixes.push(prefix);
+    }
+    prefixes.sort();
+    prefixes
+}
 
 /// The AL2023 EKS AMI release the node class is pinned to unless `karpenter.ami` says
 /// otherwise. Pinned, not `@latest`: a new AMI release would otherwise replace every GPU node
@@ -311,7 +367,17 @@ pub fn comfyui(
         "comfyui.run_as_user",
         problems,
     );
-    let models_path = path_setting(&file.models_path, "/comfyui-models", problems);
+    let models_path = path_setting(&file.models_path, DEFAULT_MODELS_PATH, problems);
+    let model_agent = ModelAgentSettings {
+        image: super::images::agent_image(file.model_agent.image.as_ref(), problems),
+        disk_reserve_gib: number(
+            &file.model_agent.disk_reserve_gib,
+            20,
+            0..=65_536,
+            "comfyui.model_agent.disk_reserve_gib",
+            problems,
+        ),
+    };
     let health_path = path_setting(&file.health_path, "/system_stats", problems);
     let mount_inputs = match &file.mount_inputs {
         None => has_inputs_bucket,
@@ -374,6 +440,7 @@ pub fn comfyui(
         port: u16::try_from(port).unwrap_or(8848),
         run_as_user,
         models_path,
+        model_agent,
         mount_inputs,
         health_path,
         ingress: IngressSettings {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::kinds::ecr_repository;
+use super::kinds::{ecr_repository, iam_role};
 use super::{Address, Environment, Fields};
 use crate::config::{BucketPurpose, Platform};
 
@@ -42,6 +42,7 @@ pub const KINDS: &[(&str, &str, &str, bool)] = &[
     ),
     ("karpenter.sh/v1", "NodePool", "nodepools", false),
     ("v1", "ServiceAccount", "serviceaccounts", true),
+    ("v1", "ConfigMap", "configmaps", true),
     ("v1", "PersistentVolume", "persistentvolumes", false),
     (
         "v1",
@@ -49,6 +50,7 @@ pub const KINDS: &[(&str, &str, &str, bool)] = &[
         "persistentvolumeclaims",
         true,
     ),
+    ("apps/v1", "DaemonSet", "daemonsets", true),
     ("apps/v1", "Deployment", "deployments", true),
     ("v1", "Service", "services", true),
     ("networking.k8s.io/v1", "Ingress", "ingresses", true),
@@ -76,6 +78,16 @@ pub fn object_address(api_version: &str, kind: &str, namespace: &str, name: &str
         Address::new(format!("k8s.{api_version}.{kind}.{namespace}/{name}"))
     }
 }
+
+/// The model cache agent's DaemonSet, ConfigMap and pod label `app.kubernetes.io/name`.
+pub const MODEL_AGENT: &str = "comfyplat-model-agent";
+/// How often the agent reads the generation marker (a GET of a few bytes).
+pub const MODEL_AGENT_CHECK_SECONDS: u32 = 10;
+/// How often the agent lists the bucket anyway, for changes made without `comfyplat models`.
+pub const MODEL_AGENT_RECONCILE_SECONDS: u32 = 300;
+/// How long a ComfyUI pod's init container waits for the first sync on its node: the
+/// time to copy a large model set (200 GiB at ~500 MiB/s is 7 minutes) with a margin.
+pub const MODEL_AGENT_FIRST_SYNC_TIMEOUT_SECONDS: u32 = 3600;
 
 /// What the templates are rendered from.
 pub fn context(platform: &Platform, environment: &Environment) -> Option<Value> {
@@ -161,11 +173,24 @@ pub fn context(platform: &Platform, environment: &Environment) -> Option<Value> 
             "memory": comfyui.memory,
             "port": comfyui.port,
             "run_as_user": comfyui.run_as_user,
-            "models_host_path": comfyui.models_path,
+            "models_host_path": format!("{}/models", comfyui.models_path.trim_end_matches('/')),
             "models_mount": "/app/ComfyUI/models",
             "health_path": comfyui.health_path,
             // Each replica holds whole GPUs: a rolling update would need a spare GPU node.
             "strategy": "Recreate",
+        },
+        "model_agent": {
+            "name": MODEL_AGENT,
+            "namespace": comfyui.namespace,
+            "service_account": iam_role::AGENT_SERVICE_ACCOUNT,
+            "image": comfyui.model_agent.image,
+            "host_path": comfyui.models_path.trim_end_matches('/'),
+            "prefixes": platform.models_sync.join(" "),
+            "reserve_bytes": u64::from(comfyui.model_agent.disk_reserve_gib) << 30,
+            "check_seconds": MODEL_AGENT_CHECK_SECONDS,
+            "reconcile_seconds": MODEL_AGENT_RECONCILE_SECONDS,
+            // How long a ComfyUI pod waits for the agent's first sync on its node.
+            "first_sync_timeout_seconds": MODEL_AGENT_FIRST_SYNC_TIMEOUT_SECONDS,
         },
         "volumes": volumes,
         "ingress": {

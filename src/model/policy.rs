@@ -39,6 +39,32 @@ pub fn pod_identity_trust_policy(account: &str) -> Value {
     }))
 }
 
+/// Trust policy for a role assumed through EKS Pod Identity by exactly one service account
+/// of one cluster: the session tags EKS Pod Identity sets (`eks-cluster-name`,
+/// `kubernetes-namespace`, `kubernetes-service-account`) must match, and the account.
+pub fn scoped_pod_identity_trust_policy(
+    account: &str,
+    cluster: &str,
+    namespace: &str,
+    service_account: &str,
+) -> Value {
+    normalize(&json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "EksPodIdentity",
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {
+                "aws:SourceAccount": account,
+                "aws:RequestTag/eks-cluster-name": cluster,
+                "aws:RequestTag/kubernetes-namespace": namespace,
+                "aws:RequestTag/kubernetes-service-account": service_account
+            }}
+        }]
+    }))
+}
+
 /// Trust policy for a role assumed through IAM Roles for Service Accounts: the cluster's OIDC
 /// provider, for exactly one service account.
 pub fn irsa_trust_policy(
@@ -64,62 +90,86 @@ pub fn irsa_trust_policy(
     }))
 }
 
-/// What a workload may do with the objects of its buckets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// List and read (the GPU nodes filling their model cache).
-    Read,
-    /// List, read, write and delete (the Mountpoint S3 CSI driver).
-    ReadWrite,
-}
-
-/// Least-privilege access to exactly `buckets`: `s3:ListBucket` on the buckets, object
-/// actions on their objects, and the KMS actions the objects' encryption needs.
+/// Least-privilege read-write access to exactly `buckets` (the Mountpoint S3 CSI driver):
+/// `s3:ListBucket` on the buckets, object actions on their objects, and the KMS actions the
+/// objects' encryption needs.
 pub fn bucket_access_policy(
     partition: &str,
     buckets: &[String],
-    access: Access,
     kms_key_arn: Option<&str>,
 ) -> Value {
-    let (list_sid, object_sid, kms_sid, object_actions, kms_actions) = match access {
-        Access::Read => (
-            "ListModels",
-            "ReadModels",
-            "DecryptModels",
-            vec!["s3:GetObject"],
-            vec!["kms:Decrypt"],
-        ),
-        Access::ReadWrite => (
-            "ListBuckets",
-            "ReadWriteObjects",
-            "EncryptObjects",
-            vec![
-                "s3:AbortMultipartUpload",
-                "s3:DeleteObject",
-                "s3:GetObject",
-                "s3:PutObject",
-            ],
-            vec!["kms:Decrypt", "kms:GenerateDataKey"],
-        ),
-    };
     let mut statements = vec![
         json!({
-            "Sid": list_sid,
+            "Sid": "ListBuckets",
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": buckets.iter().map(|b| bucket_arn(partition, b)).collect::<Vec<_>>()
         }),
         json!({
-            "Sid": object_sid,
+            "Sid": "ReadWriteObjects",
             "Effect": "Allow",
-            "Action": object_actions,
+            "Action": [
+                "s3:AbortMultipartUpload",
+                "s3:DeleteObject",
+                "s3:GetObject",
+                "s3:PutObject",
+            ],
             "Resource": buckets.iter().map(|b| format!("{}/*", bucket_arn(partition, b))).collect::<Vec<_>>()
         }),
     ];
     if let Some(key) = kms_key_arn {
-        statements.push(
-            json!({"Sid": kms_sid, "Effect": "Allow", "Action": kms_actions, "Resource": [key]}),
-        );
+        statements.push(json!({
+            "Sid": "EncryptObjects",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": [key]
+        }));
+    }
+    normalize(&json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+/// The generation marker's key in the models bucket: `comfyplat models` rewrites it after
+/// every change, and the model agents poll it.
+pub const GENERATION_KEY: &str = ".comfyplat/generation";
+
+/// Read access to the models bucket for the model agent: the listed key `prefixes` only
+/// (all of it when empty) plus the generation marker; nothing can be written or deleted.
+pub fn models_read_policy(
+    partition: &str,
+    bucket: &str,
+    prefixes: &[String],
+    kms_key_arn: Option<&str>,
+) -> Value {
+    let arn = bucket_arn(partition, bucket);
+    let mut list = json!({
+        "Sid": "ListModels",
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": [arn.clone()]
+    });
+    let objects: Vec<String> = if prefixes.is_empty() {
+        vec![format!("{arn}/*")]
+    } else {
+        list["Condition"] = json!({"StringLike": {
+            "s3:prefix": prefixes.iter().map(|p| format!("{p}*")).collect::<Vec<_>>()
+        }});
+        prefixes
+            .iter()
+            .map(|p| format!("{arn}/{p}*"))
+            .chain([format!("{arn}/{GENERATION_KEY}")])
+            .collect()
+    };
+    let mut statements = vec![
+        list,
+        json!({"Sid": "ReadModels", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": objects}),
+    ];
+    if let Some(key) = kms_key_arn {
+        statements.push(json!({
+            "Sid": "DecryptModels",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": [key]
+        }));
     }
     normalize(&json!({"Version": "2012-10-17", "Statement": statements}))
 }
@@ -331,16 +381,47 @@ mod tests {
     }
 
     #[test]
+    fn the_model_agent_reads_only_its_prefixes_and_the_generation_marker() {
+        let prefixes = vec!["checkpoints/".to_string(), "loras/".to_string()];
+        let document = models_read_policy("aws", "models", &prefixes, Some("arn:aws:kms:r:1:key/k"));
+        let sorted = |mut items: Vec<String>| {
+            items.sort();
+            items
+        };
+        assert_eq!(
+            sorted(resources(&document)),
+            vec![
+                "arn:aws:kms:r:1:key/k",
+                "arn:aws:s3:::models",
+                "arn:aws:s3:::models/.comfyplat/generation",
+                "arn:aws:s3:::models/checkpoints/*",
+                "arn:aws:s3:::models/loras/*",
+            ]
+        );
+        assert_eq!(
+            sorted(actions(&document)),
+            vec!["kms:Decrypt", "s3:GetObject", "s3:ListBucket"]
+        );
+        let list = &document["Statement"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["Sid"] == "ListModels"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            list["Condition"]["StringLike"]["s3:prefix"],
+            json!(["checkpoints/*", "loras/*"])
+        );
+        let everything = models_read_policy("aws", "models", &[], None);
+        assert!(resources(&everything).contains(&"arn:aws:s3:::models/*".to_string()));
+    }
+
+    #[test]
     fn workload_policies_have_no_wildcards() {
         let buckets = vec!["out".to_string(), "in".to_string()];
         for document in [
-            bucket_access_policy(
-                "aws",
-                &buckets,
-                Access::ReadWrite,
-                Some("arn:aws:kms:us-west-2:1:key/k"),
-            ),
-            bucket_access_policy("aws", &buckets[..1], Access::Read, None),
+            bucket_access_policy("aws", &buckets, Some("arn:aws:kms:us-west-2:1:key/k")),
+            models_read_policy("aws", "models", &[], None),
+            models_read_policy("aws", "models", &["checkpoints/".to_string()], None),
         ] {
             assert!(
                 actions(&document).iter().all(|a| !a.contains('*')),

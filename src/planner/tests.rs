@@ -177,7 +177,7 @@ fn an_empty_world_is_created_in_dependency_order() {
     assert_eq!(
         plan.summary(),
         Summary {
-            add: 10,
+            add: 9,
             ..Summary::default()
         }
     );
@@ -192,7 +192,6 @@ fn an_empty_world_is_created_in_dependency_order() {
         ("s3.bucket.outputs", "iam.role_policy.s3_csi_driver"),
         ("s3.bucket.inputs", "iam.role_policy.s3_csi_driver"),
         ("iam.role.s3_csi_driver", "iam.role_policy.s3_csi_driver"),
-        ("s3.bucket.models", "iam.role_policy.node_models_read"),
     ] {
         assert!(
             position(before) < position(after),
@@ -320,7 +319,7 @@ fn owned_resources_missing_from_state_are_adopted_and_foreign_ones_block() {
         .filter(|c| c.action == Action::Adopt)
         .map(|c| c.address.to_string())
         .collect();
-    assert_eq!(adopted.len(), 8, "{adopted:?}");
+    assert_eq!(adopted.len(), 7, "{adopted:?}");
     assert_eq!(plan.blockers.len(), 2);
     assert!(
         plan.blockers[0]
@@ -439,7 +438,7 @@ fn removing_a_bucket_with_data_blocks_apply_and_is_kept_by_destroy() {
     assert_eq!(
         destroy.summary(),
         Summary {
-            destroy: 8,
+            destroy: 7,
             forget: 1,
             keep: 1,
             ..Summary::default()
@@ -465,7 +464,6 @@ fn destroy_deletes_dependents_first() {
     let position = |address: &str| order.iter().position(|a| a == address).expect("address");
     assert!(position("iam.role_policy.s3_csi_driver") < position("iam.role.s3_csi_driver"));
     assert!(position("iam.role_policy.s3_csi_driver") < position("s3.bucket.outputs"));
-    assert!(position("iam.role_policy.node_models_read") < position("s3.bucket.models"));
     let role = &plan.changes[position("iam.role.s3_csi_driver")];
     assert_eq!(
         role.after,
@@ -556,10 +554,10 @@ fn the_rendered_plan_reads_like_terraform() {
     let full = desired();
     let (state, mut observed) = applied(&full);
     live_mut(&mut observed, &full, "s3.bucket.inputs").holds_objects = Some(false);
-    let node_policy = live_mut(&mut observed, &full, "iam.role_policy.node_models_read");
-    node_policy.fields.insert(
-        "document".to_string(),
-        model::policy::normalize(&json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})),
+    let csi_role = live_mut(&mut observed, &full, "iam.role.s3_csi_driver");
+    csi_role.fields.insert(
+        "trust_policy".to_string(),
+        model::policy::normalize(&json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})),
     );
     let changed = desired_from(
         &YAML

@@ -13,8 +13,9 @@
 //! platform.yaml overrides them one file at a time: a file there whose name is one of
 //! [`TEMPLATE_NAMES`] or [`PARTIAL_NAMES`] replaces the embedded one, any other `*.j2` file is
 //! refused (a misspelt override would otherwise be ignored without a word), other files
-//! (a README) are ignored. Partials are not rendered on their own: `userdata.sh.j2`, the
-//! node's model-cache script, is included by `ec2nodeclass.yaml.j2`.
+//! (a README) are ignored. Partials are not rendered on their own: `model-agent.sh.j2`, the
+//! model cache agent's script, is included by `model-agent.yaml.j2` (into its ConfigMap);
+//! [`render_partial`] renders it alone, to the same text.
 //!
 //! The environment the templates see:
 //! - undefined is strict: a missing key, or a misspelt one, is an error naming the template
@@ -24,13 +25,13 @@
 //! - no auto-escaping: values go through `| tojson` wherever they land in YAML, which quotes
 //!   strings (a tag value `yes` or `0123` stays a string) and leaves numbers as numbers;
 //! - `tojson` refuses an undefined value (minijinja's own would write `null`);
-//! - one extra filter, `shell_quote`, quotes a value for a POSIX shell (used in the userData
-//!   script). Shell text with `${#array[@]}` must sit in a `{% raw %}` block: `{#` opens a
-//!   template comment.
+//! - two extra filters: `shell_quote` quotes a value for a POSIX shell, `sha256` gives a
+//!   text's SHA-256 in hex (the agent pods' script annotation). Shell text with `${#var}`
+//!   must sit in a `{% raw %}` block: `{#` opens a template comment.
 //!
 //! Context keys (all always present, `null` where noted): `platform`, `cluster`, `labels`
 //! (the ownership labels), `aws_tags`, `buckets` (`inputs` may be null), `karpenter`,
-//! `comfyui` (`cpu`, `memory` may be null), `volumes` (one entry per mounted bucket),
+//! `comfyui` (`cpu`, `memory` may be null), `model_agent`, `volumes` (one entry per mounted bucket),
 //! `ingress`, `network_policy` (null when disabled).
 //!
 //! # Output checks
@@ -44,8 +45,9 @@
 //!
 //! # Labels
 //!
-//! Every object carries the ownership labels plus `app.kubernetes.io/name: comfyui` and
-//! `app.kubernetes.io/instance: <platform name>`; the ComfyUI pods carry only the last two,
+//! Every object carries the ownership labels plus `app.kubernetes.io/name: comfyui` (the
+//! model agent's objects: `comfyplat-model-agent`, so that its pods never match ComfyUI's
+//! selectors) and `app.kubernetes.io/instance: <platform name>`; the pods carry only the last two,
 //! which are also the Deployment's selector, the Service's selector and the NetworkPolicy's
 //! pod selector (pods are owned by their ReplicaSet, not by comfyplat, so they do not claim
 //! `managed-by: comfyplat`). The nodes Karpenter launches get `comfyplat.io/platform` and
@@ -67,6 +69,7 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "serviceaccount.yaml.j2",
     "ec2nodeclass.yaml.j2",
     "nodepool.yaml.j2",
+    "model-agent.yaml.j2",
     "volumes.yaml.j2",
     "deployment.yaml.j2",
     "service.yaml.j2",
@@ -75,7 +78,7 @@ pub const TEMPLATE_NAMES: &[&str] = &[
 ];
 
 /// Templates that are only included by others; they can be overridden like the rest.
-pub const PARTIAL_NAMES: &[&str] = &["userdata.sh.j2", "model-agent.sh.j2"];
+pub const PARTIAL_NAMES: &[&str] = &["model-agent.sh.j2"];
 
 const EMBEDDED: &[(&str, &str)] = &[
     (
@@ -93,6 +96,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "nodepool.yaml.j2",
         include_str!("../../templates/nodepool.yaml.j2"),
+    ),
+    (
+        "model-agent.yaml.j2",
+        include_str!("../../templates/model-agent.yaml.j2"),
     ),
     (
         "volumes.yaml.j2",
@@ -113,10 +120,6 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "networkpolicy.yaml.j2",
         include_str!("../../templates/networkpolicy.yaml.j2"),
-    ),
-    (
-        "userdata.sh.j2",
-        include_str!("../../templates/userdata.sh.j2"),
     ),
     (
         "model-agent.sh.j2",
@@ -295,6 +298,7 @@ fn environment(
     // minijinja's tojson writes an undefined value as `null`; strict means an error.
     environment.add_filter("tojson", strict_tojson);
     environment.add_filter("shell_quote", shell_quote);
+    environment.add_filter("sha256", sha256_hex);
     for (name, source) in sources {
         environment
             .add_template_owned(name, source)
@@ -318,6 +322,20 @@ fn strict_tojson(
 ) -> Result<minijinja::Value, minijinja::Error> {
     defined(value)?;
     minijinja::filters::tojson(value, indent, arguments)
+}
+
+/// The SHA-256 of a text, in hex (a pod annotation that changes with a script).
+fn sha256_hex(value: &minijinja::Value) -> Result<String, minijinja::Error> {
+    use sha2::Digest;
+    defined(value)?;
+    let text = match value.as_str() {
+        Some(text) => text.to_string(),
+        None => value.to_string(),
+    };
+    Ok(sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Quotes a value for a POSIX shell: `it's` becomes `'it'\''s'`.

@@ -1,6 +1,8 @@
 //! IAM roles comfyplat owns: the Mountpoint S3 CSI driver's, trusted through EKS Pod
 //! Identity for this account (or, for a driver version without Pod Identity, through the
-//! cluster's OIDC provider for exactly its service account: IRSA).
+//! cluster's OIDC provider for exactly its service account: IRSA); and, with the ComfyUI
+//! workload, the model cache agent's, trusted through EKS Pod Identity for exactly its
+//! cluster, namespace and service account.
 //!
 //! Fields: `trust_policy` (normalised document), `description`, `tags.*`. The name is the
 //! identity.
@@ -28,6 +30,14 @@ impl fmt::Display for Id {
 }
 
 pub const CSI_ROLE: &str = "iam.role.s3_csi_driver";
+pub const AGENT_ROLE: &str = "iam.role.model_agent";
+/// The service account the model cache agent runs as (in the ComfyUI namespace).
+pub const AGENT_SERVICE_ACCOUNT: &str = "comfyplat-model-agent";
+
+/// Name of the IAM role the model cache agent runs as.
+pub fn agent_role_name(platform: &Platform) -> String {
+    format!("comfyplat-{}-model-agent", platform.name)
+}
 /// The service account the Mountpoint S3 CSI driver runs as.
 pub const CSI_SERVICE_ACCOUNT: &str = "s3-csi-driver-sa";
 
@@ -89,6 +99,31 @@ impl ResourceKind for Id {
         desired.resources.push(
             Resource::new(crate::model::Address::new(CSI_ROLE), id, fields).depending_on(depends_on),
         );
+
+        // The model cache agent reads the models bucket (its inline policy: iam_role_policy).
+        if let Some(comfyui) = &platform.comfyui {
+            let trust = policy::scoped_pod_identity_trust_policy(
+                &environment.account,
+                &platform.cluster_name,
+                &comfyui.namespace,
+                AGENT_SERVICE_ACCOUNT,
+            );
+            let mut fields = Fields::from([("trust_policy".to_string(), trust)]);
+            fields.insert(
+                "description".to_string(),
+                Value::String(format!(
+                    "Model cache agent of ComfyUI platform {} (managed by comfyplat)",
+                    platform.name
+                )),
+            );
+            insert_tags(&mut fields, &context.environment.resource_tags(platform));
+            let id = Id {
+                name: agent_role_name(platform),
+            };
+            desired
+                .resources
+                .push(Resource::new(crate::model::Address::new(AGENT_ROLE), id, fields));
+        }
         Ok(())
     }
 }

@@ -1,5 +1,9 @@
 //! Inline IAM policies comfyplat writes: the CSI driver role's access to the outputs and
-//! inputs buckets, and the adopted Karpenter node role's read access to the models bucket.
+//! inputs buckets, and the model cache agent role's read access to the models bucket (its
+//! `storage.models.sync` prefixes). The adopted Karpenter node role gets none: the nodes
+//! need no bucket access since the agent fills the cache (a platform applied by an earlier
+//! comfyplat has `comfyplat-<platform>-models-read` on the node role in its state; the next
+//! apply or destroy deletes it like any resource that left the desired set).
 //!
 //! Field: `document` (normalised). Inline policies have no tags; their names are ones only
 //! comfyplat gives (`comfyplat-...`), which is how they are known to be its own.
@@ -27,7 +31,7 @@ impl fmt::Display for Id {
 }
 
 pub const CSI_POLICY: &str = "iam.role_policy.s3_csi_driver";
-pub const NODE_POLICY: &str = "iam.role_policy.node_models_read";
+pub const AGENT_POLICY: &str = "iam.role_policy.model_agent";
 /// The platform.yaml key that names the adopted node role.
 pub const NODE_ROLE_SETTING: &str = "karpenter.node_role";
 
@@ -55,7 +59,6 @@ impl ResourceKind for Id {
         let document = policy::bucket_access_policy(
             &environment.partition,
             &names,
-            policy::Access::ReadWrite,
             platform.kms_key_arn.as_deref(),
         );
         let id = Id {
@@ -72,26 +75,31 @@ impl ResourceKind for Id {
             .depending_on(addresses),
         );
 
-        // The GPU nodes read the models bucket to fill their model cache.
+        // The model cache agent reads the models bucket to fill the nodes' caches.
         let (addresses, names) = buckets(&[BucketPurpose::Models]);
-        let document = policy::bucket_access_policy(
-            &environment.partition,
-            &names,
-            policy::Access::Read,
-            platform.kms_key_arn.as_deref(),
-        );
-        let id = Id {
-            role: platform.node_role.clone(),
-            policy: format!("comfyplat-{}-models-read", platform.name),
-        };
-        desired.resources.push(
-            Resource::new(
-                Address::new(NODE_POLICY),
-                id,
-                Fields::from([("document".to_string(), document)]),
-            )
-            .depending_on(addresses),
-        );
+        if platform.comfyui.is_some()
+            && let Some(bucket) = names.first()
+        {
+            let document = policy::models_read_policy(
+                &environment.partition,
+                bucket,
+                &platform.models_sync,
+                platform.kms_key_arn.as_deref(),
+            );
+            let id = Id {
+                role: iam_role::agent_role_name(platform),
+                policy: "comfyplat-models-read".to_string(),
+            };
+            desired.resources.push(
+                Resource::new(
+                    Address::new(AGENT_POLICY),
+                    id,
+                    Fields::from([("document".to_string(), document)]),
+                )
+                .depending_on([Address::new(iam_role::AGENT_ROLE)])
+                .depending_on(addresses),
+            );
+        }
         desired.adopt_role(&platform.node_role, NODE_ROLE_SETTING, None);
         Ok(())
     }

@@ -19,7 +19,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{eks_access_entry, eks_addon, iam_role_policy};
+use super::{eks_access_entry, eks_addon, eks_pod_identity_association, iam_role_policy};
 use crate::config::S3_CSI_DRIVER;
 use crate::model::kubernetes::{
     INGRESS_HOSTNAME, KINDS, MANIFEST, PLATFORM_LABEL, context, kind_info, object_address,
@@ -268,10 +268,19 @@ fn link(resources: &mut [Resource], aws: &BTreeSet<Address>) {
             depends.extend(find("Namespace", &id.namespace, ""));
         }
         match id.kind.as_str() {
-            "EC2NodeClass" => depends.extend(known(&[
-                Address::new(eks_access_entry::NODE_ACCESS_ENTRY),
-                Address::new(iam_role_policy::NODE_POLICY),
-            ])),
+            "EC2NodeClass" => depends.extend(known(&[Address::new(
+                eks_access_entry::NODE_ACCESS_ENTRY,
+            )])),
+            "DaemonSet" => {
+                // The model agent: its service account, script and bucket access first.
+                depends.extend(of_kind("ServiceAccount"));
+                depends.extend(of_kind("ConfigMap"));
+                depends.extend(of_kind("NodePool"));
+                depends.extend(known(&[
+                    Address::new(eks_pod_identity_association::AGENT_ASSOCIATION),
+                    Address::new(iam_role_policy::AGENT_POLICY),
+                ]));
+            }
             "NodePool" => depends.extend(of_kind("EC2NodeClass")),
             "PersistentVolume" => {
                 depends.extend(known(&[
@@ -293,6 +302,8 @@ fn link(resources: &mut [Resource], aws: &BTreeSet<Address>) {
             "Deployment" => {
                 depends.extend(of_kind("ServiceAccount"));
                 depends.extend(of_kind("NodePool"));
+                // Its pods wait for the model agent's first sync on their node.
+                depends.extend(of_kind("DaemonSet"));
                 let claims: Vec<Address> = manifest
                     .pointer("/spec/template/spec/volumes")
                     .and_then(Value::as_array)
