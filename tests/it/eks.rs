@@ -704,7 +704,7 @@ fn a_degraded_addon_without_nodes_is_a_warning_and_configuration_values_pass_thr
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("Complete: 12 done."), "{}", run.stderr);
+    assert!(run.stderr.contains("Complete: 11 done."), "{}", run.stderr);
     let driver = addon(endpoint, DRIVER);
     assert_eq!(driver["status"], "DEGRADED");
     let values: Value = serde_json::from_str(

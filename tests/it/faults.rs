@@ -111,7 +111,7 @@ fn converges_through(throttle: Throttle) {
         };
         let run = workspace.run(endpoint, args).expect(0);
         match command {
-            "plan" => assert!(run.stdout.contains("Plan: 24 to add"), "{}", run.stdout),
+            "plan" => assert!(run.stdout.contains("Plan: 29 to add"), "{}", run.stdout),
             // The outputs read the distribution: a throttled read there used to end in
             // "could not read the outputs".
             "apply" | "output" => {

@@ -46,11 +46,11 @@ fn fresh_apply_creates_everything_then_plan_is_empty_and_reapply_writes_nothing(
     let run = apply(&workspace, &proxy.endpoint);
     assert!(
         run.stdout
-            .contains("Plan: 11 to add, 1 to change, 0 to destroy."),
+            .contains("Plan: 10 to add, 1 to change, 0 to destroy."),
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("Complete: 12 done."), "{}", run.stderr);
+    assert!(run.stderr.contains("Complete: 11 done."), "{}", run.stderr);
 
     // Every setting, read back through the S3 API.
     for purpose in ["models", "outputs", "inputs"] {
@@ -201,9 +201,8 @@ fn fresh_apply_creates_everything_then_plan_is_empty_and_reapply_writes_nothing(
     ] {
         assert!(role_tags.contains(&expected), "{role_tags:?}");
     }
-    let csi = reader.role_policy(CSI_ROLE, "comfyplat-s3-access");
-    let node = reader.role_policy(NODE_ROLE, NODE_POLICY);
-    for document in [&csi, &node] {
+    let csi = reader.role_policy(CSI_ROLE, CSI_POLICY);
+    for document in [&csi] {
         for statement in statements(document) {
             assert!(
                 as_list(&statement["Action"])
@@ -245,30 +244,10 @@ fn fresh_apply_creates_everything_then_plan_is_empty_and_reapply_writes_nothing(
             "{action} missing from {csi}"
         );
     }
-    let node_resources: Vec<String> = statements(&node)
-        .iter()
-        .flat_map(|s| as_list(&s["Resource"]))
-        .collect();
-    assert_eq!(node_resources.len(), 2);
-    assert!(
-        node_resources.iter().all(|r| r.contains(&bucket("models"))),
-        "{node}"
-    );
-    let node_actions: Vec<String> = statements(&node)
-        .iter()
-        .flat_map(|s| as_list(&s["Action"]))
-        .collect();
+    // The adopted node role gets no comfyplat policy: the model agent reads the models.
     assert_eq!(
-        node_actions
-            .iter()
-            .filter(|a| *a == "s3:GetObject" || *a == "s3:ListBucket")
-            .count(),
-        node_actions.len()
-    );
-    assert!(
-        reader
-            .role_policy_names(NODE_ROLE)
-            .contains(&UNOWNED_NODE_POLICY.to_string())
+        reader.role_policy_names(NODE_ROLE),
+        vec![UNOWNED_NODE_POLICY.to_string()]
     );
 
     // The next plan is empty, and the next apply makes no write call.
@@ -409,8 +388,8 @@ fn out_of_band_drift_is_shown_apart_and_repaired() {
             reader
                 .iam
                 .put_role_policy()
-                .role_name(NODE_ROLE)
-                .policy_name(NODE_POLICY)
+                .role_name(CSI_ROLE)
+                .policy_name(CSI_POLICY)
                 .policy_document(widened.to_string())
                 .send(),
         )
@@ -429,7 +408,7 @@ fn out_of_band_drift_is_shown_apart_and_repaired() {
         vec![
             "s3.bucket.models",
             "s3.bucket.outputs",
-            "iam.role_policy.node_models_read"
+            "iam.role_policy.s3_csi_driver"
         ]
     );
     let changes = plan["resource_changes"].as_array().expect("changes");
@@ -497,8 +476,8 @@ fn out_of_band_drift_is_shown_apart_and_repaired() {
             .and_then(|b| b.block_public_policy()),
         Some(true)
     );
-    let node = reader.role_policy(NODE_ROLE, NODE_POLICY);
-    assert!(!node.to_string().contains("s3:*"), "{node}");
+    let csi = reader.role_policy(CSI_ROLE, CSI_POLICY);
+    assert!(!csi.to_string().contains("s3:*"), "{csi}");
     workspace
         .run(&emulator.endpoint, &["plan", "--detailed-exitcode"])
         .expect(0);
@@ -561,7 +540,7 @@ fn removing_a_bucket_that_holds_objects_is_refused_until_it_is_empty_or_data_del
         run.stdout
     );
     assert!(!reader.bucket_exists(&bucket("inputs")));
-    let csi = reader.role_policy(CSI_ROLE, "comfyplat-s3-access");
+    let csi = reader.role_policy(CSI_ROLE, CSI_POLICY);
     assert!(!csi.to_string().contains(&bucket("inputs")), "{csi}");
     workspace
         .run(&proxy.endpoint, &["plan", "--detailed-exitcode"])
@@ -688,7 +667,7 @@ fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
     let run = workspace
         .run(&proxy.endpoint, &["apply", plan_path])
         .expect(0);
-    assert!(run.stderr.contains("Complete: 12 done."), "{}", run.stderr);
+    assert!(run.stderr.contains("Complete: 11 done."), "{}", run.stderr);
 
     // A plan made, then the world moves: the plan is refused without a write.
     workspace.write(&sandbox_yaml().replace("expire_after_days: 30", "expire_after_days: 14"));

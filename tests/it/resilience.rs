@@ -247,33 +247,34 @@ fn a_failing_resource_skips_its_dependents_while_independent_branches_complete()
     let denying = Proxy::start(
         &emulator.endpoint,
         ProxyOptions {
-            deny: Some("PutBucketVersioning".to_string()),
+            deny: Some("PutBucketLifecycleConfiguration".to_string()),
             ..ProxyOptions::default()
         },
     );
     let workspace = Workspace::sandbox();
     let reader = Reader::new(&emulator.endpoint);
 
-    // Only the models bucket turns versioning on, so only it fails; its policy waits for it.
+    // Only the outputs bucket has a lifecycle rule, so only it fails; the CSI driver's
+    // policy waits for it.
     let run = workspace
         .run(&denying.endpoint, &["apply", "--yes"])
         .expect(1);
     assert!(
         run.stderr
-            .contains("failed: s3.bucket.models: failed to set versioning of S3 bucket"),
+            .contains("failed: s3.bucket.outputs: failed to set the lifecycle rules of S3 bucket"),
         "{}",
         run.stderr
     );
     assert!(run.stderr.contains("AccessDenied"), "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("skipped: iam.role_policy.node_models_read: waits for s3.bucket.models"),
+            .contains("skipped: iam.role_policy.s3_csi_driver: waits for s3.bucket.outputs"),
         "{}",
         run.stderr
     );
     assert!(
         run.stderr
-            .contains("Incomplete: 10 done, 1 failed, 1 skipped."),
+            .contains("Incomplete: 8 done, 1 failed, 2 skipped."),
         "{}",
         run.stderr
     );
@@ -289,21 +290,21 @@ fn a_failing_resource_skips_its_dependents_while_independent_branches_complete()
         .run(&emulator.endpoint, &["state", "list"])
         .expect(0)
         .stdout;
-    assert_eq!(listed.lines().count(), 11, "{listed}");
-    assert!(listed.contains("s3.bucket.models\tS3 bucket\tcomfyui-models-123456789012-us-west-2 (us-west-2)\tcreating"), "{listed}");
+    assert_eq!(listed.lines().count(), 9, "{listed}");
+    assert!(listed.contains("s3.bucket.outputs\tS3 bucket\tcomfyui-outputs-123456789012-us-west-2 (us-west-2)\tcreating"), "{listed}");
     assert!(
-        !listed.contains("iam.role_policy.node_models_read"),
+        !listed.contains("iam.role_policy.s3_csi_driver"),
         "{listed}"
     );
     let shown: serde_json::Value = serde_json::from_str(
         &workspace
-            .run(&emulator.endpoint, &["state", "show", "s3.bucket.outputs"])
+            .run(&emulator.endpoint, &["state", "show", "s3.bucket.models"])
             .expect(0)
             .stdout,
     )
     .expect("state show prints JSON");
     assert_eq!(shown["status"], "applied");
-    assert_eq!(shown["fields"]["lifecycle.expiration_days"], 30);
+    assert_eq!(shown["fields"]["versioning"], "Enabled");
     let missing = workspace
         .run(&emulator.endpoint, &["state", "show", "s3.bucket.model"])
         .expect(1);
@@ -319,7 +320,7 @@ fn a_failing_resource_skips_its_dependents_while_independent_branches_complete()
         .expect(0);
     assert!(
         run.stdout
-            .contains("Plan: 1 to add, 1 to change, 0 to destroy."),
+            .contains("Plan: 2 to add, 1 to change, 0 to destroy."),
         "{}",
         run.stdout
     );

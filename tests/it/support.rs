@@ -583,7 +583,7 @@ pub fn bucket(purpose: &str) -> String {
 }
 
 pub const CSI_ROLE: &str = "comfyplat-sandbox-s3-csi";
-pub const NODE_POLICY: &str = "comfyplat-sandbox-models-read";
+pub const CSI_POLICY: &str = "comfyplat-s3-access";
 
 /// Writes `text` to a file and returns its path.
 pub fn write_file(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
