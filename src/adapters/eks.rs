@@ -77,6 +77,40 @@ pub async fn describe_addon(
     }
 }
 
+/// The id of the cluster's authentication-mode update still in progress, if there is one.
+pub async fn access_update_in_progress(
+    aws: &Aws,
+    cluster: &str,
+    operation: &str,
+) -> Result<Option<String>, ApiError> {
+    let ids = aws
+        .eks
+        .list_updates()
+        .name(cluster)
+        .send()
+        .await
+        .map_err(|e| aws_error(operation, e))?
+        .update_ids()
+        .to_vec();
+    for id in ids.iter().rev() {
+        let output = aws
+            .eks
+            .describe_update()
+            .name(cluster)
+            .update_id(id)
+            .send()
+            .await
+            .map_err(|e| aws_error(operation, e))?;
+        if let Some(update) = output.update()
+            && update.status() == Some(&aws_sdk_eks::types::UpdateStatus::InProgress)
+            && update.r#type() == Some(&aws_sdk_eks::types::UpdateType::AccessConfigUpdate)
+        {
+            return Ok(Some(id.clone()));
+        }
+    }
+    Ok(None)
+}
+
 pub fn has_code(error: &ApiError, code: &str) -> bool {
     error.code.as_deref() == Some(code)
 }

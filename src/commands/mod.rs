@@ -2,6 +2,7 @@
 //! execute. Also the process edge: logging, colour, error rendering and exit codes.
 
 mod apply;
+mod models_status;
 mod output;
 mod plan;
 mod session;

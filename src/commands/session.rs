@@ -167,16 +167,7 @@ impl Session {
             check_instance_types(&aws, &self.platform, mode)
         );
         let caller = caller?;
-        if let Some(expected) = &self.platform.account
-            && expected != &caller.account
-        {
-            return Err(CommandError::WrongAccount {
-                expected: expected.clone(),
-                actual: caller.account.clone(),
-                arn: caller.arn.clone(),
-            }
-            .into());
-        }
+        self.check_account(&caller)?;
         if let Some(state_account) = &state.account
             && state_account != &caller.account
         {
@@ -241,6 +232,72 @@ impl Session {
         })
     }
 
+    /// Refuses credentials of another account than the one platform.yaml names.
+    fn check_account(&self, caller: &Caller) -> Result<(), CommandError> {
+        match &self.platform.account {
+            Some(expected) if expected != &caller.account => Err(CommandError::WrongAccount {
+                expected: expected.clone(),
+                actual: caller.account.clone(),
+                arn: caller.arn.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The AWS clients and the caller, for the commands that read without a plan
+    /// (`comfyplat models`): the account is checked as for plan.
+    pub async fn connect_aws(&self) -> anyhow::Result<(Aws, Caller)> {
+        let aws = Aws::connect(
+            &self.platform.region,
+            std::sync::Arc::new(|line: String| eprintln!("waiting: {line}")),
+        )
+        .await;
+        let caller = sts::caller(&aws).await?;
+        self.check_account(&caller)?;
+        Ok((aws, caller))
+    }
+
+    /// [`Session::connect_aws`] and the cluster's Kubernetes API (the cluster must exist).
+    pub async fn connect_cluster(&self) -> anyhow::Result<(Aws, Caller, Kube)> {
+        let (aws, caller) = self.connect_aws().await?;
+        let name = &self.platform.cluster_name;
+        let cluster = match eks::describe_cluster(&aws, name).await? {
+            Some(cluster) => cluster,
+            None => {
+                return Err(CommandError::ClusterNotFound {
+                    cluster: name.clone(),
+                    account: caller.account.clone(),
+                    region: self.platform.region.clone(),
+                    existing: eks::list_clusters(&aws).await?,
+                }
+                .into());
+            }
+        };
+        let kube = self.kube(&aws, &cluster, &caller).await?;
+        Ok((aws, caller, kube))
+    }
+
+    /// The cluster's Kubernetes API: through the kubeconfig named, else with an EKS token.
+    async fn kube(
+        &self,
+        aws: &Aws,
+        cluster: &ClusterFacts,
+        caller: &Caller,
+    ) -> anyhow::Result<Kube> {
+        Ok(match &self.kubernetes.kubeconfig {
+            Some(path) => Kube::connect_kubeconfig(
+                path,
+                self.kubernetes.context.as_deref(),
+                &cluster.name,
+                cluster.endpoint.as_deref(),
+                self.kubernetes.allow_other_endpoint,
+            )
+            .await
+            .map_err(CommandError::from)?,
+            None => Kube::connect_eks(aws, cluster, &caller.partition).await?,
+        })
+    }
+
     /// The CloudFront CallerReference: the one state holds; else that of the distribution
     /// carrying this platform's comment and tag (state was lost: the platform keeps its
     /// distribution and URL instead of getting a twin); else a new one (generated here, not
@@ -299,19 +356,7 @@ impl Session {
         if !(wanted || in_state) || cluster.endpoint.is_none() {
             return Ok(None);
         }
-        let kube = match &self.kubernetes.kubeconfig {
-            Some(path) => Kube::connect_kubeconfig(
-                path,
-                self.kubernetes.context.as_deref(),
-                &cluster.name,
-                cluster.endpoint.as_deref(),
-                self.kubernetes.allow_other_endpoint,
-            )
-            .await
-            .map_err(CommandError::from)?,
-            None => Kube::connect_eks(aws, cluster, &caller.partition).await?,
-        };
-        Ok(Some(kube))
+        Ok(Some(self.kube(aws, cluster, caller).await?))
     }
 
     async fn preflight_cluster(
@@ -343,9 +388,19 @@ impl Session {
             .resources
             .values()
             .any(|entry| entry.identity.kind() == Kind::EksAccessConfig && entry.pending.is_some());
+        // An authentication-mode update started by an apply that was stopped before it
+        // could record it: the plan waits for it, as for one state knows.
+        let unrecorded_update = cluster.status == "UPDATING"
+            && !resuming_update
+            && mode == Mode::Apply
+            && eks::access_update_in_progress(aws, name, "failed to read the cluster's updates")
+                .await?
+                .is_some();
         match cluster.status.as_str() {
             "ACTIVE" => Ok(cluster),
-            "UPDATING" if resuming_update || mode == Mode::Destroy => Ok(cluster),
+            "UPDATING" if resuming_update || unrecorded_update || mode == Mode::Destroy => {
+                Ok(cluster)
+            }
             _ => Err(CommandError::ClusterNotReady {
                 cluster: name.clone(),
                 status: cluster.status.clone(),

@@ -504,7 +504,8 @@ pub fn validate(path: &Path, text: &str, file: PlatformFile) -> Result<Platform,
     let kubernetes = workloads::kubernetes(base, &file.kubernetes, &mut problems_out);
     let node_pool = workloads::node_pool(&file.karpenter, &mut problems_out, &mut notes);
     let has_inputs = file.storage.inputs.is_some();
-    let models_sync = workloads::model_prefixes(file.storage.models.sync.as_ref(), &mut problems_out);
+    let models_sync =
+        workloads::model_prefixes(file.storage.models.sync.as_ref(), &mut problems_out);
     let image_repository = super::images::image_repository(
         file.image_repository.as_ref(),
         &file.name.value,

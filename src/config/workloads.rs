@@ -41,7 +41,9 @@ pub fn model_prefixes(
         let text = item.value.trim_end_matches('/');
         let bad = text.is_empty()
             || text.starts_with('/')
-            || text.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+            || text
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
             || text.starts_with(".comfyplat")
             || text
                 .chars()
@@ -61,7 +63,10 @@ pub fn model_prefixes(
         {
             problems.at(
                 item,
-                format!("`{}` overlaps another folder of `storage.models.sync`", item.value),
+                format!(
+                    "`{}` overlaps another folder of `storage.models.sync`",
+                    item.value
+                ),
                 "list each folder once; a folder includes everything under it",
             );
             continue;

@@ -76,7 +76,7 @@ pub fn check(
             )
         } else {
             format!(
-                "no instance store: the model cache lives on the root volume ({} GiB, `karpenter.root_volume_gib`), which must hold the models bucket",
+                "no instance store: the model cache lives on the root volume ({} GiB, `karpenter.root_volume_gib`) with the container images, and must hold the mirrored models",
                 platform.node_pool.root_volume_gib
             )
         };

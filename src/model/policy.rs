@@ -383,7 +383,8 @@ mod tests {
     #[test]
     fn the_model_agent_reads_only_its_prefixes_and_the_generation_marker() {
         let prefixes = vec!["checkpoints/".to_string(), "loras/".to_string()];
-        let document = models_read_policy("aws", "models", &prefixes, Some("arn:aws:kms:r:1:key/k"));
+        let document =
+            models_read_policy("aws", "models", &prefixes, Some("arn:aws:kms:r:1:key/k"));
         let sorted = |mut items: Vec<String>| {
             items.sort();
             items

@@ -319,7 +319,11 @@ fn a_missing_context_key_is_an_error_naming_the_template_and_line() {
 #[test]
 fn a_missing_key_used_by_a_partial_names_the_partial() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "model-agent.sh.j2", "#!/bin/sh\necho {{ nope.bucket }}\n");
+    write(
+        dir.path(),
+        "model-agent.sh.j2",
+        "#!/bin/sh\necho {{ nope.bucket }}\n",
+    );
     let error = render_from(&context(), Some(dir.path())).unwrap_err();
     assert_eq!(error.template, "model-agent.sh.j2", "{error}");
     assert!(error.message.contains("nope"), "{error}");
@@ -399,7 +403,10 @@ fn the_agent_runs_on_the_gpu_pool_with_read_only_script_and_its_own_identity() {
     let rendered = render_ok(&context());
     let daemonset = find(&rendered, "DaemonSet", "comfyplat-model-agent");
     let pod = &daemonset["spec"]["template"]["spec"];
-    assert_eq!(pod["nodeSelector"], json!({"karpenter.sh/nodepool": "sandbox-gpu"}));
+    assert_eq!(
+        pod["nodeSelector"],
+        json!({"karpenter.sh/nodepool": "sandbox-gpu"})
+    );
     assert_eq!(
         pod["tolerations"],
         json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
@@ -413,15 +420,26 @@ fn the_agent_runs_on_the_gpu_pool_with_read_only_script_and_its_own_identity() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["name"].as_str().unwrap().to_string(), e.get("value").cloned().unwrap_or(Value::Null)))
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e.get("value").cloned().unwrap_or(Value::Null),
+            )
+        })
         .collect();
-    assert_eq!(env["COMFYPLAT_BUCKET"], "comfyui-models-123456789012-us-west-2");
+    assert_eq!(
+        env["COMFYPLAT_BUCKET"],
+        "comfyui-models-123456789012-us-west-2"
+    );
     assert_eq!(env["COMFYPLAT_PREFIXES"], "checkpoints/ loras/");
     assert_eq!(env["COMFYPLAT_ROOT"], "/cache");
     assert_eq!(env["COMFYPLAT_RESERVE_BYTES"], "21474836480");
     assert_eq!(env["AWS_REGION"], "us-west-2");
     assert_eq!(agent["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(agent["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(
+        agent["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
+    );
     let cache = pod["volumes"]
         .as_array()
         .unwrap()
@@ -697,12 +715,9 @@ fn the_init_container_waits_for_the_agents_first_sync_and_fails_with_its_status(
         json!([{"name": "model-cache", "mountPath": "/comfyplat-cache", "readOnly": true}])
     );
     let comfyui = container(deployment, "comfyui", "containers");
-    assert!(
-        comfyui["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .contains(&json!({"name": "models", "mountPath": "/app/ComfyUI/models", "readOnly": true}))
-    );
+    assert!(comfyui["volumeMounts"].as_array().unwrap().contains(
+        &json!({"name": "models", "mountPath": "/app/ComfyUI/models", "readOnly": true})
+    ));
     if !Path::new("/bin/sh").exists() {
         return;
     }
@@ -732,10 +747,16 @@ fn the_init_container_waits_for_the_agents_first_sync_and_fails_with_its_status(
     assert!(ok && out.contains("\"state\":\"synced\""), "{out}");
     let failing = r#"{"agent":"comfyplat-model-agent","node":"ip-10-0-1-1","state":"error","first_sync_done":false,"errors":["AccessDenied on ListObjectsV2"]}"#;
     let (ok, _, err) = run(Some(failing), "0");
-    assert!(!ok && err.contains("AccessDenied on ListObjectsV2"), "{err}");
+    assert!(
+        !ok && err.contains("AccessDenied on ListObjectsV2"),
+        "{err}"
+    );
     let full = r#"{"agent":"comfyplat-model-agent","state":"does_not_fit","first_sync_done":false,"errors":["needs 90 GiB, 40 GiB free"]}"#;
     let (ok, _, err) = run(Some(full), "3600");
-    assert!(!ok && err.contains("do not fit") && err.contains("needs 90 GiB"), "{err}");
+    assert!(
+        !ok && err.contains("do not fit") && err.contains("needs 90 GiB"),
+        "{err}"
+    );
     let (ok, _, err) = run(None, "0");
     assert!(!ok && err.contains("no status"), "{err}");
 }
@@ -966,7 +987,11 @@ fn rendered_manifests_cover_what_the_reference_sets() {
     // - NVMe at a hard-coded /dev/nvme1n1, models copied once at boot by userData with
     //   failures ignored: Karpenter builds the array, and the model agent keeps the cache in
     //   step and reports (tests/it/model_agent.rs runs it);
-    assert!(!rendered.iter().any(|r| r.object.to_string().contains("nvme1n1")));
+    assert!(
+        !rendered
+            .iter()
+            .any(|r| r.object.to_string().contains("nvme1n1"))
+    );
     assert!(rendered.iter().any(|r| r.object["kind"] == "DaemonSet"));
     // - no GPU taint, no limits: both present;
     assert!(template["taints"].is_array() && node_pool["spec"]["limits"].is_object());

@@ -718,3 +718,44 @@ fn a_degraded_addon_without_nodes_is_a_warning_and_configuration_values_pass_thr
         .run(endpoint, &["plan", "--detailed-exitcode"])
         .expect(0);
 }
+
+#[test]
+fn an_authentication_mode_update_whose_answer_was_lost_is_waited_for() {
+    // The update was started (here by the aws CLI, as an apply killed between the call and
+    // saving state would have) and is still in progress: apply waits for it instead of
+    // failing on EKS's ResourceInUseException.
+    let emulator = Emulator::start();
+    let workspace = Workspace::sandbox();
+    aws_cli(
+        &emulator.endpoint,
+        &[
+            "eks",
+            "update-cluster-config",
+            "--name",
+            "comfyui-sandbox",
+            "--access-config",
+            "authenticationMode=API_AND_CONFIG_MAP",
+        ],
+    );
+    let proxy = Proxy::start(&emulator.endpoint, ProxyOptions::default());
+    let run = workspace
+        .run(&proxy.endpoint, &["apply", "--yes"])
+        .expect(0);
+    assert!(!run.stderr.contains("failed:"), "{}", run.stderr);
+    let refused = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/update-config"))
+        .count();
+    assert_eq!(
+        refused, 1,
+        "one refused attempt, then the running update is waited for"
+    );
+    assert_eq!(
+        authentication_mode(&emulator.endpoint),
+        "API_AND_CONFIG_MAP"
+    );
+    workspace
+        .run(&proxy.endpoint, &["plan", "--detailed-exitcode"])
+        .expect(0);
+}

@@ -69,8 +69,21 @@ async fn set_mode(aws: &Aws, cluster: &str, fields: &Fields) -> Result<Option<Pe
                 .build(),
         )
         .send()
-        .await
-        .map_err(|e| aws_error(&operation, e))?;
+        .await;
+    let output = match output {
+        Ok(output) => output,
+        Err(error) => {
+            let error = aws_error(&operation, error);
+            // An earlier apply started the update and was stopped before it could record
+            // it: wait for that one instead of failing.
+            if eks::has_code(&error, "ResourceInUseException")
+                && let Some(update_id) = eks::access_update_in_progress(aws, cluster, &operation).await?
+            {
+                return Ok(Some(Pending::ready().with_operation(update_id)));
+            }
+            return Err(error);
+        }
+    };
     let update_id = output.update().and_then(|u| u.id()).ok_or_else(|| {
         ApiError::new(
             &operation,

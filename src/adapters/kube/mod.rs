@@ -15,7 +15,10 @@
 //! manager conflicts and refusals are not. Like the AWS adapters, nothing here prints:
 //! waits report through a callback.
 
+mod pods;
 mod token;
+
+pub use pods::PodView;
 
 use std::time::{Duration, Instant};
 
