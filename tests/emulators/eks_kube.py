@@ -12,6 +12,9 @@ Store that
   * has `cloud` = MotoCloud, so the controller stand-ins act on moto's backends in-process:
     the ALB controller creates/deletes real (moto) load balancers, Karpenter looks node roles
     up in moto IAM;
+  * serves kube_server.py's test controls too (/__control/nodes, /__control/pods/log: nodes,
+    DaemonSet pods, their readiness and logs); the seeded NVIDIA device plugin DaemonSet then
+    runs a pod on every node it tolerates (no nodeSelector), as in the real cluster;
 and connects the cluster to moto's EKS (eks_extension.attach_kubernetes): DescribeCluster
 answers with this server's endpoint and CA, and add-ons that become ACTIVE put their
 Kubernetes objects into the store (ADDON_OBJECTS) and take them away when deleted.

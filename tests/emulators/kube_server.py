@@ -35,13 +35,15 @@ Auth
 Discovery (plain JSON; aggregated-discovery Accept headers are ignored, clients fall back)
   * /version, /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version}; APIResourceList
     entries carry name, singularName, namespaced, kind, verbs, shortNames, categories and
-    subresources (deployments/scale with autoscaling/v1 Scale, */status).
+    subresources (deployments/scale with autoscaling/v1 Scale, */status, pods/log with verbs
+    [get]).
   * /openapi/v3 (root + one document per group/version) holds only a PATCH operation per kind
     declaring the fieldValidation parameter (no schemas), and /openapi/v2 is an empty protobuf
     document: just enough for kubectl's validation step to pass (kubectl then sees that the server
     validates fields and sends fieldValidation=Strict, which is honoured: see fieldValidation).
 Kinds
-  * v1 Namespace, ServiceAccount, Service, ConfigMap, Secret, PersistentVolume (cluster),
+  * v1 Namespace, Node (cluster, shortName no, +status), Pod (shortName po, category all, +status,
+    +log, see Pods and logs), ServiceAccount, Service, ConfigMap, Secret, PersistentVolume (cluster),
     PersistentVolumeClaim; apps/v1 Deployment (+scale, +status), DaemonSet (+status); networking.k8s.io/v1
     Ingress, IngressClass (cluster), NetworkPolicy; storage.k8s.io/v1 CSIDriver (cluster);
     apiextensions.k8s.io/v1 CustomResourceDefinition (cluster).
@@ -57,9 +59,14 @@ Kinds
     resources are not canonicalised (int-or-string quantities are stored as given). Deleting a
     CRD stops serving it (404) and drops its objects at once.
 CRUD
-  * GET one; list (labelSelector: =, ==, !=, exists, !key, in, notin; fieldSelector:
-    metadata.name / metadata.namespace with = or !=) per namespace or across namespaces
-    (e.g. /apis/apps/v1/deployments); `limit` is ignored (no `continue` ever returned).
+  * GET one; list (labelSelector: =, ==, !=, exists, !key, in, notin; fieldSelector with = or
+    !=: metadata.name / metadata.namespace, else 400 `"x" is not a known field selector: only
+    "metadata.name", "metadata.namespace"`; pods also spec.nodeName (spec.host is its alias),
+    spec.restartPolicy, spec.schedulerName, spec.serviceAccountName, spec.hostNetwork,
+    status.phase, status.podIP, status.nominatedNodeName, nodes metadata.name and
+    spec.unschedulable, else 400 `field label not supported: x`; the same on watches) per
+    namespace or across namespaces (e.g. /apis/apps/v1/deployments, /api/v1/pods); `limit` is
+    ignored (no `continue` ever returned).
   * watch=true on list paths: chunked JSON lines {"type": ADDED|MODIFIED|DELETED|BOOKMARK,
     "object"}; resourceVersion (events after it; "" / "0" = current objects first),
     sendInitialEvents=true (initial ADDED + BOOKMARK with k8s.io/initial-events-end),
@@ -71,7 +78,8 @@ CRUD
     propagationPolicy/gracePeriodSeconds accepted and ignored; with finalizers the object
     gets deletionTimestamp and stays until its finalizers are empty, answer 202 with the object
     (200 with the object when it is gone at once); deleting a Namespace deletes its objects and
-    the Namespace goes when empty), DELETE on a collection
+    the Namespace goes when empty; propagationPolicy Orphan on a DaemonSet leaves its pods,
+    without the ownerReference), DELETE on a collection
     (deletecollection, honours selectors). `dryRun=All` on every write: computed and
     returned, nothing stored, resourceVersion not bumped.
   * Every object: uid, creationTimestamp, resourceVersion (one global counter, bumped only
@@ -85,10 +93,18 @@ CRUD
     [Persistent], requiresRepublish false, seLinuxMount false, Service type ClusterIP +
     clusterIP(s), Namespace spec.finalizers/status.phase, Secret stringData -> data.
   * Defaults: PersistentVolume spec.persistentVolumeReclaimPolicy Retain and volumeMode
-    Filesystem, PersistentVolumeClaim spec.volumeMode Filesystem.
+    Filesystem, PersistentVolumeClaim spec.volumeMode Filesystem. Pods (created through the API
+    or by the DaemonSet stand-in): restartPolicy Always, terminationGracePeriodSeconds 30,
+    dnsPolicy ClusterFirst, securityContext {}, schedulerName default-scheduler,
+    serviceAccountName/serviceAccount default, enableServiceLinks true, priority (0;
+    system-node-critical 2000001000, system-cluster-critical 2000000000), preemptionPolicy
+    PreemptLowerPriority; containers imagePullPolicy (Always for :latest or no tag, else
+    IfNotPresent), terminationMessagePath /dev/termination-log, terminationMessagePolicy File,
+    resources {}. DaemonSet pod templates themselves are not defaulted.
   * Validation (422 Invalid, errors.NewInvalid's format: `<Kind>[.<group>] "<name>" is invalid:
     <field>: <error>` or `[<e1>, <e2>]`, details.causes {reason FieldValue*, message, field}):
-    metadata.name required and DNS-1123 (label for namespaces), Deployment/DaemonSet
+    metadata.name required and DNS-1123 (label for namespaces), Pod spec.containers required,
+    Deployment/DaemonSet
     spec.selector present and matching the template labels, CRD name == <plural>.<group>,
     scope Namespaced|Cluster, at least one version. 400 BadRequest for bad JSON,
     kind/apiVersion or name/namespace not matching the URL, bad selectors.
@@ -181,8 +197,38 @@ poll of the object; the object returned by that read is the one from before the 
     apiserver omits zeros), Available=False MinimumReplicasUnavailable "Deployment does not have
     minimum availability.", Progressing=True ReplicaSetUpdated; `kubectl rollout status` then
     times out. Any other image makes it available again on the next write.
-  * DaemonSet: the cluster has no nodes: status {currentNumberScheduled 0, numberMisscheduled 0,
-    desiredNumberScheduled 0, numberReady 0, observedGeneration} on every write.
+  * DaemonSet controller (synchronous after every write or removal of a DaemonSet, Node or Pod,
+    including the /__control ones): for each DaemonSet (not terminating) and each Node, as
+    NodeShouldRunDaemonPod decides it: every key=value of the pod template's nodeSelector must be
+    among the node's labels, its required node affinity (matchExpressions In/NotIn/Exists/DoesNotExist/Gt/Lt,
+    matchFields metadata.name) match, and every NoSchedule/NoExecute taint be tolerated by the
+    template's tolerations plus the DaemonSet defaults (node.kubernetes.io/not-ready and
+    unreachable NoExecute, disk-, memory-, pid-pressure and unschedulable NoSchedule,
+    network-unavailable with hostNetwork). ToleratesTaint semantics: effect empty = any, key
+    empty = any (with Exists), operator Exists, or Equal/empty with equal values;
+    PreferNoSchedule is ignored. Such a node runs exactly one pod of the DaemonSet, named
+    `<ds name>-<5 of bcdfghjklmnpqrstvwxz2456789>` (generateName `<ds name>-`), in the
+    DaemonSet's namespace (not created while it terminates): labels = template labels +
+    controller-revision-hash (a hash of the template) + pod-template-generation, the template's
+    annotations, ownerReferences [{apiVersion apps/v1, kind DaemonSet, name, uid, controller
+    true, blockOwnerDeletion true}], spec = the template spec + pod defaults, the default
+    tolerations appended (when no toleration of that key and effect is there), affinity
+    nodeAffinity required matchFields metadata.name In [node] (in every term), nodeName; status
+    from the kubelet stand-in (see Pods and logs). A pod on a node that should not run it goes
+    (node gone, labels or affinity no longer matching, an untolerated NoExecute taint; an
+    untolerated NoSchedule taint added later leaves it running, counted misscheduled); so do
+    duplicates. A changed template replaces every pod at once (new names, empty logs, readiness
+    from scratch), except with updateStrategy OnDelete (an old pod stays until it is deleted).
+    A deleted pod is recreated with a new name. Status, on every write and sync:
+    currentNumberScheduled, numberMisscheduled, desiredNumberScheduled, numberReady,
+    observedGeneration = generation, and when not 0 (omitempty) updatedNumberScheduled,
+    numberAvailable (= ready: minReadySeconds is not honoured), numberUnavailable (desired -
+    available). With no nodes that is {currentNumberScheduled 0, numberMisscheduled 0,
+    desiredNumberScheduled 0, numberReady 0, observedGeneration}. `kubectl rollout status ds/x`
+    waits until updated and available reach desired.
+  * Garbage collection, for these pods only: a pod whose controlling DaemonSet (ownerReference
+    controller true, kind DaemonSet, apps/v1) no longer exists is deleted at once; the pod GC
+    deletes every pod whose spec.nodeName names a node that is gone.
   * Ingress with spec.ingressClassName alb (or annotation kubernetes.io/ingress.class: alb), as
     the AWS Load Balancer Controller: finalizer ingress.k8s.aws/resources on create (owned by
     manager aws-load-balancer-controller); the first read after creation answers without status
@@ -240,11 +286,74 @@ poll of the object; the object returned by that read is the one from before the 
     kubernetes.io/pv-protection on every PV at creation (not owned in managedFields). After a
     delete request, a read removes the PVC's finalizer once no Deployment with replicas > 0 and
     no DaemonSet in its namespace mounts it (volumes[].persistentVolumeClaim.claimName; the
-    server has no pods, their templates stand for them), and the PV's once it is not Bound (its
+    templates stand for the pods: Deployments have none here), and the PV's once it is not Bound (its
     claim is gone); the object then goes.
-Test control (no auth)
-  * POST /__control/reset: drops all objects, CRD registrations, watch history and the
-    request log; recreates namespaces default, kube-system, kube-public, kube-node-lease, then
+Pods and logs (the kubelet stand-in)
+  * A pod that runs (a DaemonSet's, or one POSTed with spec.nodeName of an existing node; other
+    POSTed pods stay {phase Pending, qosClass}: nothing schedules them) has status {phase
+    Running, conditions [PodReadyToStartContainers, Initialized, Ready, ContainersReady,
+    PodScheduled] ({type, status, lastProbeTime null, lastTransitionTime (kept while the status
+    stays)}; Ready/ContainersReady False carry reason ContainersNotReady, message `containers with
+    unready status: [a b]`), hostIP(s) (the node's InternalIP), podIP(s) (10.0.x.y from the pod
+    uid; the host's with hostNetwork), startTime, containerStatuses sorted by name ({name, state
+    {running {startedAt}}, lastState {}, ready, restartCount 0, image as containerd reports it
+    (docker.io/library/x:latest), imageID, containerID containerd://..., started true}),
+    initContainerStatuses terminated Completed, qosClass (BestEffort/Burstable/Guaranteed)}.
+  * Readiness: a container with a readinessProbe starts not ready and stays so until the test
+    says otherwise (POST /__control/pods/log "ready"); one without is ready at once. A pod is
+    Ready when all its containers are; DaemonSet numberReady/numberAvailable follow.
+  * Logs are kept per (pod uid, container), each appended line with its time (ns); they survive
+    status changes and go with the pod (a recreated pod has a new uid and an empty log).
+  * GET /api/v1/namespaces/{ns}/pods/{name}/log (other methods 405), text/plain, as kube-apiserver
+    + kubelet answer it: PodLogOptions validated first (422 `PodLogOptions "<pod>" is invalid:
+    tailLines: Invalid value: -1: must be greater than or equal to 0`, `limitBytes: Invalid value:
+    0: must be greater than 0`, `sinceSeconds: Invalid value: 0: must be greater than 0`, `:
+    Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified`; a non-integer
+    400 `strconv.ParseInt: parsing "x": invalid syntax`); then the pod (404 `pods "x" not
+    found`); then `container` (omitted with one container: that one; with none 400 `a container
+    name must be specified for pod X`; with several 400 `a container name must be specified for
+    pod X, choose one of: [i1 a b]` (init, regular, ephemeral containers, VisitContainers'
+    order); unknown 400 `container Y is not valid for pod X`). A pod without nodeName answers an
+    empty body. previous=true: 400 `previous terminated container "c" in pod "X" not found`
+    (nothing ever restarts). sinceSeconds / sinceTime (RFC3339) keep the lines appended since;
+    tailLines=N the last N lines (0: none); timestamps=true prefixes each line with its time in
+    the kubelet's RFC3339Nano with 9 fraction digits (`2026-01-02T03:04:05.123456789Z line`);
+    limitBytes cuts the output (timestamps included) after N bytes. Booleans as the apiserver
+    converts query parameters ("false"/"0" false, any other value true). follow=true streams
+    (chunked): the selected lines, then every line appended later, until the pod goes (e.g.
+    deleted: `kubectl logs -f` then exits 0), limitBytes is reached, the client leaves or
+    store.log_follow_timeout (10 s) passes.
+Test control (no auth; errors are Status objects: 400 BadRequest for a bad body, 404, 409)
+  * POST /__control/nodes {"nodes": [{"name": "...", "labels": {...}?, "taints": [{"key",
+    "value"?, "effect": NoSchedule|PreferNoSchedule|NoExecute}]?, "capacity": {...}?}]}: creates
+    each Node, or replaces the labels, taints and capacity of an existing one (same uid;
+    unchanged = no write). A node: metadata.labels = kubernetes.io/hostname=<name>,
+    kubernetes.io/os=linux, kubernetes.io/arch=amd64, beta.kubernetes.io/os and arch, then the
+    given labels (they win); spec {providerID aws:///<topology.kubernetes.io/zone or
+    <region>a>/i-<17 hex>, taints}; status {capacity = allocatable ({cpu 8, ephemeral-storage
+    100Gi, memory 32Gi, pods 110} overlaid with the given capacity), conditions MemoryPressure,
+    DiskPressure, PIDPressure False and Ready True (reason KubeletReady, message "kubelet is
+    posting ready status"), addresses InternalIP (ip-10-0-1-23... names give 10.0.1.23, others
+    10.0.x.y from the name) and Hostname, daemonEndpoints, nodeInfo (kubeletVersion = the
+    server's, containerd, Amazon Linux 2023, amd64, linux)}. Answer {"nodes": [the Nodes]}.
+    Nodes can also be created, labelled, tainted and deleted through the API (a Node POSTed
+    without status gets the kubelet's); either way the DaemonSet controller follows.
+  * DELETE /__control/nodes/<name>: removes the Node (404 NotFound Status if missing) and,
+    through the pod GC, every pod bound to it; answers the Node as it was.
+  * POST /__control/pods/log {"namespace"?, "node"?, "pod"?, "selector"?, "container"?,
+    "append"?, "ready"?}: the one pod in `namespace` (any if omitted) bound to `node`, named
+    `pod`, matching the label `selector` (each filter optional; no match 404, several 409
+    Conflict naming them). "append" (text) is added to the log of `container` (may be omitted
+    when the pod has one container; else 400 with the apiserver's "a container name must be
+    specified" message; an unknown container 400 `container Y is not valid for pod X`), split
+    into lines (a trailing part without newline is a line of its own), all with the current
+    time; a follow=true reader gets them at once. "ready" (true/false) sets the readiness of
+    `container`, or of every container when omitted (containerStatuses[].ready, the pod's
+    Ready/ContainersReady conditions, then the DaemonSet's status); 409 if the pod is not
+    running. At least one of append/ready. Answers the pod after the change.
+  * POST /__control/reset: drops all objects (nodes, pods and logs too), CRD registrations,
+    watch history and the request log; recreates namespaces default, kube-system, kube-public,
+    kube-node-lease, then
     calls the Store's on_reset (inside aws_emulator.py: the seeded objects come back; objects of
     EKS add-ons do not).
   * GET /__control/requests: [{method, path, query (dict, last value wins), write (method is
@@ -257,8 +366,17 @@ RBAC/impersonation; protobuf bodies (415) except a protobuf v1 Namespace on POST
 `kubectl create namespace` sends: metadata name/generateName/labels/annotations decoded);
 YAML bodies (400); protobuf/Table responses (always JSON; kubectl prints its own NAME/AGE
 columns, so no STATUS column shows Terminating); real OpenAPI schemas; aggregated discovery
-(kube-rs: use Discovery::run(), not run_aggregated()); pods, replicasets and every kind not
-listed above; admission webhooks; CRD schema validation beyond pruning, defaults and the
+(kube-rs: use Discovery::run(), not run_aggregated()); replicasets, controllerrevisions, events
+and every kind not listed above; pods of Deployments (their status is made up, see Controllers);
+pods/exec, attach, portforward, proxy, eviction, binding, ephemeralcontainers, resize; pod
+update validation (a pod's spec is mutable here), graceful pod deletion (pods go at once, no
+deletionTimestamp), the kube-api-access projected volume, pod phases other than Pending/Running,
+restarts and previous logs, log streams per stdout/stderr, log rotation; the node lifecycle
+controller (nodes never become NotReady, no taint-based eviction timing, no
+node.kubernetes.io/unschedulable taint for spec.unschedulable), node leases, heartbeats
+(lastHeartbeatTime is the time of the last change); DaemonSet rollout pacing (maxUnavailable,
+maxSurge, minReadySeconds), ControllerRevisions, collisionCount, conditions, adoption of
+orphaned pods, managedFields entries of the controllers and the kubelet; admission webhooks; CRD schema validation beyond pruning, defaults and the
 transition rules above (no type/pattern/enum/required checks, no other CEL rules, no
 ratcheting), conversion; value type checks of built-in kinds (a string where an integer
 belongs is stored as sent), Go's omitempty (empty strings are stored as sent); the
@@ -269,19 +387,19 @@ messages (simplified, see kube_validation.py) and the pointer address in the nod
 one (a fixed fake); the VolumeAttributesClass feature gate is taken as enabled; dynamic
 provisioning and matching of claims to unbound PVs by class/size (only claimRef/volumeName
 binding), reclaim policies Delete/Recycle, the "Lost" phase; scale subresource of CRs; apply
-on subresources (treated as a merge patch); garbage collection/ownerReferences;
-propagationPolicy semantics; pagination (limit/continue); resourceVersion/
+on subresources (treated as a merge patch); garbage collection/ownerReferences other than
+DaemonSet pods; propagationPolicy semantics other than Orphan for DaemonSets; pagination (limit/continue); resourceVersion/
 resourceVersionMatch on GET/list (always the latest); set-type lists (`v:` keys, e.g.
 finalizers are one atomic field) and `i:` keys; conflicts between two entries of the same
 manager name (an Apply never conflicts with its own manager's Update entry); ownership of
 the fields controllers write (status, except the ALB and NodePool finalizers); maintenance of
 the kubectl.kubernetes.io/last-applied-configuration annotation on server-side apply.
-Controller stand-ins, not done: nodes, pods and NodeClaims (Karpenter never launches
-anything); EC2NodeClass finalizer karpenter.k8s.aws/termination, status.instanceProfile/amis/
+Controller stand-ins, not done: NodeClaims (Karpenter never launches anything: nodes come
+from /__control/nodes or the API); EC2NodeClass finalizer karpenter.k8s.aws/termination, status.instanceProfile/amis/
 subnets/securityGroups and the instance profile Karpenter would create in IAM; NodePool Ready
 depending on its node class; the ALB controller's HTTPS/listen-ports/certificate-arn,
 IngressGroups (group.name), the shared backend security group, target registration, events,
-and subnet discovery failures (it falls back to the cluster's subnets); DaemonSet rollout.
+and subnet discovery failures (it falls back to the cluster's subnets).
 Field sets are schema-less: a map gets its own "." entry only for list items, empty objects
 and fields named labels/annotations/data/stringData/binaryData/nodeSelector/matchLabels/
 limits/requests/capacity/volumeAttributes/selector/tags/parameters/hard/allocatable (other
@@ -312,6 +430,11 @@ from kube_schema import (Pairs, go_plus_v, go_quote, load_json, plain, prune, sm
                          ssa_unknown_schema, ssa_unknown_typed, to_raw, typed_decode, typed_model,
                          typed_unknown_paths)
 from kube_validation import go_string_map, transition_errors, validate_update
+import kube_schema
+
+# the kubernetes client's models of the kinds added here (unknown fields, quantities)
+kube_schema.MODEL_OF_KIND.setdefault(("", "Pod"), "V1Pod")
+kube_schema.MODEL_OF_KIND.setdefault(("", "Node"), "V1Node")
 
 HOST = "127.0.0.1"
 ALB_FINALIZER = "ingress.k8s.aws/resources"
@@ -487,6 +610,7 @@ class Res:
     categories: list = field(default_factory=list)
     status_sub: bool = False
     scale_sub: bool = False
+    log_sub: bool = False
     crd: str | None = None
     singular: str = ""
     schema: dict | None = None
@@ -509,6 +633,9 @@ class Res:
         if self.status_sub:
             out.append({"name": f"{self.plural}/status", "singularName": "", "namespaced": self.namespaced,
                         "kind": self.kind, "verbs": ["get", "patch", "update"]})
+        if self.log_sub:
+            out.append({"name": f"{self.plural}/log", "singularName": "", "namespaced": self.namespaced,
+                        "kind": self.kind, "verbs": ["get"]})
         if self.scale_sub:
             out.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": self.namespaced,
                         "group": "autoscaling", "version": "v1", "kind": "Scale",
@@ -518,6 +645,8 @@ class Res:
 
 BUILTINS = [
     Res("", "v1", "namespaces", "Namespace", False, ["ns"], status_sub=True),
+    Res("", "v1", "nodes", "Node", False, ["no"], status_sub=True),
+    Res("", "v1", "pods", "Pod", True, ["po"], ["all"], status_sub=True, log_sub=True),
     Res("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
     Res("", "v1", "services", "Service", True, ["svc"], ["all"], status_sub=True),
     Res("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
@@ -609,7 +738,11 @@ def match_labels(reqs, labels):
     return True
 
 
-def parse_field_selector(s: str):
+def parse_field_selector(s: str, res=None):
+    """(field path, negated, value) requirements. Pods and nodes have their own field labels
+    (FIELD_LABELS, upstream's `field label not supported: X`); other kinds only metadata.name and
+    metadata.namespace (DefaultMetaV1FieldSelectorConversion's message)."""
+    labels = FIELD_LABELS.get((res.group, res.plural)) if res is not None else None
     reqs = []
     for p in (x.strip() for x in s.split(",")):
         if not p:
@@ -617,17 +750,19 @@ def parse_field_selector(s: str):
         m = re.fullmatch(r"([\w.]+)\s*(!=|==|=)\s*(.*)", p)
         if not m:
             raise bad_request(f"invalid selector: {p!r}")
-        if m.group(1) not in ("metadata.name", "metadata.namespace"):
+        if labels is not None:
+            if m.group(1) not in labels:
+                raise bad_request(f"field label not supported: {m.group(1)}")
+        elif m.group(1) not in ("metadata.name", "metadata.namespace"):
             raise bad_request(f'"{m.group(1)}" is not a known field selector: only "metadata.name", '
                               f'"metadata.namespace"')
-        reqs.append((m.group(1).split(".")[1], m.group(2) == "!=", m.group(3)))
+        reqs.append((m.group(1), m.group(2) == "!=", m.group(3)))
     return reqs
 
 
 def match_fields(reqs, obj):
-    md = obj.get("metadata", {})
-    for key, neg, val in reqs:
-        if (md.get(key, "") == val) == neg:
+    for path, neg, val in reqs:
+        if (field_value(obj, path) == val) == neg:
             return False
     return True
 
@@ -968,6 +1103,321 @@ def is_node_member(path, pathset):
 
 
 # --------------------------------------------------------------------------
+# nodes, pods, the DaemonSet controller and the kubelet (stand-ins)
+# --------------------------------------------------------------------------
+
+# utilrand.String's alphabet (generateName suffixes, rand.SafeEncodeString): no vowels, no 0/1/3
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# the kinds whose changes the DaemonSet controller stand-in reacts to
+DS_INPUTS = {("apps", "daemonsets"), ("", "nodes"), ("", "pods")}
+# util.AddOrUpdateDaemonPodTolerations: every DaemonSet pod tolerates these (network-unavailable
+# only with hostNetwork)
+DS_DEFAULT_TOLERATIONS = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+]
+DS_HOST_NETWORK_TOLERATION = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists",
+                              "effect": "NoSchedule"}
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+PRIORITY_CLASSES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+NODE_CAPACITY = {"cpu": "8", "ephemeral-storage": "100Gi", "memory": "32Gi", "pods": "110"}
+LOG_FOLLOW_TIMEOUT = 10.0  # seconds a follow=true log stream stays open at most
+# field selectors of the kinds that have more than metadata.name/metadata.namespace
+# (pkg/apis/core/v1/conversion.go); other fields: "field label not supported: X"
+FIELD_LABELS = {
+    ("", "pods"): {"metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy",
+                   "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
+                   "status.podIP", "status.nominatedNodeName", "spec.host"},
+    ("", "nodes"): {"metadata.name", "spec.unschedulable"},
+}
+FIELD_ALIASES = {"spec.host": "spec.nodeName"}
+
+
+def rand_name(prefix: str, taken=()) -> str:
+    while True:
+        name = prefix + "".join(NAME_ALPHABET[b % len(NAME_ALPHABET)] for b in os.urandom(5))
+        if name not in taken:
+            return name
+
+
+def revision_hash(template) -> str:
+    """controller-revision-hash of a pod template: rand.SafeEncodeString of a 32-bit hash."""
+    h = int(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:8], 16)
+    return "".join(NAME_ALPHABET[ord(c) % len(NAME_ALPHABET)] for c in str(h))
+
+
+def ip_of(seed: str, prefix: str = "10.0") -> str:
+    h = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
+    return f"{prefix}.{h % 250 + 1}.{(h >> 8) % 250 + 1}"
+
+
+def node_ip(name: str) -> str:
+    """An EKS node's name is its private DNS name: ip-10-0-1-23.<region>.compute.internal -> 10.0.1.23."""
+    m = re.match(r"ip-(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})(?:\.|$)", name)
+    return ".".join(m.groups()) if m else ip_of("node/" + name)
+
+
+def tolerates(tol, taint) -> bool:
+    """v1.Toleration.ToleratesTaint."""
+    if not isinstance(tol, dict):
+        return False
+    if tol.get("effect") and tol["effect"] != taint.get("effect"):
+        return False
+    if tol.get("key") and tol["key"] != taint.get("key"):
+        return False
+    op = tol.get("operator") or "Equal"
+    if op == "Exists":
+        return True
+    return op == "Equal" and (tol.get("value") or "") == (taint.get("value") or "")
+
+
+def _node_requirement(req, labels, name) -> bool:
+    op, vals = req.get("operator"), req.get("values") or []
+    have = name if req.get("_field") else labels.get(req.get("key"))
+    present = have is not None
+    if op == "In":
+        return present and have in vals
+    if op == "NotIn":
+        return not present or have not in vals
+    if op == "Exists":
+        return present
+    if op == "DoesNotExist":
+        return not present
+    if op in ("Gt", "Lt") and present and len(vals) == 1:
+        try:
+            a, b = int(have), int(vals[0])
+        except ValueError:
+            return False
+        return a > b if op == "Gt" else a < b
+    return False
+
+
+def node_should_run(pod_spec, node) -> tuple[bool, bool]:
+    """The DaemonSet controller's NodeShouldRunDaemonPod: (shouldRun, shouldContinueRunning).
+    Both need the template's nodeSelector (equality on the node's labels) and required node
+    affinity to match and every NoExecute taint of the node to be tolerated (the template's
+    tolerations plus the DaemonSet defaults); shouldRun also every NoSchedule taint (a pod
+    already running on a node that gets an untolerated NoSchedule taint stays, misscheduled)."""
+    pod_spec = pod_spec if isinstance(pod_spec, dict) else {}
+    md = node.get("metadata") or {}
+    labels = md.get("labels") or {}
+    for k, v in (pod_spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return False, False
+    req = ((((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
+            .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms"))
+    if req:
+        def term_ok(t):
+            exprs = list(t.get("matchExpressions") or []) + [
+                {**f, "_field": True} for f in t.get("matchFields") or [] if f.get("key") == "metadata.name"]
+            return bool(exprs) and all(_node_requirement(e, labels, md.get("name")) for e in exprs)
+        if not any(isinstance(t, dict) and term_ok(t) for t in req):
+            return False, False
+    tols = list(pod_spec.get("tolerations") or []) + DS_DEFAULT_TOLERATIONS
+    if pod_spec.get("hostNetwork"):
+        tols.append(DS_HOST_NETWORK_TOLERATION)
+    run = True
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if isinstance(taint, dict) and taint.get("effect") in ("NoSchedule", "NoExecute") \
+                and not any(tolerates(t, taint) for t in tols):
+            if taint["effect"] == "NoExecute":
+                return False, False
+            run = False
+    return run, True
+
+
+def node_status(name, capacity, previous=None):
+    """What the kubelet posts for a healthy node."""
+    t = now()
+    prev = {c.get("type"): c for c in ((previous or {}).get("conditions") or []) if isinstance(c, dict)}
+
+    def cond(ctype, status, reason, message):
+        p = prev.get(ctype) or {}
+        return {"type": ctype, "status": status, "lastHeartbeatTime": t,
+                "lastTransitionTime": p.get("lastTransitionTime") if p.get("status") == status
+                and p.get("lastTransitionTime") else t, "reason": reason, "message": message}
+
+    h = hashlib.sha256(("node/" + name).encode()).hexdigest()
+    cap = {**NODE_CAPACITY, **(capacity or {})}
+    return {
+        "capacity": dict(cap), "allocatable": dict(cap),
+        "conditions": [cond("MemoryPressure", "False", "KubeletHasSufficientMemory",
+                            "kubelet has sufficient memory available"),
+                       cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                       cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                       cond("Ready", "True", "KubeletReady", "kubelet is posting ready status")],
+        "addresses": [{"type": "InternalIP", "address": node_ip(name)}, {"type": "Hostname", "address": name}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": {"machineID": h[:32], "systemUUID": f"ec2{h[3:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}",
+                     "bootID": f"{h[32:40]}-{h[40:44]}-{h[44:48]}-{h[48:52]}-{h[52:64]}",
+                     "kernelVersion": "6.1.141-155.222.amzn2023.x86_64", "osImage": "Amazon Linux 2023.7.20250623",
+                     "containerRuntimeVersion": "containerd://1.7.27", "kubeletVersion": VERSION_INFO["gitVersion"],
+                     "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"}}
+
+
+def qos_class(spec) -> str:
+    cs = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or []) if isinstance(c, dict)]
+    res = [c.get("resources") or {} for c in cs]
+    if not any((r.get("requests") or r.get("limits")) for r in res):
+        return "BestEffort"
+    for r in res:
+        lim, req = r.get("limits") or {}, r.get("requests") or {}
+        if not all(lim.get(k) and req.get(k, lim.get(k)) == lim[k] for k in ("cpu", "memory")):
+            return "Burstable"
+    return "Guaranteed"
+
+
+def full_image(image: str) -> str:
+    """The image reference as containerd reports it (docker.io/library/..., :latest)."""
+    name = image or ""
+    first = name.split("/")[0]
+    if "/" not in name or ("." not in first and ":" not in first and first != "localhost"):
+        name = "docker.io/" + (name if "/" in name else "library/" + name)
+    if "@" not in name and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name
+
+
+def pod_defaults(spec):
+    """SetDefaults_PodSpec / SetDefaults_Container, plus what the ServiceAccount and Priority
+    admission plugins set (no kube-api-access volume)."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", PRIORITY_CLASSES.get(spec.get("priorityClassName"), 0))
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    for kind in ("initContainers", "containers"):
+        for c in spec.get(kind) or []:
+            if not isinstance(c, dict):
+                continue
+            img = str(c.get("image") or "")
+            tag = img.rsplit("/", 1)[-1]
+            c.setdefault("imagePullPolicy", "Always" if "@" not in img and (":" not in tag or tag.endswith(":latest"))
+                         else "IfNotPresent")
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("resources", {})
+    return spec
+
+
+def pod_containers(spec, kinds=("initContainers", "containers", "ephemeralContainers")):
+    """Container names in podutil.VisitContainers order (init, regular, ephemeral)."""
+    return [c.get("name") for k in kinds for c in (spec.get(k) or []) if isinstance(c, dict)]
+
+
+def pod_is_ready(pod) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in ((pod.get("status") or {}).get("conditions") or []) if isinstance(c, dict))
+
+
+def kubelet_status(pod, ready=None, previous=None):
+    """The status a kubelet posts for a running pod: phase Running, IPs, one running container
+    status per container (ready from `ready` {name: bool}, else that of `previous`, else: ready
+    at once unless it has a readinessProbe), init containers terminated Completed, conditions
+    PodReadyToStartContainers, Initialized, Ready, ContainersReady, PodScheduled."""
+    spec, md = pod.get("spec") or {}, pod["metadata"]
+    t = now()
+    prev = previous or {}
+    prev_cs = {c.get("name"): c for c in prev.get("containerStatuses") or [] if isinstance(c, dict)}
+    prev_cond = {c.get("type"): c for c in prev.get("conditions") or [] if isinstance(c, dict)}
+    start = prev.get("startTime") or t
+    host_ip = node_ip(spec.get("nodeName") or "")
+    pod_ip = prev.get("podIP") or (host_ip if spec.get("hostNetwork") else ip_of("pod/" + md["uid"], "10.0"))
+
+    def cid(name):
+        return "containerd://" + hashlib.sha256(f'{md["uid"]}/{name}'.encode()).hexdigest()
+
+    def image_id(image):
+        return full_image(image).rsplit(":", 1)[0] + "@sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+    statuses, unready = [], []
+    for c in spec.get("containers") or []:
+        if not isinstance(c, dict):
+            continue
+        name, image = c.get("name"), str(c.get("image") or "")
+        p = prev_cs.get(name) or {}
+        ok = (ready or {}).get(name, p.get("ready") if p else not c.get("readinessProbe"))
+        if not ok:
+            unready.append(name)
+        statuses.append({"name": name, "state": {"running": {"startedAt": (p.get("state") or {}).get(
+            "running", {}).get("startedAt", start)}}, "lastState": {}, "ready": bool(ok), "restartCount": 0,
+            "image": full_image(image), "imageID": image_id(image), "containerID": cid(name), "started": True})
+    init = [{"name": c.get("name"), "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                                             "startedAt": start, "finishedAt": start,
+                                                             "containerID": cid(c.get("name"))}},
+             "lastState": {}, "ready": True, "restartCount": 0, "image": full_image(str(c.get("image") or "")),
+             "imageID": image_id(str(c.get("image") or "")), "containerID": cid(c.get("name")), "started": False}
+            for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+
+    def cond(ctype, ok, reason=None, message=None):
+        status = "True" if ok else "False"
+        p = prev_cond.get(ctype) or {}
+        c = {"type": ctype, "status": status, "lastProbeTime": None,
+             "lastTransitionTime": p.get("lastTransitionTime") if p.get("status") == status
+             and p.get("lastTransitionTime") else t}
+        if not ok and reason:
+            c.update(reason=reason, message=message)
+        return c
+
+    msg = f'containers with unready status: [{" ".join(unready)}]'
+    st = {"phase": "Running",
+          "conditions": [cond("PodReadyToStartContainers", True), cond("Initialized", True),
+                         cond("Ready", not unready, "ContainersNotReady", msg),
+                         cond("ContainersReady", not unready, "ContainersNotReady", msg),
+                         cond("PodScheduled", True)],
+          "hostIP": host_ip, "hostIPs": [{"ip": host_ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
+          "startTime": start, "containerStatuses": sorted(statuses, key=lambda s: s["name"]),
+          "qosClass": qos_class(spec)}
+    if init:
+        st["initContainerStatuses"] = init
+    return st
+
+
+def field_value(obj, path) -> str:
+    """The selectable field `path` of an object as a string (fields.Set of ToSelectableFields)."""
+    path = FIELD_ALIASES.get(path, path)
+    if path in ("spec.hostNetwork", "spec.unschedulable"):
+        return "true" if (obj.get("spec") or {}).get(path.split(".")[1]) else "false"
+    cur = obj
+    for p in path.split("."):
+        cur = cur.get(p) if isinstance(cur, dict) else None
+    return "" if cur is None else str(cur)
+
+
+def log_timestamp(ns: int) -> str:
+    """The kubelet's RFC3339Nano with a fixed 9-digit fraction (kuberuntime timeFormatOut)."""
+    return datetime.datetime.fromtimestamp(ns // 10**9, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S") + f".{ns % 10**9:09d}Z"
+
+
+def render_log(entries, timestamps: bool) -> bytes:
+    return "".join((log_timestamp(t) + " " if timestamps else "") + text for t, text in entries).encode()
+
+
+@dataclass
+class LogStream:
+    """A pods/log answer: `data` now; with follow, then the entries appended to store.pod_logs[key]
+    from index `next` on (limitBytes: `remaining`), until the pod goes, the client leaves or
+    LOG_FOLLOW_TIMEOUT."""
+    data: bytes
+    follow: bool = False
+    key: tuple | None = None
+    next: int = 0
+    remaining: int | None = None
+    timestamps: bool = False
+    pod_key: tuple | None = None
+
+
+# --------------------------------------------------------------------------
 # the store
 # --------------------------------------------------------------------------
 
@@ -997,6 +1447,9 @@ class Store:
         self.requests: list = []
         self.alb_seen: dict = {}     # ingress key -> ((uid, fingerprint), ok) last reconciled with the cloud
         self.logged: dict = {}       # object key -> last controller error logged
+        self.pod_logs: dict = {}     # (pod uid, container) -> [(time ns, text)] (kubelet stand-in)
+        self._ds_syncing = False
+        self.log_follow_timeout = LOG_FOLLOW_TIMEOUT
         self.reset()
         self.on_reset = on_reset
         if on_reset is not None:
@@ -1010,6 +1463,7 @@ class Store:
             self.events.clear()
             self.requests.clear()
             self.alb_seen.clear()
+            self.pod_logs.clear()
             self.event_base = self.rv
             self.resources = {(r.group, r.version, r.plural): r for r in BUILTINS}
             for ns in DEFAULT_NAMESPACES:
@@ -1084,6 +1538,11 @@ class Store:
             self._drop_crd(obj)
         if key[:2] in STORAGE_PROTECTION:
             self._sync_volumes()
+        if key[:2] == ("", "pods"):
+            for k in [k for k in self.pod_logs if k[0] == obj["metadata"].get("uid")]:
+                del self.pod_logs[k]
+        if key[:2] in DS_INPUTS:
+            self._sync_daemonsets()
         self.cond.notify_all()
 
     def _drop_crd(self, crd):
@@ -1181,6 +1640,338 @@ class Store:
                    for v in vols):
                 return True
         return False
+
+    # ---- the DaemonSet controller, the pod garbage collectors and the kubelet (stand-ins) ----
+    def _nodes(self):
+        return {k[3]: o for k, o in self.objects.items() if k[:2] == ("", "nodes")}
+
+    def _daemon_pods(self, uid):
+        """(key, pod) of the pods whose controlling owner is the DaemonSet with this uid."""
+        return sorted((k, o) for k, o in self.objects.items() if k[:2] == ("", "pods") and uid and any(
+            isinstance(r, dict) and r.get("uid") == uid and r.get("controller")
+            for r in o["metadata"].get("ownerReferences") or []))
+
+    def _ds_status(self, ds):
+        """DaemonSet status from the nodes and the DaemonSet's pods as they are (minReadySeconds
+        is not honoured: a ready pod is available). Zero omitempty counts are omitted, as the
+        apiserver omits them."""
+        md = ds["metadata"]
+        tmpl = (ds.get("spec") or {}).get("template") or {}
+        want = revision_hash(tmpl)
+        eligible = {n for n, node in self._nodes().items() if node_should_run(tmpl.get("spec"), node)[0]}
+        by_node: dict = {}
+        for _, p in self._daemon_pods(md.get("uid")):
+            by_node.setdefault((p.get("spec") or {}).get("nodeName") or "", []).append(p)
+        current = updated = ready = 0
+        for n in eligible:
+            pods = by_node.get(n) or []
+            current += bool(pods)
+            updated += any((p["metadata"].get("labels") or {}).get("controller-revision-hash") == want for p in pods)
+            ready += any(pod_is_ready(p) for p in pods)
+        st = {"currentNumberScheduled": current, "numberMisscheduled": sum(1 for n in by_node if n not in eligible),
+              "desiredNumberScheduled": len(eligible), "numberReady": ready,
+              "observedGeneration": md.get("generation", 1)}
+        for k, v in (("updatedNumberScheduled", updated), ("numberAvailable", ready),
+                     ("numberUnavailable", len(eligible) - ready)):
+            if v > 0:
+                st[k] = v
+        return st
+
+    def _sync_daemonsets(self):
+        """Synchronous after every write or removal of a DaemonSet, Node or Pod: the pod GC (pods
+        bound to a node that is gone), the garbage collector (pods whose controlling DaemonSet is
+        gone), then per DaemonSet one pod of the current template on every node that should run
+        it and none elsewhere, and its status."""
+        if self._ds_syncing:
+            return
+        self._ds_syncing = True
+        try:
+            pod_res = self.resources[("", "v1", "pods")]
+            ds_res = self.resources[("apps", "v1", "daemonsets")]
+            nodes = self._nodes()
+            dss = {o["metadata"]["uid"]: k for k, o in self.objects.items() if k[:2] == ("apps", "daemonsets")}
+            for k, p in sorted((k, o) for k, o in self.objects.items() if k[:2] == ("", "pods")):
+                node = (p.get("spec") or {}).get("nodeName")
+                owner = next((r for r in p["metadata"].get("ownerReferences") or [] if isinstance(r, dict)
+                              and r.get("controller") and r.get("kind") == "DaemonSet"
+                              and r.get("apiVersion") == "apps/v1"), None)
+                if (node and node not in nodes) or (owner is not None and owner.get("uid") not in dss):
+                    self._remove(pod_res, k)
+            for k in sorted(dss.values()):
+                ds = self.objects.get(k)
+                if ds is None:
+                    continue
+                if not ds["metadata"].get("deletionTimestamp"):
+                    self._run_daemon_pods(k, ds, nodes, pod_res)
+                ds = self.objects[k]
+                st = self._ds_status(ds)
+                if st != ds.get("status"):
+                    new = copy.deepcopy(ds)
+                    new["status"] = st
+                    self._put(ds_res, new, "MODIFIED")
+        finally:
+            self._ds_syncing = False
+
+    def _run_daemon_pods(self, key, ds, nodes, pod_res):
+        tmpl = (ds.get("spec") or {}).get("template") or {}
+        want = revision_hash(tmpl)
+        nso = self.objects.get(("", "namespaces", "", key[2]))
+        can_create = nso is not None and not nso["metadata"].get("deletionTimestamp")
+        by_node: dict = {}
+        for pk, p in self._daemon_pods(ds["metadata"]["uid"]):
+            by_node.setdefault((p.get("spec") or {}).get("nodeName") or "", []).append((pk, p))
+        on_delete = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete"
+        for n in sorted(nodes):
+            runs, stays = node_should_run(tmpl.get("spec"), nodes[n])
+            keep = None
+            # the pod of the current template first; OnDelete keeps an old one until it is deleted
+            pods = sorted(by_node.pop(n, []), key=lambda kp: (kp[1]["metadata"].get("labels") or {}).get(
+                "controller-revision-hash") != want)
+            for pk, p in pods:
+                current = (p["metadata"].get("labels") or {}).get("controller-revision-hash") == want
+                if stays and keep is None and (current or on_delete):
+                    keep = pk
+                else:  # not to run there, a duplicate, or of an old template (rolled at once)
+                    self._remove(pod_res, pk)
+            if runs and keep is None and can_create:
+                self._put(pod_res, self._daemon_pod(ds, n, want), "ADDED")
+        for pods in by_node.values():
+            for pk, _ in pods:
+                self._remove(pod_res, pk)
+
+    def _daemon_pod(self, ds, node, rev):
+        """The pod the DaemonSet controller creates for a node (the scheduler binds it, the
+        kubelet runs it): template labels + controller-revision-hash and pod-template-generation,
+        the controller ownerReference, the template spec with pod defaults, the DaemonSet's
+        node affinity and tolerations and nodeName, a running status."""
+        md = ds["metadata"]
+        tmpl = copy.deepcopy((ds.get("spec") or {}).get("template") or {})
+        tmd = tmpl.get("metadata") or {}
+        taken = {k[3] for k in self.objects if k[:3] == ("", "pods", md["namespace"])}
+        pmd = {"name": rand_name(md["name"] + "-", taken), "generateName": md["name"] + "-",
+               "namespace": md["namespace"], "uid": str(uuid.uuid4()), "creationTimestamp": now(),
+               "labels": {**(tmd.get("labels") or {}), "controller-revision-hash": rev,
+                          "pod-template-generation": str(md.get("generation", 1))}}
+        if tmd.get("annotations"):
+            pmd["annotations"] = tmd["annotations"]
+        pmd["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": md["name"],
+                                   "uid": md["uid"], "controller": True, "blockOwnerDeletion": True}]
+        spec = pod_defaults(tmpl.get("spec") if isinstance(tmpl.get("spec"), dict) else {})
+        na = spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
+        terms = [t for t in ((na.get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+                             .get("nodeSelectorTerms") or []) if isinstance(t, dict)] or [{}]
+        for t in terms:  # ReplaceDaemonSetPodNodeNameNodeAffinity
+            t["matchFields"] = [{"key": "metadata.name", "operator": "In", "values": [node]}]
+        na["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": terms}
+        tols = spec.setdefault("tolerations", [])
+        for t in DS_DEFAULT_TOLERATIONS + ([DS_HOST_NETWORK_TOLERATION] if spec.get("hostNetwork") else []):
+            if not any(isinstance(x, dict) and (x.get("key"), x.get("effect")) == (t["key"], t["effect"])
+                       for x in tols):
+                tols.append(dict(t))
+        spec["nodeName"] = node
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": pmd, "spec": spec}
+        pod["status"] = kubelet_status(pod)
+        return pod
+
+    def _orphan_pods(self, uid):
+        """DELETE of a DaemonSet with propagationPolicy Orphan: its pods lose the ownerReference."""
+        pod_res = self.resources[("", "v1", "pods")]
+        for k, p in self._daemon_pods(uid):
+            new = copy.deepcopy(p)
+            refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            if refs:
+                new["metadata"]["ownerReferences"] = refs
+            else:
+                new["metadata"].pop("ownerReferences", None)
+            self._put(pod_res, new, "MODIFIED")
+
+    # ---- test control: nodes, pod logs and readiness ---------------------------
+    def set_nodes(self, doc):
+        """POST /__control/nodes {"nodes": [{"name", "labels"?, "taints"?, "capacity"?}]}: create or
+        replace (same uid, labels/taints/capacity as given) Node objects; returns their views."""
+        entries = doc.get("nodes") if isinstance(doc, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise bad_request('the body must be {"nodes": [{"name": ..., "labels": {...}, "taints": [...]}]}')
+        for e in entries:
+            name = e.get("name") if isinstance(e, dict) else None
+            if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUB.fullmatch(name):
+                raise bad_request(f"node name {name!r} is not a DNS-1123 subdomain")
+            for fld in ("labels", "capacity"):
+                v = e.get(fld) or {}
+                if not isinstance(v, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in v.items()):
+                    raise bad_request(f"node {name}: {fld} must be an object of strings")
+            taints = e.get("taints") or []
+            if not isinstance(taints, list) or not all(
+                    isinstance(t, dict) and isinstance(t.get("key"), str) and t["key"]
+                    and t.get("effect") in TAINT_EFFECTS and isinstance(t.get("value", ""), str)
+                    and set(t) <= {"key", "value", "effect"} for t in taints):
+                raise bad_request(f"node {name}: taints must be [{{key, value?, effect: NoSchedule | "
+                                  f"PreferNoSchedule | NoExecute}}]")
+        res = self.resources[("", "v1", "nodes")]
+        out = []
+        for e in entries:
+            name = e["name"]
+            labels = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                      "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                      **(e.get("labels") or {})}
+            zone = labels.get("topology.kubernetes.io/zone") or f"{self.region}a"
+            spec = {"providerID": f"aws:///{zone}/i-{hashlib.sha256(name.encode()).hexdigest()[:17]}"}
+            if e.get("taints"):
+                spec["taints"] = [{k: t[k] for k in ("key", "value", "effect") if t.get(k)} for t in e["taints"]]
+            key = ("", "nodes", "", name)
+            live = self.objects.get(key)
+            if live is None:
+                obj = {"apiVersion": "v1", "kind": "Node",
+                       "metadata": {"name": name, "uid": str(uuid.uuid4()), "creationTimestamp": now(),
+                                    "labels": labels},
+                       "spec": spec, "status": node_status(name, e.get("capacity"))}
+                self._put(res, obj, "ADDED")
+            else:
+                new = copy.deepcopy(live)
+                new["metadata"]["labels"] = labels
+                new["spec"] = spec
+                cap = {**NODE_CAPACITY, **(e.get("capacity") or {})}
+                if (live.get("status") or {}).get("capacity") != cap:
+                    new["status"] = node_status(name, e.get("capacity"), live.get("status"))
+                if new != live:
+                    self._put(res, new, "MODIFIED")
+            out.append(self._view(res, self.objects[key]))
+        self._sync_daemonsets()
+        return out
+
+    def delete_node(self, name):
+        """DELETE /__control/nodes/<name>: the node goes, and with it the pods bound to it."""
+        res = self.resources[("", "v1", "nodes")]
+        live = self.get(res, None, name)
+        view = self._view(res, live)
+        self._remove(res, self._key(res, None, name))
+        return view
+
+    def control_pod(self, doc):
+        """POST /__control/pods/log: append to the log of one pod's container and/or set its
+        readiness (as its readinessProbe would); returns the pod."""
+        if not isinstance(doc, dict):
+            raise bad_request("the body must be a JSON object")
+        for k in ("namespace", "node", "pod", "selector", "container", "append"):
+            if doc.get(k) is not None and not isinstance(doc[k], str):
+                raise bad_request(f"{k} must be a string")
+        if doc.get("ready") is not None and not isinstance(doc["ready"], bool):
+            raise bad_request("ready must be true or false")
+        unknown = set(doc) - {"namespace", "node", "pod", "selector", "container", "append", "ready"}
+        if unknown:
+            raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
+        if doc.get("append") is None and doc.get("ready") is None:
+            raise bad_request("nothing to do: give append and/or ready")
+        reqs = parse_label_selector(doc.get("selector") or "")
+        ns, node, pname = doc.get("namespace"), doc.get("node"), doc.get("pod")
+        found = [(k, o) for k, o in sorted(self.objects.items()) if k[:2] == ("", "pods")
+                 and (not ns or k[2] == ns) and (not pname or k[3] == pname)
+                 and (not node or (o.get("spec") or {}).get("nodeName") == node)
+                 and match_labels(reqs, o["metadata"].get("labels") or {})]
+        what = ", ".join(f"{k}={doc[k]}" for k in ("namespace", "node", "pod", "selector") if doc.get(k))
+        if not found:
+            raise ApiError(404, "NotFound", f"no pod matches {what or 'anything'}")
+        if len(found) > 1:
+            raise ApiError(409, "Conflict", f"{len(found)} pods match {what or 'anything'}: "
+                                            + ", ".join(f"{k[2]}/{k[3]}" for k, _ in found))
+        key, pod = found[0]
+        spec = pod.get("spec") or {}
+        regular = pod_containers(spec, ("containers",))
+        container = doc.get("container")
+        if container is not None and container not in pod_containers(spec):
+            raise bad_request(f"container {container} is not valid for pod {key[3]}")
+        if doc.get("append") is not None:
+            c = container or (regular[0] if len(regular) == 1 else None)
+            if c is None:
+                raise bad_request(f"a container name must be specified for pod {key[3]}, choose one of: "
+                                  f"[{' '.join(pod_containers(spec))}]")
+            t = time.time_ns()
+            self.pod_logs.setdefault((pod["metadata"]["uid"], c), []).extend(
+                (t, line) for line in doc["append"].splitlines(keepends=True))
+            self.cond.notify_all()
+        if doc.get("ready") is not None:
+            st = pod.get("status") or {}
+            if st.get("phase") != "Running":
+                raise ApiError(409, "Conflict", f"pod {key[3]} is not running")
+            targets = [container] if container else regular
+            new = copy.deepcopy(pod)
+            new["status"] = kubelet_status(pod, {c: doc["ready"] for c in targets}, st)
+            if new != pod:
+                self._put(self.resources[("", "v1", "pods")], new, "MODIFIED")
+                self._sync_daemonsets()
+        return self._view(self.resources[("", "v1", "pods")], self.objects[key])
+
+    def pod_log(self, ns, name, q):
+        """GET /api/v1/namespaces/{ns}/pods/{name}/log (kube-apiserver's LogREST + the kubelet)."""
+        def integer(k):
+            v = q.get(k)
+            if v is None:
+                return None
+            if not re.fullmatch(r"[+-]?\d+", v):
+                raise bad_request(f'strconv.ParseInt: parsing {go_quote(v)}: invalid syntax')
+            return int(v)
+
+        def boolean(k):  # Convert_Slice_string_To_bool
+            v = q.get(k)
+            return v is not None and v != "0" and v.lower() != "false"
+
+        tail, limit, since = integer("tailLines"), integer("limitBytes"), integer("sinceSeconds")
+        since_time = None
+        if q.get("sinceTime") is not None:
+            try:
+                since_time = datetime.datetime.fromisoformat(q["sinceTime"].replace("Z", "+00:00"))
+                if since_time.tzinfo is None:
+                    raise ValueError
+            except ValueError:
+                raise bad_request(f'parsing time {go_quote(q["sinceTime"])} as "2006-01-02T15:04:05Z07:00": '
+                                  f'cannot parse {go_quote(q["sinceTime"])} as "2006"')
+        causes = []
+        if tail is not None and tail < 0:
+            causes.append({"field": "tailLines", "message": f"Invalid value: {tail}: must be greater than or equal to 0"})
+        if limit is not None and limit < 1:
+            causes.append({"field": "limitBytes", "message": f"Invalid value: {limit}: must be greater than 0"})
+        if since is not None and since_time is not None:
+            causes.append({"field": "", "reason": "FieldValueForbidden",
+                           "message": "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"})
+        elif since is not None and since < 1:
+            causes.append({"field": "sinceSeconds", "message": f"Invalid value: {since}: must be greater than 0"})
+        if causes:
+            raise invalid_status("", "PodLogOptions", name, causes)
+        res = self.resources[("", "v1", "pods")]
+        pod = self.get(res, ns, name)
+        spec = pod.get("spec") or {}
+        c = q.get("container") or ""
+        if not c:
+            regular = pod_containers(spec, ("containers",))
+            if len(regular) == 1:
+                c = regular[0]
+            elif not regular:
+                raise bad_request(f"a container name must be specified for pod {name}")
+            else:
+                raise bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                  f"[{' '.join(pod_containers(spec))}]")
+        elif c not in pod_containers(spec):
+            raise bad_request(f"container {c} is not valid for pod {name}")
+        if not spec.get("nodeName"):
+            return LogStream(b"")  # not scheduled: an empty location, an empty answer
+        if boolean("previous"):
+            raise bad_request(f'previous terminated container "{c}" in pod "{name}" not found')
+        key = (pod["metadata"]["uid"], c)
+        entries = list(self.pod_logs.get(key) or [])
+        cut = None
+        if since is not None:
+            cut = time.time_ns() - since * 10**9
+        elif since_time is not None:
+            cut = int(since_time.timestamp()) * 10**9
+        shown = [e for e in entries if cut is None or e[0] >= cut]
+        if tail is not None:
+            shown = shown[len(shown) - tail:] if tail else []
+        ts = boolean("timestamps")
+        data = render_log(shown, ts)
+        if limit is not None:
+            data = data[:limit]
+        return LogStream(data, boolean("follow"), key, len(entries),
+                         None if limit is None else limit - len(data), ts, self._key(res, ns, name))
 
     def _res_for_key(self, key):
         return next((r for r in self.resources.values() if (r.group, r.plural) == key[:2]), None)
@@ -1356,9 +2147,18 @@ class Store:
                 us.setdefault("type", "RollingUpdate")
                 us.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
             spec.setdefault("revisionHistoryLimit", 10)
-            # the cluster has no nodes: nothing to schedule
-            obj["status"] = {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
-                             "numberReady": 0, "observedGeneration": md.get("generation", 1)}
+            # counted from the nodes and pods as they are; _sync_daemonsets then runs the pods
+            obj["status"] = self._ds_status(obj)
+        elif gk == ("", "Node"):
+            if not isinstance(obj.get("status"), dict) or not obj["status"].get("conditions"):
+                obj["status"] = node_status(md.get("name") or "", None)  # the kubelet registers it
+        elif gk == ("", "Pod") and spec is not None:
+            if old is None:
+                pod_defaults(spec)
+                if spec.get("nodeName") and ("", "nodes", "", spec["nodeName"]) in self.objects:
+                    obj["status"] = kubelet_status(obj)
+                else:  # nothing schedules it
+                    obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
         elif gk == ("storage.k8s.io", "CSIDriver") and spec is not None:
             for k, v in (("attachRequired", True), ("podInfoOnMount", False), ("storageCapacity", False),
                          ("fsGroupPolicy", "ReadWriteOnceWithFSType"), ("volumeLifecycleModes", ["Persistent"]),
@@ -1458,6 +2258,9 @@ class Store:
             causes.append({"field": "metadata.name",
                            "message": f'Invalid value: "{name}": a lowercase RFC 1123 name must consist of lower '
                                       "case alphanumeric characters, '-' or '.'"})
+        if res.kind == "Pod" and not res.group:
+            if not [c for c in (obj.get("spec") or {}).get("containers") or [] if isinstance(c, dict)]:
+                causes.append({"field": "spec.containers", "message": "Required value"})
         if res.kind in ("Deployment", "DaemonSet") and res.group == "apps":
             spec = obj.get("spec") or {}
             sel = (spec.get("selector") or {}).get("matchLabels")
@@ -1670,6 +2473,8 @@ class Store:
             self._register_crd(new)
         if (res.group, res.plural) in STORAGE_PROTECTION:
             self._sync_volumes()
+        if (res.group, res.plural) in DS_INPUTS:
+            self._sync_daemonsets()
         self._gc()
         return self._view(res, self.objects.get(self._key(res, md.get("namespace"), md["name"]), new))
 
@@ -1995,13 +2800,15 @@ class Store:
             return self._view(res, self.objects.get(key, new))
         view = self._view(res, live)
         if not dry:
+            if (res.group, res.plural) == ("apps", "daemonsets") and pol == "Orphan":
+                self._orphan_pods(live["metadata"]["uid"])
             self._remove(res, key)
             self._gc()
         return view
 
     def list(self, res, ns, q):
         labels = parse_label_selector(q.get("labelSelector", ""))
-        fields = parse_field_selector(q.get("fieldSelector", ""))
+        fields = parse_field_selector(q.get("fieldSelector", ""), res)
         items = []
         for key in sorted(k for k in self.objects if k[:2] == (res.group, res.plural)):
             if res.namespaced and ns and key[2] != ns:
@@ -2295,13 +3102,10 @@ class Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(n) if n else b""
         store = self.store
         if path.startswith("/__control/"):
-            if path == "/__control/reset" and method == "POST":
-                store.reset()
-                return self._send(200, {"reset": True})
-            if path == "/__control/requests" and method == "GET":
-                with store.lock:
-                    return self._send(200, list(store.requests))
-            return self._send(404, not_found_path().status())
+            try:
+                return self._control(method, path, body)
+            except ApiError as e:
+                return self._send(e.code, e.status())
         with store.lock:
             store.requests.append({"method": method, "path": path, "query": q, "write": method in WRITE_METHODS,
                                    "dryRun": q.get("dryRun") == "All"})
@@ -2314,6 +3118,8 @@ class Handler(BaseHTTPRequestHandler):
                 result = self._dispatch(method, path, q, body)
             if isinstance(result, Watch):
                 return self._watch(result)
+            if isinstance(result, LogStream):
+                return self._log(result)
             code, obj = result
             self._send(code, obj)
         except ApiError as e:
@@ -2324,6 +3130,32 @@ class Handler(BaseHTTPRequestHandler):
             import traceback
             traceback.print_exc()
             self._send(500, ApiError(500, "InternalError", f"internal error: {e!r}").status())
+
+    # ---- test control ---------------------------------------------------------
+    def _control(self, method, path, body):
+        store = self.store
+        if path == "/__control/reset" and method == "POST":
+            store.reset()
+            return self._send(200, {"reset": True})
+        if path == "/__control/requests" and method == "GET":
+            with store.lock:
+                return self._send(200, list(store.requests))
+        doc = None
+        if method == "POST":
+            try:
+                doc = json.loads(body or b"null")
+            except ValueError:
+                raise bad_request("the request body is not valid JSON")
+        if path == "/__control/nodes" and method == "POST":
+            with store.lock:
+                return self._send(200, {"nodes": store.set_nodes(doc)})
+        if path.startswith("/__control/nodes/") and method == "DELETE":
+            with store.lock:
+                return self._send(200, store.delete_node(path[len("/__control/nodes/"):]))
+        if path == "/__control/pods/log" and method == "POST":
+            with store.lock:
+                return self._send(200, store.control_pod(doc))
+        return self._send(404, not_found_path().status())
 
     # ---- routing ----------------------------------------------------------
     def _dispatch(self, method, path, q, body):
@@ -2347,10 +3179,16 @@ class Handler(BaseHTTPRequestHandler):
             raise not_found_path()
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if len(rest) > 3 or (sub and not ((sub == "status" and res.status_sub) or (sub == "scale" and res.scale_sub))):
+        if len(rest) > 3 or (sub and not ((sub == "status" and res.status_sub) or (sub == "scale" and res.scale_sub)
+                                          or (sub == "log" and res.log_sub))):
             raise not_found_path()
         if res.namespaced and name is not None and ns is None:
             raise not_found_path()
+        if sub == "log":
+            if method != "GET":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                        "resource")
+            return store.pod_log(ns, name, q)
         dry = False
         if "dryRun" in q:
             if q["dryRun"] != "All":
@@ -2501,11 +3339,60 @@ class Handler(BaseHTTPRequestHandler):
                 "groupVersion": f"{group}/{version}" if group else version,
                 "resources": [d for r in rs for d in r.discovery()]}
 
+    # ---- pods/log ---------------------------------------------------------------
+    def _log(self, ls: LogStream):
+        """text/plain; with follow a chunked stream of the lines appended later, until the pod
+        goes, the client leaves, limitBytes is reached or store.log_follow_timeout."""
+        if not ls.follow:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(ls.data)))
+            self.end_headers()
+            self.wfile.write(ls.data)
+            return
+        store = self.store
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def emit(data):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        deadline = time.monotonic() + store.log_follow_timeout
+        remaining, nxt = ls.remaining, ls.next
+        try:
+            if ls.data:
+                emit(ls.data)
+            while time.monotonic() < deadline and (remaining is None or remaining > 0):
+                with store.lock:
+                    live = store.objects.get(ls.pod_key)
+                    alive = live is not None and live["metadata"].get("uid") == ls.key[0]
+                    new = (store.pod_logs.get(ls.key) or [])[nxt:]
+                    if not new:
+                        if not alive:
+                            break
+                        store.cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+                        new = (store.pod_logs.get(ls.key) or [])[nxt:]
+                    nxt += len(new)
+                data = render_log(new, ls.timestamps)
+                if remaining is not None:
+                    data = data[:remaining]
+                    remaining -= len(data)
+                if data:
+                    emit(data)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        self.close_connection = True
+
     # ---- watch ----------------------------------------------------------------
     def _watch(self, w: Watch):
         store = self.store
         labels = parse_label_selector(w.q.get("labelSelector", ""))
-        fields = parse_field_selector(w.q.get("fieldSelector", ""))
+        fields = parse_field_selector(w.q.get("fieldSelector", ""), w.res)
         timeout = float(w.q.get("timeoutSeconds") or 600)
         deadline = time.monotonic() + min(timeout, 3600)
         res = w.res

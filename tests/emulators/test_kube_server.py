@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -1380,3 +1381,412 @@ def test_listen_backlog_takes_a_burst_of_connections():
         for sock in socks:
             sock.close()
         server.server_close()
+
+
+# --------------------------------------------------------------------------
+# nodes, DaemonSet pods, readiness and logs (the model cache agents)
+# --------------------------------------------------------------------------
+
+AGENT = "comfyplat-model-agent"
+AGENT_SELECTOR = f"app.kubernetes.io/name={AGENT}"
+POD_NAME_RE = r"comfyplat-model-agent-[bcdfghjklmnpqrstvwxz2456789]{5}"
+GPU_TAINT = {"key": "nvidia.com/gpu", "effect": "NoSchedule"}
+
+
+def agent_ds(platform="p", containers=None, **spec):
+    """The model agent DaemonSet as comfyplat renders it."""
+    labels = {"app.kubernetes.io/name": AGENT, "app.kubernetes.io/instance": platform}
+    containers = containers or [{"name": "agent", "image": "agent:1",
+                                 "readinessProbe": {"exec": {"command": ["cat", "/run/agent/synced"]},
+                                                    "periodSeconds": 5}}]
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": AGENT, "namespace": "comfyui", "labels": labels},
+            "spec": {"selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"nodeSelector": {"karpenter.sh/nodepool": f"{platform}-gpu"},
+                                           "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                            "effect": "NoSchedule"}],
+                                           "containers": containers, **spec}}}}
+
+
+def nodes(kube, *entries):
+    return ok(call(kube, "POST", "/__control/nodes", {"nodes": list(entries)}, token=None))["nodes"]
+
+
+def gpu_node(name, pool="p-gpu", taints=(GPU_TAINT,), **labels):
+    return {"name": name, "labels": {"karpenter.sh/nodepool": pool, **labels}, "taints": list(taints)}
+
+
+def agent_pods(kube, *args):
+    return kjson(kube, "-n", "comfyui", "get", "pods", "-l", AGENT_SELECTOR, *args)["items"]
+
+
+def on_node(pods):
+    return {p["spec"]["nodeName"]: p for p in pods}
+
+
+def pod_control(kube, code=200, **body):
+    return ok(call(kube, "POST", "/__control/pods/log", body, token=None), code)
+
+
+def ds_status(kube, name=AGENT, ns="comfyui"):
+    return ok(call(kube, "GET", f"/apis/apps/v1/namespaces/{ns}/daemonsets/{name}"))["status"]
+
+
+def raw_get(kube, path, **query):
+    """(status, Content-Type, body text) of a GET that may answer text/plain."""
+    url = kube["endpoint"] + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        with urllib.request.urlopen(req, context=kube["ctx"], timeout=15) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read().decode()
+
+
+def deploy_agents(kube, *node_entries, ds=None):
+    kubectl(kube, "create", "ns", "comfyui")
+    if node_entries:
+        nodes(kube, *node_entries)
+    kubectl(kube, "apply", "-f", manifest(kube, "agent.json", [ds or agent_ds()]))
+
+
+def test_nodes_control_discovery_and_kubectl_get(kube):
+    rows = {r.split()[0]: r.split() for r in kubectl(kube, "api-resources", "--api-group=", "--no-headers")
+            .stdout.splitlines()}
+    assert rows["nodes"][1:] == ["no", "v1", "false", "Node"]
+    assert rows["pods"][1:] == ["po", "v1", "true", "Pod"]
+    by = {r["name"]: r for r in ok(call(kube, "GET", "/api/v1"))["resources"]}
+    assert by["pods/log"] == {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
+                              "verbs": ["get"]}
+    assert by["pods"]["categories"] == ["all"] and "nodes/status" in by
+    made = nodes(kube, gpu_node("ip-10-0-1-23.us-west-2.compute.internal",
+                                **{"topology.kubernetes.io/zone": "us-west-2b"}),
+                 {"name": "cpu-1", "labels": {"role": "cpu"}, "capacity": {"cpu": "2"}})
+    assert [n["metadata"]["name"] for n in made] == ["ip-10-0-1-23.us-west-2.compute.internal", "cpu-1"]
+    got = {n["metadata"]["name"]: n for n in kjson(kube, "get", "nodes")["items"]}
+    gpu = got["ip-10-0-1-23.us-west-2.compute.internal"]
+    assert gpu["metadata"]["labels"] == {
+        "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": "ip-10-0-1-23.us-west-2.compute.internal", "kubernetes.io/os": "linux",
+        "karpenter.sh/nodepool": "p-gpu", "topology.kubernetes.io/zone": "us-west-2b"}
+    assert gpu["spec"]["taints"] == [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
+    assert gpu["spec"]["providerID"].startswith("aws:///us-west-2b/i-")
+    st = gpu["status"]
+    assert {c["type"]: c["status"] for c in st["conditions"]} == {
+        "MemoryPressure": "False", "DiskPressure": "False", "PIDPressure": "False", "Ready": "True"}
+    assert st["addresses"][0] == {"type": "InternalIP", "address": "10.0.1.23"}
+    assert st["nodeInfo"]["kubeletVersion"] == "v1.33.5-eks-3025e55" and st["nodeInfo"]["operatingSystem"] == "linux"
+    assert got["cpu-1"]["status"]["capacity"]["cpu"] == "2" and got["cpu-1"]["status"]["allocatable"]["pods"] == "110"
+    assert "taints" not in got["cpu-1"]["spec"]
+    # selectors, short name, field selectors
+    out = kubectl(kube, "get", "no", "-l", "karpenter.sh/nodepool=p-gpu", "-o", "name").stdout.split()
+    assert out == ["node/ip-10-0-1-23.us-west-2.compute.internal"]
+    assert kubectl(kube, "get", "nodes", "--field-selector", "metadata.name=cpu-1", "-o", "name").stdout.split() == \
+        ["node/cpu-1"]
+    assert ok(call(kube, "GET", "/api/v1/nodes", fieldSelector="spec.unschedulable=false"))["items"]
+    bad = ok(call(kube, "GET", "/api/v1/nodes", fieldSelector="spec.nodeName=x"), 400)
+    assert bad["message"] == "field label not supported: spec.nodeName"
+    # replacing keeps the uid; an unchanged replace writes nothing
+    uid, rv = got["cpu-1"]["metadata"]["uid"], got["cpu-1"]["metadata"]["resourceVersion"]
+    same = nodes(kube, {"name": "cpu-1", "labels": {"role": "cpu"}, "capacity": {"cpu": "2"}})[0]
+    assert same["metadata"]["resourceVersion"] == rv
+    again = nodes(kube, {"name": "cpu-1", "labels": {"role": "other"}})[0]
+    assert again["metadata"]["uid"] == uid and again["metadata"]["labels"]["role"] == "other"
+    assert again["status"]["capacity"]["cpu"] == "8"
+    # delete, errors, reset
+    gone = ok(call(kube, "DELETE", "/__control/nodes/cpu-1", token=None))
+    assert gone["kind"] == "Node" and gone["metadata"]["name"] == "cpu-1"
+    assert ok(call(kube, "DELETE", "/__control/nodes/cpu-1", token=None), 404)["message"] == 'nodes "cpu-1" not found'
+    assert ok(call(kube, "GET", "/api/v1/nodes/cpu-1"), 404)["reason"] == "NotFound"
+    for body in ({}, {"nodes": [{"name": "Bad_Name"}]}, {"nodes": [{"name": "n", "taints": [{"key": "k"}]}]},
+                 {"nodes": [{"name": "n", "labels": {"a": 1}}]}):
+        assert ok(call(kube, "POST", "/__control/nodes", body, token=None), 400)["reason"] == "BadRequest"
+    ok(call(kube, "POST", "/__control/reset", token=None))
+    assert ok(call(kube, "GET", "/api/v1/nodes"))["items"] == []
+
+
+def test_daemonset_runs_one_pod_per_matching_tolerated_node(kube):
+    got = []
+    rv = ok(call(kube, "GET", "/api/v1/pods"))["metadata"]["resourceVersion"]
+
+    def watch():  # pods of one node, as a kubelet watches them
+        url = kube["endpoint"] + "/api/v1/pods?watch=true&timeoutSeconds=3&fieldSelector=spec.nodeName%3Dgpu-2" \
+            f"&resourceVersion={rv}"
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, context=kube["ctx"], timeout=10) as r:
+            for line in r:
+                got.append(json.loads(line))
+
+    t = threading.Thread(target=watch)
+    t.start()
+    time.sleep(0.2)
+    deploy_agents(kube, gpu_node("gpu-1"), gpu_node("gpu-2"), {"name": "cpu-1"},
+                  gpu_node("gpu-other-taint", taints=[GPU_TAINT, {"key": "dedicated", "value": "x",
+                                                                  "effect": "NoSchedule"}]),
+                  gpu_node("gpu-other-pool", pool="q-gpu"),
+                  gpu_node("gpu-prefer", taints=[{"key": "soft", "effect": "PreferNoSchedule"}]))
+    pods = agent_pods(kube)
+    assert sorted(on_node(pods)) == ["gpu-1", "gpu-2", "gpu-prefer"]
+    ds = kjson(kube, "-n", "comfyui", "get", "ds", AGENT)
+    for p in pods:
+        md, spec, st = p["metadata"], p["spec"], p["status"]
+        assert re.fullmatch(POD_NAME_RE, md["name"]) and md["generateName"] == AGENT + "-"
+        assert md["namespace"] == "comfyui"
+        assert {k: v for k, v in md["labels"].items() if k.startswith("app.kubernetes.io/")} == \
+            ds["spec"]["template"]["metadata"]["labels"]
+        assert md["labels"]["controller-revision-hash"] and md["labels"]["pod-template-generation"] == "1"
+        assert md["ownerReferences"] == [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": AGENT,
+                                          "uid": ds["metadata"]["uid"], "controller": True,
+                                          "blockOwnerDeletion": True}]
+        assert spec["nodeSelector"] == {"karpenter.sh/nodepool": "p-gpu"}
+        assert spec["tolerations"][0] == {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        assert {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"} \
+            in spec["tolerations"]
+        assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+            "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In",
+                                                    "values": [spec["nodeName"]]}]}]}
+        assert spec["containers"][0]["readinessProbe"]["exec"]["command"] == ["cat", "/run/agent/synced"]
+        assert spec["restartPolicy"] == "Always" and spec["serviceAccountName"] == "default"
+        assert st["phase"] == "Running" and st["podIP"] and st["hostIP"] and st["startTime"]
+        assert st["podIPs"] == [{"ip": st["podIP"]}]
+        assert [c["type"] for c in st["conditions"]] == ["PodReadyToStartContainers", "Initialized", "Ready",
+                                                         "ContainersReady", "PodScheduled"]
+        ready = {c["type"]: c for c in st["conditions"]}["Ready"]
+        # the agent has a readinessProbe: not ready until its first sync (the test says so)
+        assert (ready["status"], ready["reason"], ready["message"]) == (
+            "False", "ContainersNotReady", "containers with unready status: [agent]")
+        [cs] = st["containerStatuses"]
+        assert (cs["name"], cs["image"], cs["ready"], cs["started"], cs["restartCount"]) == (
+            "agent", "docker.io/library/agent:1", False, True, 0)
+        assert cs["state"]["running"]["startedAt"] and cs["containerID"].startswith("containerd://")
+    assert len({p["metadata"]["name"] for p in pods}) == 3
+    assert len({p["status"]["podIP"] for p in pods}) == 3
+    st = ds["status"]
+    assert st == {"currentNumberScheduled": 3, "numberMisscheduled": 0, "desiredNumberScheduled": 3,
+                  "numberReady": 0, "observedGeneration": 1, "updatedNumberScheduled": 3, "numberUnavailable": 3}
+    # field selectors, as kubelets and clients use them
+    one = kjson(kube, "-n", "comfyui", "get", "pods", "--field-selector", "spec.nodeName=gpu-2")["items"]
+    assert [p["metadata"]["name"] for p in one] == [on_node(pods)["gpu-2"]["metadata"]["name"]]
+    p = kubectl(kube, "get", "pods", "-A", "--field-selector", "spec.nodeName=cpu-1")
+    assert "No resources found" in p.stderr and not p.stdout.strip()
+    both = ok(call(kube, "GET", "/api/v1/pods", fieldSelector="spec.nodeName!=gpu-1,status.phase=Running",
+                   labelSelector=AGENT_SELECTOR))["items"]
+    assert sorted(x["spec"]["nodeName"] for x in both) == ["gpu-2", "gpu-prefer"]
+    bad = ok(call(kube, "GET", "/api/v1/pods", fieldSelector="spec.foo=x"), 400)
+    assert bad["message"] == "field label not supported: spec.foo"
+    t.join(10)
+    added = [e for e in got if e["type"] == "ADDED"]
+    assert [e["object"]["spec"]["nodeName"] for e in added] == ["gpu-2"]
+    # not ready: the rollout waits; ready agents complete it
+    r = kubectl(kube, "-n", "comfyui", "rollout", "status", f"ds/{AGENT}", "--timeout=1s", ok=False)
+    assert r.returncode != 0 and "0 of 3 updated pods are available" in r.stdout + r.stderr
+    for n in ("gpu-1", "gpu-2"):
+        pod = pod_control(kube, namespace="comfyui", node=n, selector=AGENT_SELECTOR, ready=True)
+        assert pod["status"]["containerStatuses"][0]["ready"] is True
+        assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
+    assert ds_status(kube)["numberReady"] == 2 and ds_status(kube)["numberUnavailable"] == 1
+    pod_control(kube, namespace="comfyui", node="gpu-prefer", selector=AGENT_SELECTOR, ready=True)
+    st = ds_status(kube)
+    assert (st["numberReady"], st["numberAvailable"], "numberUnavailable" in st) == (3, 3, False)
+    out = kubectl(kube, "-n", "comfyui", "rollout", "status", f"ds/{AGENT}", "--timeout=5s").stdout
+    assert f'daemon set "{AGENT}" successfully rolled out' in out
+    # readiness can be taken back
+    pod_control(kube, namespace="comfyui", node="gpu-1", selector=AGENT_SELECTOR, ready=False)
+    assert ds_status(kube)["numberReady"] == 2
+
+
+def test_kubectl_logs_of_an_agent_pod(kube):
+    sidecar = {"name": "sidecar", "image": "busybox:1.36"}
+    deploy_agents(kube, gpu_node("gpu-1"), gpu_node("gpu-2"),
+                  ds=agent_ds(containers=[agent_ds()["spec"]["template"]["spec"]["containers"][0], sidecar]))
+    pod = on_node(agent_pods(kube))["gpu-1"]
+    name = pod["metadata"]["name"]
+    assert kubectl(kube, "-n", "comfyui", "logs", name, "-c", "agent").stdout == ""  # a new pod: empty log
+    pod_control(kube, namespace="comfyui", node="gpu-1", selector=AGENT_SELECTOR, container="agent",
+                append='starting\n{"state": "syncing", "models": 0}\n')
+    pod_control(kube, namespace="comfyui", node="gpu-1", selector=AGENT_SELECTOR, container="agent",
+                append='{"state": "synced", "models": 3}\n', ready=True)
+    pod_control(kube, namespace="comfyui", node="gpu-1", selector=AGENT_SELECTOR, container="sidecar",
+                append="sidecar line\n")
+    # only the agent container's readiness was set (the sidecar has no probe: ready at once)
+    st = kjson(kube, "-n", "comfyui", "get", "pod", name)["status"]
+    assert {c["name"]: c["ready"] for c in st["containerStatuses"]} == {"agent": True, "sidecar": True}
+    out = kubectl(kube, "-n", "comfyui", "logs", name, "-c", "agent", "--tail=1").stdout
+    assert out == '{"state": "synced", "models": 3}\n'
+    assert kubectl(kube, "-n", "comfyui", "logs", name, "-c", "agent").stdout.splitlines() == [
+        "starting", '{"state": "syncing", "models": 0}', '{"state": "synced", "models": 3}']
+    assert kubectl(kube, "-n", "comfyui", "logs", name, "-c", "sidecar").stdout == "sidecar line\n"
+    stamped = kubectl(kube, "-n", "comfyui", "logs", name, "-c", "agent", "--timestamps", "--tail=2").stdout
+    assert re.fullmatch(r'(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z \S.*\n){2}', stamped), stamped
+    assert kubectl(kube, "-n", "comfyui", "logs", name, "-c", "agent", "--limit-bytes=5").stdout == "start"
+    assert len(kubectl(kube, "-n", "comfyui", "logs", name, "-c", "agent", "--since=1h").stdout.splitlines()) == 3
+    p = kubectl(kube, "-n", "comfyui", "logs", name, "-c", "agent", "--previous", ok=False)
+    assert p.returncode != 0 and f'previous terminated container "agent" in pod "{name}" not found' in p.stderr
+    # kubectl picks the first container itself; the server refuses a request without one
+    p = kubectl(kube, "-n", "comfyui", "logs", name)
+    assert p.stdout.splitlines()[-1] == '{"state": "synced", "models": 3}'
+    assert 'Defaulted container "agent" out of: agent, sidecar' in p.stderr
+    path = f"/api/v1/namespaces/comfyui/pods/{name}/log"
+    code, ctype, body = raw_get(kube, path)
+    assert (code, json.loads(body)["reason"], json.loads(body)["message"]) == (
+        400, "BadRequest", f"a container name must be specified for pod {name}, choose one of: [agent sidecar]")
+    code, ctype, body = raw_get(kube, path, container="nope")
+    assert (code, json.loads(body)["message"]) == (400, f"container nope is not valid for pod {name}")
+    code, ctype, body = raw_get(kube, path, container="agent", tailLines="2", timestamps="false")
+    assert (code, ctype) == (200, "text/plain")
+    assert body == '{"state": "syncing", "models": 0}\n{"state": "synced", "models": 3}\n'
+    assert raw_get(kube, path, container="agent", tailLines="0")[2] == ""
+    assert raw_get(kube, path, container="agent", sinceTime="2000-01-01T00:00:00Z")[2].count("\n") == 3
+    code, _, body = raw_get(kube, path, container="agent", tailLines="-1", limitBytes="0")
+    st = json.loads(body)
+    assert (code, st["reason"]) == (422, "Invalid")
+    assert st["message"] == (f'PodLogOptions "{name}" is invalid: [tailLines: Invalid value: -1: must be greater '
+                             'than or equal to 0, limitBytes: Invalid value: 0: must be greater than 0]')
+    code, _, body = raw_get(kube, path, container="agent", sinceSeconds="5", sinceTime="2000-01-01T00:00:00Z")
+    assert code == 422 and "at most one of `sinceTime` or `sinceSeconds` may be specified" in json.loads(body)["message"]
+    code, _, body = raw_get(kube, path, container="agent", tailLines="x")
+    assert (code, json.loads(body)["message"]) == (400, 'strconv.ParseInt: parsing "x": invalid syntax')
+    code, _, body = raw_get(kube, "/api/v1/namespaces/comfyui/pods/nope/log")
+    assert (code, json.loads(body)["message"], json.loads(body)["details"]["kind"]) == (
+        404, 'pods "nope" not found', "pods")
+    assert ok(call(kube, "POST", path, {}), 405)["reason"] == "MethodNotAllowed"
+    # the control endpoint's own errors
+    assert "a container name must be specified" in pod_control(
+        kube, 400, namespace="comfyui", node="gpu-1", selector=AGENT_SELECTOR, append="x\n")["message"]
+    assert pod_control(kube, 404, namespace="comfyui", node="gpu-9", append="x\n")["reason"] == "NotFound"
+    assert pod_control(kube, 409, namespace="comfyui", selector=AGENT_SELECTOR, container="agent",
+                       append="x\n")["reason"] == "Conflict"
+    assert pod_control(kube, 400, namespace="comfyui", node="gpu-1", container="nope", ready=True)["message"] == \
+        f"container nope is not valid for pod {name}"
+    assert pod_control(kube, 400, namespace="comfyui", node="gpu-1")["reason"] == "BadRequest"
+    # kubectl logs -f: lines appended later arrive; the stream ends when the pod goes
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", kube["kubeconfig"], "--cache-dir", kube["cache"], "-n",
+                             "comfyui", "logs", "-f", name, "-c", "agent", "--tail=1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first == '{"state": "synced", "models": 3}\n'
+        pod_control(kube, namespace="comfyui", pod=name, container="agent", append='{"state": "synced", "models": 4}\n')
+        assert proc.stdout.readline() == '{"state": "synced", "models": 4}\n'
+        kubectl(kube, "-n", "comfyui", "delete", "pod", name)
+        rest, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0 and rest == "", err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the recreated pod has another name and an empty log, and is not ready
+    new = on_node(agent_pods(kube))["gpu-1"]
+    assert new["metadata"]["name"] != name and re.fullmatch(POD_NAME_RE, new["metadata"]["name"])
+    assert kubectl(kube, "-n", "comfyui", "logs", new["metadata"]["name"], "-c", "agent").stdout == ""
+    assert {c["name"]: c["ready"] for c in new["status"]["containerStatuses"]} == {"agent": False, "sidecar": True}
+    # follow ends once limitBytes is reached
+    pod_control(kube, namespace="comfyui", node="gpu-1", container="sidecar", append="abcdef\n")
+    t0 = time.monotonic()
+    assert raw_get(kube, f"/api/v1/namespaces/comfyui/pods/{new['metadata']['name']}/log",
+                   container="sidecar", follow="true", limitBytes="3")[:3:2] == (200, "abc")
+    assert time.monotonic() - t0 < 5
+
+
+def test_daemon_pods_follow_nodes_labels_taints_and_template(kube):
+    deploy_agents(kube, gpu_node("gpu-1"), gpu_node("gpu-2"), {"name": "cpu-1"})
+    before = on_node(agent_pods(kube))
+    assert sorted(before) == ["gpu-1", "gpu-2"]
+    pod_control(kube, namespace="comfyui", node="gpu-1", append="synced\n", ready=True)
+    # kubectl delete pod: the DaemonSet controller makes another one, with a new name
+    kubectl(kube, "-n", "comfyui", "delete", "pod", before["gpu-1"]["metadata"]["name"])
+    after = on_node(agent_pods(kube))
+    assert sorted(after) == ["gpu-1", "gpu-2"]
+    assert after["gpu-1"]["metadata"]["name"] != before["gpu-1"]["metadata"]["name"]
+    assert after["gpu-2"]["metadata"]["name"] == before["gpu-2"]["metadata"]["name"]
+    # a node that gains the label (kubectl label) gets a pod; a node that goes loses its pod
+    kubectl(kube, "label", "node", "cpu-1", "karpenter.sh/nodepool=p-gpu")
+    assert sorted(on_node(agent_pods(kube))) == ["cpu-1", "gpu-1", "gpu-2"]
+    ok(call(kube, "DELETE", "/__control/nodes/gpu-1", token=None))
+    assert sorted(on_node(agent_pods(kube))) == ["cpu-1", "gpu-2"]
+    # an untolerated NoExecute taint evicts; an untolerated NoSchedule taint added later does not
+    kubectl(kube, "taint", "nodes", "cpu-1", "dedicated=x:NoExecute")
+    assert sorted(on_node(agent_pods(kube))) == ["gpu-2"]
+    kubectl(kube, "taint", "nodes", "cpu-1", "dedicated=x:NoExecute-")
+    assert sorted(on_node(agent_pods(kube))) == ["cpu-1", "gpu-2"]
+    kubectl(kube, "taint", "nodes", "cpu-1", "later=x:NoSchedule")
+    assert sorted(on_node(agent_pods(kube))) == ["cpu-1", "gpu-2"]
+    st = ds_status(kube)
+    assert (st["desiredNumberScheduled"], st["currentNumberScheduled"], st["numberMisscheduled"]) == (1, 1, 1)
+    # a changed template replaces the pods (not on the node it should no longer run on)
+    old = on_node(agent_pods(kube))
+    kubectl(kube, "-n", "comfyui", "set", "image", f"ds/{AGENT}", "agent=agent:2")
+    new = on_node(agent_pods(kube))
+    assert sorted(new) == ["gpu-2"] and new["gpu-2"]["metadata"]["name"] != old["gpu-2"]["metadata"]["name"]
+    assert new["gpu-2"]["spec"]["containers"][0]["image"] == "agent:2"
+    assert new["gpu-2"]["metadata"]["labels"]["pod-template-generation"] == "2"
+    assert new["gpu-2"]["metadata"]["labels"]["controller-revision-hash"] != \
+        old["gpu-2"]["metadata"]["labels"]["controller-revision-hash"]
+    st = ds_status(kube)
+    assert (st["observedGeneration"], st["updatedNumberScheduled"], st["numberMisscheduled"]) == (2, 1, 0)
+    # OnDelete: the old pod stays until it is deleted
+    kubectl(kube, "-n", "comfyui", "patch", "ds", AGENT, "--type=merge", "-p",
+            json.dumps({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}}}))
+    kept = on_node(agent_pods(kube))["gpu-2"]["metadata"]["name"]
+    kubectl(kube, "-n", "comfyui", "set", "image", f"ds/{AGENT}", "agent=agent:3")
+    assert on_node(agent_pods(kube))["gpu-2"]["metadata"]["name"] == kept
+    assert "updatedNumberScheduled" not in ds_status(kube)
+    kubectl(kube, "-n", "comfyui", "delete", "pod", kept)
+    assert on_node(agent_pods(kube))["gpu-2"]["spec"]["containers"][0]["image"] == "agent:3"
+    # deleting the DaemonSet deletes its pods; with --cascade=orphan they stay, without owner
+    kubectl(kube, "-n", "comfyui", "delete", "ds", AGENT)
+    assert agent_pods(kube) == []
+    kubectl(kube, "apply", "-f", manifest(kube, "agent.json", [agent_ds()]))
+    assert len(agent_pods(kube)) == 1
+    kubectl(kube, "-n", "comfyui", "delete", "ds", AGENT, "--cascade=orphan")
+    [orphan] = agent_pods(kube)
+    assert "ownerReferences" not in orphan["metadata"]
+    # the namespace goes with its pods
+    kubectl(kube, "apply", "-f", manifest(kube, "agent.json", [agent_ds()]))
+    kubectl(kube, "delete", "ns", "comfyui", "--timeout=10s")
+    assert ok(call(kube, "GET", "/api/v1/pods"))["items"] == []
+
+
+def test_pods_through_the_api_and_the_seeded_style_daemonset(kube):
+    nodes(kube, gpu_node("gpu-1"), {"name": "cpu-1"})
+    pp = "/api/v1/namespaces/default/pods"
+    pending = ok(call(kube, "POST", pp, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                         "spec": {"containers": [{"name": "c", "image": "x:1"}]}}), 201)
+    assert pending["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
+    assert pending["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    running = ok(call(kube, "POST", pp, {"metadata": {"name": "r"}, "spec": {
+        "nodeName": "cpu-1", "containers": [{"name": "c", "image": "x", "resources": {
+            "limits": {"cpu": "1", "memory": "1Gi"}}}]}}), 201)
+    assert running["status"]["phase"] == "Running" and running["status"]["qosClass"] == "Guaranteed"
+    assert running["status"]["containerStatuses"][0]["ready"] is True  # no readinessProbe
+    assert raw_get(kube, f"{pp}/p/log")[:2] == (200, "text/plain")  # not scheduled: empty
+    assert ok(call(kube, "POST", pp, {"metadata": {"name": "e"}, "spec": {}}), 422)["message"] == \
+        'Pod "e" is invalid: spec.containers: Required value'
+    strict = ok(call(kube, "POST", pp, {"metadata": {"name": "s"}, "spec": {"containers": [{"name": "c"}],
+                                                                          "bogus": 1}},
+                     fieldValidation="Strict"), 400)
+    assert 'unknown field "spec.bogus"' in strict["message"]
+    # a DaemonSet without nodeSelector (like NVIDIA's device plugin) runs on every tolerated node
+    dp = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "dp", "namespace": "kube-system"},
+          "spec": {"selector": {"matchLabels": {"app": "dp"}},
+                   "template": {"metadata": {"labels": {"app": "dp"}},
+                                "spec": {"priorityClassName": "system-node-critical",
+                                         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                          "effect": "NoSchedule"}],
+                                         "containers": [{"name": "dp", "image": "dp:1"}]}}}}
+    ok(call(kube, "POST", "/apis/apps/v1/namespaces/kube-system/daemonsets", dp), 201)
+    pods = ok(call(kube, "GET", "/api/v1/namespaces/kube-system/pods", labelSelector="app=dp"))["items"]
+    assert sorted(p["spec"]["nodeName"] for p in pods) == ["cpu-1", "gpu-1"]
+    assert all(p["spec"]["priority"] == 2000001000 for p in pods)
+    assert ds_status(kube, "dp", "kube-system")["numberReady"] == 2
+    # across namespaces, and the control endpoint finds a pod by name
+    assert len(ok(call(kube, "GET", "/api/v1/pods"))["items"]) == 4
+    name = pods[0]["metadata"]["name"]
+    assert pod_control(kube, pod=name, append="a\nb")["metadata"]["name"] == name
+    assert raw_get(kube, f"/api/v1/namespaces/kube-system/pods/{name}/log", timestamps="1")[2].endswith(" b")
+    # deleting the node takes its pods, DaemonSet or not
+    ok(call(kube, "DELETE", "/__control/nodes/cpu-1", token=None))
+    assert call(kube, "GET", f"{pp}/r")[0] == 404
+    assert [p["spec"]["nodeName"] for p in ok(call(kube, "GET", "/api/v1/namespaces/kube-system/pods"))["items"]] \
+        == ["gpu-1"]
