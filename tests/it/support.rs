@@ -673,7 +673,7 @@ impl Emulator {
     pub fn labelled_objects(&self) -> Vec<String> {
         self.kubectl_ok(&[
             "get",
-            "namespaces,serviceaccounts,deployments,services,ingresses,persistentvolumes,persistentvolumeclaims,nodepools,ec2nodeclasses",
+            "namespaces,serviceaccounts,configmaps,daemonsets,deployments,services,ingresses,persistentvolumes,persistentvolumeclaims,nodepools,ec2nodeclasses",
             "-A",
             "-l",
             "comfyplat.io/platform=sandbox",
@@ -700,6 +700,32 @@ impl Emulator {
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).expect("requests JSON")
+    }
+
+    /// A call to the Kubernetes test server's `/__control` API (nodes, pod logs and
+    /// readiness: what a test plays of the cluster's nodes), its answer as JSON.
+    pub fn kube_control(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let endpoint = self.kube["endpoint"].as_str().expect("kube endpoint");
+        let ca = self.kube["ca_file"].as_str().expect("ca_file");
+        let output = Command::new("curl")
+            .args(["-sS", "--fail-with-body", "--cacert", ca, "-X", method])
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(body.to_string())
+            .arg(format!("{endpoint}/__control/{path}"))
+            .output()
+            .expect("run curl");
+        assert!(
+            output.status.success(),
+            "{method} /__control/{path}: {} {}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        serde_json::from_slice(&output.stdout).expect("control answer JSON")
     }
 
     /// Kubernetes write requests (dry runs excluded) since the last reset.
