@@ -15,6 +15,7 @@ mod faults;
 mod hangs;
 mod kubernetes;
 mod lifecycle;
+mod model_agent;
 mod model_cache;
 mod plan_format;
 mod replacement;
