@@ -15,6 +15,7 @@ mod faults;
 mod hangs;
 mod kubernetes;
 mod lifecycle;
+mod models;
 mod plan_format;
 mod replacement;
 mod resilience;
