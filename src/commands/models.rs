@@ -565,23 +565,7 @@ async fn push(global: &Global, args: &ModelsPushArgs, style: Style) -> anyhow::R
         None => String::new(),
     };
     let settings = part_settings(args)?;
-    match std::fs::metadata(&args.dir) {
-        Ok(metadata) if metadata.is_dir() => {}
-        Ok(_) => {
-            return Err(bad_input(
-                format!("`{}` is a file, not a folder", args.dir.display()),
-                "name the ComfyUI `models/` folder (the one holding checkpoints/, loras/, ...), or a folder of one kind with `--to`, e.g. `--to loras`",
-            )
-            .into());
-        }
-        Err(error) => {
-            return Err(bad_input(
-                format!("cannot read `{}`: {error}", args.dir.display()),
-                "name the ComfyUI `models/` folder to push",
-            )
-            .into());
-        }
-    }
+    check_dir(&args.dir)?;
     let session = Session::open(global)?;
     let walked = walk(&args.dir, &prefix)?;
     for warning in &walked.warnings {
@@ -589,126 +573,42 @@ async fn push(global: &Global, args: &ModelsPushArgs, style: Style) -> anyhow::R
     }
     let bucket = open_bucket(&session).await?;
     let concurrency = usize::from(args.concurrency);
-
     let listed = {
         let _spinner = Spinner::start("listing the bucket", global.quiet);
         models_only(bucket.list(&prefix).await?)
     };
-    let remote: BTreeMap<&str, u64> = listed.iter().map(|l| (l.key.as_str(), l.size)).collect();
-
-    // Files with an object of the same size: compared by checksum.
-    let (same_size, other): (Vec<&LocalFile>, Vec<&LocalFile>) = walked
-        .files
-        .iter()
-        .partition(|f| remote.get(f.key.as_str()) == Some(&f.size));
-    let mut failures: Vec<(String, String)> = Vec::new();
-    let mut uploads: Vec<(Upload, Why)> = other
-        .into_iter()
-        .map(|file| {
-            let why = if remote.contains_key(file.key.as_str()) {
-                Why::Changed
-            } else {
-                Why::New
-            };
-            (to_upload(file, &settings, None), why)
-        })
-        .collect();
-    let mut unchanged = 0usize;
-    {
-        let _spinner = Spinner::start(
-            &format!("comparing {} file(s) with the bucket", same_size.len()),
-            global.quiet || same_size.is_empty(),
-        );
-        let compared: Vec<_> = stream::iter(same_size)
-            .map(|file| compare(&bucket, file, &settings))
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        for (file, result) in compared {
-            match result {
-                Ok(Compared::Same) => unchanged += 1,
-                Ok(Compared::Differs(crcs, why)) => {
-                    uploads.push((to_upload(file, &settings, crcs), why))
-                }
-                Err(error) => failures.push((file.key.clone(), error)),
-            }
-        }
-    }
-    let local: BTreeSet<&str> = walked.files.iter().map(|f| f.key.as_str()).collect();
-    let deletes: Vec<&Listed> = if args.delete {
-        listed
-            .iter()
-            .filter(|l| !local.contains(l.key.as_str()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    // Largest first: the long transfers start early and the small ones fill in around them.
-    uploads.sort_by(|(a, _), (b, _)| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
-
+    let plan = plan_push(
+        &bucket,
+        &walked,
+        &listed,
+        &settings,
+        concurrency,
+        args.delete,
+        global.quiet,
+    )
+    .await;
+    // Failures met while comparing, not printed yet.
+    report_failures(&plan.failures, style);
+    let mut failed: Vec<String> = plan.failures.iter().map(|(key, _)| key.clone()).collect();
     if args.dry_run {
-        print!(
-            "{}",
-            render_dry_run(&uploads, &deletes, unchanged, &bucket.name)
-        );
-        return if failures.is_empty() {
-            Ok(0)
-        } else {
-            report_failures(&failures, style);
-            Err(ModelsError::PushFailed {
-                files: failures.into_iter().map(|(key, _)| key).collect(),
-            }
-            .into())
-        };
+        print!("{}", render_dry_run(&plan, &bucket.name));
+        return finish_push(failed);
     }
 
-    let total: u64 = uploads.iter().map(|(u, _)| u.size).sum();
+    let total: u64 = plan.uploads.iter().map(|(u, _)| u.size).sum();
     let reporter = Reporter::new(total, global.quiet, style);
     let changed = AtomicUsize::new(0);
     let started = Instant::now();
-    let slots = Semaphore::new(concurrency);
-    let work = async {
-        let results: Vec<(
-            Upload,
-            Result<s3_transfer::Uploaded, s3_transfer::TransferError>,
-        )> = stream::iter(uploads.iter().map(|(upload, _)| upload))
-            .map(|upload| {
-                let (progress, bar) = reporter.start(&upload.key, upload.size);
-                let (bucket, slots, changed, reporter) = (&bucket, &slots, &changed, &reporter);
-                async move {
-                    let result = bucket.upload(upload, slots, progress).await;
-                    if result.is_ok() {
-                        changed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    reporter.finished(upload, bar, &result);
-                    (upload.clone(), result)
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        let keys: Vec<String> = deletes.iter().map(|l| l.key.clone()).collect();
-        let failed_deletes = if keys.is_empty() {
-            Vec::new()
-        } else {
-            bucket.delete(&keys).await
-        };
-        let failed_keys: BTreeSet<&str> = failed_deletes.iter().map(|(k, _)| k.as_str()).collect();
-        let deleted: Vec<&&Listed> = deletes
-            .iter()
-            .filter(|l| !failed_keys.contains(l.key.as_str()))
-            .collect();
-        changed.fetch_add(deleted.len(), Ordering::Relaxed);
-        if !global.quiet {
-            for listed in &deleted {
-                reporter.line(format!("deleted {}", listed.key));
-            }
-        }
-        let deleted_bytes: u64 = deleted.iter().map(|l| l.size).sum();
-        (results, deleted.len(), deleted_bytes, failed_deletes)
-    };
+    let work = execute_push(
+        &bucket,
+        &plan,
+        concurrency,
+        &reporter,
+        &changed,
+        global.quiet,
+    );
     tokio::pin!(work);
-    let (results, deleted, deleted_bytes, failed_deletes) = tokio::select! {
+    let done = tokio::select! {
         done = &mut work => done,
         _ = tokio::signal::ctrl_c() => {
             reporter.finish();
@@ -728,20 +628,11 @@ async fn push(global: &Global, args: &ModelsPushArgs, style: Style) -> anyhow::R
         }
     };
     reporter.finish();
-    let elapsed = started.elapsed();
-    let mut uploaded = 0usize;
-    let mut uploaded_bytes = 0u64;
-    for (upload, result) in results {
-        match result {
-            Ok(_) => {
-                uploaded += 1;
-                uploaded_bytes += upload.size;
-            }
-            Err(error) => failures.push((upload.key.clone(), failure_text(&error))),
-        }
-    }
-    failures.extend(failed_deletes);
-    let generation = if uploaded + deleted > 0 {
+    // Upload failures were printed as they happened; deletes' are printed here.
+    report_failures(&done.failed_deletes, style);
+    failed.extend(done.failed_uploads);
+    failed.extend(done.failed_deletes.into_iter().map(|(key, _)| key));
+    let generation = if done.uploaded + done.deleted > 0 {
         Some(bump_generation(&bucket).await?)
     } else {
         None
@@ -750,24 +641,189 @@ async fn push(global: &Global, args: &ModelsPushArgs, style: Style) -> anyhow::R
         "{}",
         push_summary(&PushSummary {
             bucket: &bucket.name,
-            uploaded,
-            uploaded_bytes,
-            deleted,
-            deleted_bytes,
-            unchanged,
-            elapsed,
+            uploaded: done.uploaded,
+            uploaded_bytes: done.uploaded_bytes,
+            deleted: done.deleted,
+            deleted_bytes: done.deleted_bytes,
+            unchanged: plan.unchanged,
+            elapsed: started.elapsed(),
             generation: generation.as_deref(),
             skipped_hidden: walked.hidden,
         })
     );
-    if failures.is_empty() {
+    finish_push(failed)
+}
+
+/// Exit 0, or the error naming every file that failed.
+fn finish_push(failed: Vec<String>) -> anyhow::Result<Exit> {
+    if failed.is_empty() {
         Ok(0)
     } else {
-        report_failures(&failures, style);
-        Err(ModelsError::PushFailed {
-            files: failures.into_iter().map(|(key, _)| key).collect(),
+        Err(ModelsError::PushFailed { files: failed }.into())
+    }
+}
+
+/// DIR must be a folder that can be read.
+fn check_dir(dir: &Path) -> Result<(), ModelsError> {
+    match std::fs::metadata(dir) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(bad_input(
+            format!("`{}` is a file, not a folder", dir.display()),
+            "name the ComfyUI `models/` folder (the one holding checkpoints/, loras/, ...), or a folder of one kind with `--to`, e.g. `--to loras`",
+        )),
+        Err(error) => Err(bad_input(
+            format!("cannot read `{}`: {error}", dir.display()),
+            "name the ComfyUI `models/` folder to push",
+        )),
+    }
+}
+
+/// What a push does: uploads (largest first) with why, deletes, how many files are
+/// unchanged, and the files that could not be compared.
+struct PushPlan<'a> {
+    uploads: Vec<(Upload, Why)>,
+    deletes: Vec<&'a Listed>,
+    unchanged: usize,
+    failures: Vec<(String, String)>,
+}
+
+/// Files without an object of their size are uploaded; those with one are compared by
+/// checksum (concurrently); with `delete`, objects DIR does not have are deleted.
+async fn plan_push<'a>(
+    bucket: &Bucket,
+    walked: &Walked,
+    listed: &'a [Listed],
+    settings: &PartSettings,
+    concurrency: usize,
+    delete: bool,
+    quiet: bool,
+) -> PushPlan<'a> {
+    let remote: BTreeMap<&str, u64> = listed.iter().map(|l| (l.key.as_str(), l.size)).collect();
+    let (same_size, other): (Vec<&LocalFile>, Vec<&LocalFile>) = walked
+        .files
+        .iter()
+        .partition(|f| remote.get(f.key.as_str()) == Some(&f.size));
+    let mut plan = PushPlan {
+        uploads: other
+            .into_iter()
+            .map(|file| {
+                let why = if remote.contains_key(file.key.as_str()) {
+                    Why::Changed
+                } else {
+                    Why::New
+                };
+                (to_upload(file, settings, None), why)
+            })
+            .collect(),
+        deletes: Vec::new(),
+        unchanged: 0,
+        failures: Vec::new(),
+    };
+    let _spinner = Spinner::start(
+        &format!("comparing {} file(s) with the bucket", same_size.len()),
+        quiet || same_size.is_empty(),
+    );
+    let compared: Vec<_> = stream::iter(same_size)
+        .map(|file| compare(bucket, file, settings))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (file, result) in compared {
+        match result {
+            Ok(Compared::Same) => plan.unchanged += 1,
+            Ok(Compared::Differs(crcs, why)) => {
+                plan.uploads.push((to_upload(file, settings, crcs), why))
+            }
+            Err(error) => plan.failures.push((file.key.clone(), error)),
         }
-        .into())
+    }
+    if delete {
+        let local: BTreeSet<&str> = walked.files.iter().map(|f| f.key.as_str()).collect();
+        plan.deletes = listed
+            .iter()
+            .filter(|l| !local.contains(l.key.as_str()))
+            .collect();
+    }
+    // Largest first: the long transfers start early and the small ones fill in around them.
+    plan.uploads
+        .sort_by(|(a, _), (b, _)| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
+    plan.failures.sort();
+    plan
+}
+
+/// What the uploads and deletes of a push did.
+struct Done {
+    uploaded: usize,
+    uploaded_bytes: u64,
+    failed_uploads: Vec<String>,
+    deleted: usize,
+    deleted_bytes: u64,
+    failed_deletes: Vec<(String, String)>,
+}
+
+/// Runs the uploads (at most `concurrency` requests at once), then the deletes; counts each
+/// change in `changed` as it completes (an interruption bumps the generation for them).
+async fn execute_push(
+    bucket: &Bucket,
+    plan: &PushPlan<'_>,
+    concurrency: usize,
+    reporter: &Reporter,
+    changed: &AtomicUsize,
+    quiet: bool,
+) -> Done {
+    let slots = Semaphore::new(concurrency);
+    let results: Vec<(&Upload, bool)> = stream::iter(plan.uploads.iter().map(|(upload, _)| upload))
+        .map(|upload| {
+            let (progress, bar) = reporter.start(&upload.key, upload.size);
+            let slots = &slots;
+            async move {
+                let result = bucket.upload(upload, slots, progress).await;
+                if result.is_ok() {
+                    changed.fetch_add(1, Ordering::Relaxed);
+                }
+                reporter.finished(upload, bar, &result);
+                (upload, result.is_ok())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let keys: Vec<String> = plan.deletes.iter().map(|l| l.key.clone()).collect();
+    let failed_deletes = if keys.is_empty() {
+        Vec::new()
+    } else {
+        bucket.delete(&keys).await
+    };
+    let failed_keys: BTreeSet<&str> = failed_deletes.iter().map(|(k, _)| k.as_str()).collect();
+    let deleted: Vec<&Listed> = plan
+        .deletes
+        .iter()
+        .copied()
+        .filter(|l| !failed_keys.contains(l.key.as_str()))
+        .collect();
+    changed.fetch_add(deleted.len(), Ordering::Relaxed);
+    if !quiet {
+        for listed in &deleted {
+            reporter.line(format!("deleted {}", listed.key));
+        }
+    }
+    let mut failed_uploads: Vec<String> = results
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(upload, _)| upload.key.clone())
+        .collect();
+    failed_uploads.sort();
+    Done {
+        uploaded: results.iter().filter(|(_, ok)| *ok).count(),
+        uploaded_bytes: results
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(upload, _)| upload.size)
+            .sum(),
+        failed_uploads,
+        deleted: deleted.len(),
+        deleted_bytes: deleted.iter().map(|l| l.size).sum(),
+        failed_deletes,
     }
 }
 
@@ -869,12 +925,8 @@ async fn compare<'a>(
     (file, result)
 }
 
-fn render_dry_run(
-    uploads: &[(Upload, Why)],
-    deletes: &[&Listed],
-    unchanged: usize,
-    bucket: &str,
-) -> String {
+fn render_dry_run(plan: &PushPlan, bucket: &str) -> String {
+    let (uploads, deletes, unchanged) = (&plan.uploads, &plan.deletes, plan.unchanged);
     let total: u64 = uploads.iter().map(|(u, _)| u.size).sum();
     let mut out = format!(
         "dry run: would upload {} file(s) ({}) and delete {} object(s) in `{bucket}`; {unchanged} file(s) unchanged\n",
@@ -908,10 +960,24 @@ fn render_dry_run(
             "not in the folder".to_string(),
         ));
     }
-    let width = lines.iter().map(|(a, _, _)| a.len()).max().unwrap_or(0);
-    let size_width = lines.iter().map(|(_, b, _)| b.len()).max().unwrap_or(0);
-    for (what, size, why) in lines {
-        out.push_str(&format!("{what:<width$}  {size:>size_width$}  {why}\n"));
+    out.push_str(&columns(&lines));
+    out
+}
+
+/// Lines of (name, size, note): names padded to one width, sizes right-aligned after them.
+fn columns(lines: &[(String, String, String)]) -> String {
+    let width = lines
+        .iter()
+        .map(|(n, _, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    let size_width = lines.iter().map(|(_, s, _)| s.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, size, note) in lines {
+        let pad = width - name.chars().count();
+        let line = format!("{name}{:pad$}  {size:>size_width$}  {note}", "");
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -1150,19 +1216,7 @@ pub fn render_tree(objects: &[Listed]) -> String {
         }
     }
     walk_tree(&root, 0, &mut lines);
-    let width = lines
-        .iter()
-        .map(|(n, _, _)| n.chars().count())
-        .max()
-        .unwrap_or(0);
-    let size_width = lines.iter().map(|(_, s, _)| s.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    for (name, size, count) in lines {
-        let pad = width - name.chars().count();
-        let line = format!("{name}{:pad$}  {size:>size_width$}  {count}", "");
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
+    let mut out = columns(&lines);
     out.push_str(&format!(
         "{} file{}, {} in total\n",
         root.count,

@@ -660,3 +660,62 @@ fn bad_input_is_refused_before_any_call() {
     assert!(run.stderr.contains("`comfyplat apply`"), "{}", run.stderr);
     assert_eq!(setup.proxy.writes().len(), 0);
 }
+
+#[test]
+fn an_interrupted_push_aborts_the_multipart_upload_in_flight() {
+    let setup = setup();
+    // Slow enough (every call 400 ms late) to be interrupted between the parts.
+    let slow = Proxy::slow(&setup.emulator.endpoint, 400);
+    let dir = setup.models.display().to_string();
+    let child = setup
+        .workspace
+        .command(
+            &slow.endpoint,
+            &["models", "push", &dir, "--concurrency", "1"],
+        )
+        .env("COMFYPLAT_MULTIPART_THRESHOLD", THRESHOLD)
+        .env("COMFYPLAT_PART_SIZE", PART_SIZE)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start comfyplat");
+    let started = std::time::Instant::now();
+    while !slow
+        .requests()
+        .iter()
+        .any(|r| r.action == "UploadPart" && r.status == 200)
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no part was uploaded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let output = child.wait_with_output().expect("wait for comfyplat");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted: aborting"), "{stderr}");
+    let actions: Vec<String> = slow.requests().into_iter().map(|r| r.action).collect();
+    assert!(
+        actions.iter().any(|a| a == "AbortMultipartUpload"),
+        "{actions:?}"
+    );
+    let uploads = setup
+        .reader
+        .block_on(
+            setup
+                .reader
+                .s3
+                .list_multipart_uploads()
+                .bucket(&setup.bucket)
+                .send(),
+        )
+        .expect("list multipart uploads");
+    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+    assert!(!setup.keys().contains(&KEYS[0].to_string()));
+}
