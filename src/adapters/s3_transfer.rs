@@ -801,7 +801,7 @@ async fn file_body(
         .await
         .map_err(|error| read_error(path, std::io::Error::other(error)))?;
     let sent = Arc::new(AtomicU64::new(0));
-    let body = stream.into_inner().map(move |inner| {
+    let body = stream.into_inner().map_preserve_contents(move |inner| {
         // A new attempt sends again from the start: take back what the last one counted.
         let previous = sent.swap(0, Ordering::Relaxed);
         if previous > 0 {

@@ -3,7 +3,8 @@
 //!
 //! Every command resolves the models bucket from platform.yaml and the account (STS
 //! GetCallerIdentity; an `account` in platform.yaml must match), and refuses to go on when
-//! the bucket does not exist yet (`comfyplat apply` creates it). Bad input (a missing or
+//! the bucket does not exist yet (`comfyplat apply` creates it). Only platform.yaml itself is
+//! read: the kubeconfig and templates it may name are not needed. Bad input (a missing or
 //! wrong DIR, a prefix with `..` or a leading `/`, a symbolic link out of DIR, a file name
 //! S3 cannot take) is refused before any API call.
 //!
@@ -31,13 +32,13 @@ use futures::stream::{self, StreamExt};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Semaphore;
 
-use super::{CommandError, EXIT_INTERRUPTED, Exit, Session};
+use super::{CommandError, EXIT_INTERRUPTED, Exit};
 use crate::adapters::s3_transfer::{
     self, Bucket, Listed, MAX_OBJECT_SIZE, MAX_SINGLE_PUT, MIN_PART_SIZE, PartSettings, Upload,
 };
 use crate::adapters::{Aws, sts};
 use crate::cli::{Global, ModelsCommand, ModelsLsArgs, ModelsPushArgs, ModelsRmArgs};
-use crate::config::BucketPurpose;
+use crate::config::{self, BucketPurpose, Platform};
 use crate::ui::{Spinner, Style, human_duration};
 
 /// comfyplat's own keys in the models bucket.
@@ -46,9 +47,12 @@ pub const RESERVED_PREFIX: &str = ".comfyplat/";
 /// the node agents poll it.
 pub const GENERATION_KEY: &str = ".comfyplat/generation";
 
-/// The folders of ComfyUI's `models/` (`folder_paths.py`, `folder_names_and_paths`, with
-/// the second folders some types read: `unet` for diffusion_models, `clip` for
-/// text_encoders, `t2i_adapter` for controlnet).
+/// The folders of ComfyUI's `models/`: the keys of `folder_names_and_paths` in ComfyUI's
+/// `folder_paths.py` (comfyanonymous/ComfyUI, read at commit 00db33f, plus text_encoders,
+/// latent_upscale_models, model_patches, audio_encoders, background_removal,
+/// frame_interpolation, geometry_estimation, optical_flow and detection, which later versions
+/// add), with the second folders some types read: `unet` (diffusion_models), `clip`
+/// (text_encoders), `t2i_adapter` (controlnet). Another folder is only a warning.
 pub const KNOWN_FOLDERS: &[&str] = &[
     "audio_encoders",
     "background_removal",
@@ -165,8 +169,8 @@ pub async fn run(global: &Global, command: &ModelsCommand, style: Style) -> anyh
 // ---------------------------------------------------------------------------------------
 
 /// Checks a key, a prefix or a path in the bucket given as `what` and returns it without a
-/// trailing `/` and whether it had one. Refused: empty, a leading `/`, empty, `.` or `..`
-/// segments, control characters, comfyplat's own `.comfyplat/`, more than 1024 bytes.
+/// trailing `/` and whether it had one. Refused: nothing, a leading `/`, an empty, `.` or
+/// `..` segment, a control character, comfyplat's own `.comfyplat/`, over 1024 bytes.
 pub fn check_key(what: &str, text: &str) -> Result<(String, bool), ModelsError> {
     const HINT: &str = "name keys as `models ls` shows them, relative to the bucket's top: e.g. `loras` or `checkpoints/sdxl.safetensors`";
     let folder = text.ends_with('/');
@@ -480,9 +484,15 @@ fn extension(path: &str) -> String {
 // Connecting
 // ---------------------------------------------------------------------------------------
 
+/// platform.yaml, read and checked. Only the file: the kubeconfig and templates it may
+/// name are for the cluster, which these commands never reach.
+fn open_platform(global: &Global) -> anyhow::Result<Platform> {
+    let bytes = config::read_file(&global.file)?;
+    Ok(config::from_bytes(&global.file, &bytes)?)
+}
+
 /// The platform's models bucket, after the account guard; refused when it does not exist.
-async fn open_bucket(session: &Session) -> anyhow::Result<Bucket> {
-    let platform = &session.platform;
+async fn open_bucket(platform: &Platform) -> anyhow::Result<Bucket> {
     let notify: crate::adapters::call_progress::Notify =
         Arc::new(|line: String| eprintln!("waiting: {line}"));
     let aws = Aws::connect(&platform.region, notify.clone()).await;
@@ -566,12 +576,12 @@ async fn push(global: &Global, args: &ModelsPushArgs, style: Style) -> anyhow::R
     };
     let settings = part_settings(args)?;
     check_dir(&args.dir)?;
-    let session = Session::open(global)?;
+    let platform = open_platform(global)?;
     let walked = walk(&args.dir, &prefix)?;
     for warning in &walked.warnings {
         eprintln!("{} {warning}", style.yellow("warning:"));
     }
-    let bucket = open_bucket(&session).await?;
+    let bucket = open_bucket(&platform).await?;
     let concurrency = usize::from(args.concurrency);
     let listed = {
         let _spinner = Spinner::start("listing the bucket", global.quiet);
@@ -1152,8 +1162,8 @@ async fn ls(global: &Global, args: &ModelsLsArgs) -> anyhow::Result<Exit> {
         }
         None => String::new(),
     };
-    let session = Session::open(global)?;
-    let bucket = open_bucket(&session).await?;
+    let platform = open_platform(global)?;
+    let bucket = open_bucket(&platform).await?;
     let objects = models_only(bucket.list(&prefix).await?);
     if objects.is_empty() {
         eprintln!(
@@ -1264,8 +1274,8 @@ async fn rm(global: &Global, args: &ModelsRmArgs, style: Style) -> anyhow::Resul
         .iter()
         .map(|path| check_key("PATH", path))
         .collect::<Result<_, _>>()?;
-    let session = Session::open(global)?;
-    let bucket = open_bucket(&session).await?;
+    let platform = open_platform(global)?;
+    let bucket = open_bucket(&platform).await?;
     let mut chosen: BTreeMap<String, u64> = BTreeMap::new();
     let mut unmatched = Vec::new();
     for ((path, folder), given) in paths.iter().zip(&args.paths) {

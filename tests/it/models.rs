@@ -430,6 +430,12 @@ fn dry_run_says_what_would_change_and_writes_nothing() {
 #[test]
 fn ls_shows_the_tree_with_sizes_and_rm_deletes_and_bumps_the_generation() {
     let setup = setup();
+    // No cluster access needed: a kubeconfig platform.yaml names but this machine lacks is
+    // no reason to refuse (plan and apply would).
+    setup.workspace.write(&format!(
+        "{}kubernetes:\n  kubeconfig: missing/kubeconfig\n",
+        sandbox_yaml()
+    ));
     let empty = setup.models(&["ls"]).expect(0);
     assert!(empty.stdout.is_empty());
     assert!(
