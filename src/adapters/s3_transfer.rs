@@ -1,5 +1,5 @@
-//! Object transfers to and from the models bucket (`comfyplat models`): listing, checksums,
-//! single and multipart uploads, deletes, the generation marker.
+//! Object transfers to the models bucket (`comfyplat models`): listing, checksums, single and
+//! multipart uploads, deletes, the generation marker.
 //!
 //! **Integrity.** Every object comfyplat writes carries a CRC64NVME checksum of its whole
 //! content: a single PutObject sends it (S3 checks it against the bytes it receives and
@@ -34,8 +34,8 @@
 //! a developer preview "NOT recommended for production"; it requires aws-sdk-s3 ≥ 1.146 (a
 //! bump of all eight SDK clients and the smithy runtime in Cargo.lock), and pulls 74 more
 //! crates, among them second copies of six `aws-smithy-*` crates, the hyper 0.14 /
-//! rustls 0.21 / h2 0.3 stack and the hickory DNS resolver; built alone it takes 1 min 42 s
-//! on this 2-core machine, before the rebuild of the other SDK clients at their new versions.
+//! rustls 0.21 / h2 0.3 stack and the hickory DNS resolver; built alone (dev profile) it takes
+//! 1 min 42 s on this 2-core machine, before the rebuild of the other SDK clients at their new versions.
 //! It does support full-object CRC64NVME and streaming from a path. What comfyplat needs on
 //! top of the SDK is small (a part plan, a CRC per part, bounded concurrency, abort on
 //! failure), so it is written here against the aws-sdk-s3 the project already links.

@@ -120,8 +120,11 @@ pub enum ModelsError {
         account: String,
         region: String,
     },
-    #[error("{} file(s) failed to upload: {}", files.len(), quoted(files))]
-    PushFailed { files: Vec<String> },
+    #[error("{}", push_failed(uploads, deletes))]
+    PushFailed {
+        uploads: Vec<String>,
+        deletes: Vec<String>,
+    },
     #[error("nothing in the bucket matches {}; nothing was deleted", quoted(paths))]
     NoMatch { paths: Vec<String> },
     #[error("{} object(s) could not be deleted: {}", keys.len(), quoted(keys))]
@@ -139,6 +142,25 @@ impl ModelsError {
             ModelsError::DeleteFailed { .. } => "run the same `comfyplat models rm` again".to_string(),
         })
     }
+}
+
+fn push_failed(uploads: &[String], deletes: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !uploads.is_empty() {
+        parts.push(format!(
+            "{} file(s) failed to upload: {}",
+            uploads.len(),
+            quoted(uploads)
+        ));
+    }
+    if !deletes.is_empty() {
+        parts.push(format!(
+            "{} object(s) could not be deleted: {}",
+            deletes.len(),
+            quoted(deletes)
+        ));
+    }
+    parts.join("; ")
 }
 
 fn quoted(items: &[String]) -> String {
@@ -602,7 +624,7 @@ async fn push(global: &Global, args: &ModelsPushArgs, style: Style) -> anyhow::R
     let mut failed: Vec<String> = plan.failures.iter().map(|(key, _)| key.clone()).collect();
     if args.dry_run {
         print!("{}", render_dry_run(&plan, &bucket.name));
-        return finish_push(failed);
+        return finish_push(failed, Vec::new());
     }
 
     let total: u64 = plan.uploads.iter().map(|(u, _)| u.size).sum();
@@ -641,7 +663,11 @@ async fn push(global: &Global, args: &ModelsPushArgs, style: Style) -> anyhow::R
     // Upload failures were printed as they happened; deletes' are printed here.
     report_failures(&done.failed_deletes, style);
     failed.extend(done.failed_uploads);
-    failed.extend(done.failed_deletes.into_iter().map(|(key, _)| key));
+    let failed_deletes: Vec<String> = done
+        .failed_deletes
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
     let generation = if done.uploaded + done.deleted > 0 {
         Some(bump_generation(&bucket).await?)
     } else {
@@ -661,15 +687,15 @@ async fn push(global: &Global, args: &ModelsPushArgs, style: Style) -> anyhow::R
             skipped_hidden: walked.hidden,
         })
     );
-    finish_push(failed)
+    finish_push(failed, failed_deletes)
 }
 
-/// Exit 0, or the error naming every file that failed.
-fn finish_push(failed: Vec<String>) -> anyhow::Result<Exit> {
-    if failed.is_empty() {
+/// Exit 0, or the error naming every file and object that failed.
+fn finish_push(uploads: Vec<String>, deletes: Vec<String>) -> anyhow::Result<Exit> {
+    if uploads.is_empty() && deletes.is_empty() {
         Ok(0)
     } else {
-        Err(ModelsError::PushFailed { files: failed }.into())
+        Err(ModelsError::PushFailed { uploads, deletes }.into())
     }
 }
 
