@@ -760,20 +760,17 @@ fn check_unchanged(upload: &Upload) -> Result<(), TransferError> {
 
 /// The time limits of one upload request of `bytes`.
 fn sized(bytes: u64) -> aws_sdk_s3::config::Builder {
-    let attempt = transfer_timeout(bytes);
-    aws_sdk_s3::config::Builder::default().timeout_config(
-        TimeoutConfig::builder()
-            .connect_timeout(super::AWS_CONNECT_TIMEOUT)
-            .disable_read_timeout()
-            .operation_attempt_timeout(attempt)
-            .operation_timeout(attempt * 3)
-            .build(),
-    )
+    limits(transfer_timeout(bytes))
 }
 
 /// CompleteMultipartUpload assembles the object on the server: 5 min plus 16 MiB/s.
 fn sized_complete(bytes: u64) -> aws_sdk_s3::config::Builder {
-    let attempt = Duration::from_secs(300 + bytes / (16 * MIB));
+    limits(Duration::from_secs(300 + bytes / (16 * MIB)))
+}
+
+/// The connect limit, no first-byte limit (it would cover sending the body), `attempt` per
+/// attempt and three of them for the whole call.
+fn limits(attempt: Duration) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::default().timeout_config(
         TimeoutConfig::builder()
             .connect_timeout(super::AWS_CONNECT_TIMEOUT)

@@ -170,6 +170,25 @@ impl Setup {
         )
     }
 
+    /// The keys of the multipart uploads begun and neither completed nor aborted.
+    fn incomplete_uploads(&self) -> Vec<String> {
+        let listed = self
+            .reader
+            .block_on(
+                self.reader
+                    .s3
+                    .list_multipart_uploads()
+                    .bucket(&self.bucket)
+                    .send(),
+            )
+            .expect("list multipart uploads");
+        listed
+            .uploads()
+            .iter()
+            .filter_map(|u| u.key().map(str::to_string))
+            .collect()
+    }
+
     /// The logged S3 calls of `actions`, as `action key`.
     fn calls(&self, actions: &[&str]) -> Vec<String> {
         let mut calls: Vec<String> = self
@@ -550,18 +569,7 @@ fn a_failed_part_aborts_its_multipart_upload_and_names_the_file() {
         actions.iter().any(|a| a == "AbortMultipartUpload"),
         "{actions:?}"
     );
-    let uploads = emulator_setup
-        .reader
-        .block_on(
-            emulator_setup
-                .reader
-                .s3
-                .list_multipart_uploads()
-                .bucket(&emulator_setup.bucket)
-                .send(),
-        )
-        .expect("list multipart uploads");
-    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+    assert_eq!(emulator_setup.incomplete_uploads(), Vec::<String>::new());
     // The other files made it, and the marker says the bucket changed.
     let keys = emulator_setup.keys();
     assert!(!keys.contains(&KEYS[0].to_string()), "{keys:?}");
@@ -697,6 +705,8 @@ fn an_interrupted_push_aborts_the_multipart_upload_in_flight() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // The listing sees the upload in flight (so its emptiness below means something).
+    assert_eq!(setup.incomplete_uploads(), [KEYS[0]]);
     let interrupted = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -711,17 +721,6 @@ fn an_interrupted_push_aborts_the_multipart_upload_in_flight() {
         actions.iter().any(|a| a == "AbortMultipartUpload"),
         "{actions:?}"
     );
-    let uploads = setup
-        .reader
-        .block_on(
-            setup
-                .reader
-                .s3
-                .list_multipart_uploads()
-                .bucket(&setup.bucket)
-                .send(),
-        )
-        .expect("list multipart uploads");
-    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+    assert_eq!(setup.incomplete_uploads(), Vec::<String>::new());
     assert!(!setup.keys().contains(&KEYS[0].to_string()));
 }
