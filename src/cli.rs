@@ -86,6 +86,10 @@ pub enum Command {
     /// Inspect the state file
     #[command(subcommand)]
     State(StateCommand),
+    /// Upload, list and delete the models in the platform's models bucket (AWS credentials
+    /// and platform.yaml only, no cluster access), and see the GPU nodes' copies (`status`)
+    #[command(subcommand)]
+    Models(ModelsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -175,4 +179,107 @@ pub enum StateCommand {
         /// Its address, e.g. `s3.bucket.models`
         address: String,
     },
+}
+
+const MODELS_EXIT_CODES: &str = "\
+Exit codes:
+  0    success (nothing to do is success too)
+  1    bad input (refused before any AWS call), the models bucket does not exist yet, or a
+       file or key failed (each is named)
+  130  interrupted (Ctrl-C): multipart uploads in flight are aborted";
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Upload a ComfyUI `models/` folder to the models bucket: only what changed, in
+    /// parallel, each object with a CRC64NVME checksum of its whole content
+    #[command(after_help = MODELS_EXIT_CODES)]
+    Push(ModelsPushArgs),
+    /// List the models in the bucket as a tree, with the size of every folder and the total
+    #[command(after_help = MODELS_EXIT_CODES)]
+    Ls(ModelsLsArgs),
+    /// Delete models from the bucket: objects, or whole folders
+    #[command(after_help = MODELS_EXIT_CODES)]
+    Rm(ModelsRmArgs),
+    /// One line per GPU node: its model agent ready or not, the generation it has, its lag
+    /// behind the bucket, files, bytes, free space and last error (needs the cluster's
+    /// Kubernetes API, reached as `plan` does)
+    Status(ModelsStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsStatusArgs {
+    /// Print the nodes as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsPushArgs {
+    /// The folder to upload: a ComfyUI `models/` folder (checkpoints/, loras/, vae/, ...),
+    /// whose layout is kept in the bucket; hidden files and folders are skipped, and a
+    /// symbolic link out of DIR is refused
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Upload under this key prefix instead of the bucket's top, e.g. `--to loras` for a
+    /// folder of LoRAs or `--to loras/styles`; `--delete` then only touches keys under it
+    #[arg(long = "to", value_name = "PREFIX")]
+    pub to: Option<String>,
+    /// Also delete the objects under the target prefix (the whole bucket without `--to`)
+    /// that DIR does not have; comfyplat's own `.comfyplat/` keys are never deleted
+    #[arg(long)]
+    pub delete: bool,
+    /// Print what would be uploaded and deleted, and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How many uploads (whole files or parts of large ones) may run at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    pub concurrency: u16,
+    /// Files of at least this size are uploaded in parts (e.g. `64MiB`)
+    #[arg(long, hide = true, env = "COMFYPLAT_MULTIPART_THRESHOLD", default_value = "64MiB", value_parser = parse_size)]
+    pub multipart_threshold: u64,
+    /// The size of the parts (at least `5MiB`, S3's minimum; grown for files that would
+    /// need more than 10,000 parts)
+    #[arg(long, hide = true, env = "COMFYPLAT_PART_SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub part_size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsLsArgs {
+    /// Only the keys that start with this, e.g. `loras/`
+    #[arg(value_name = "PREFIX")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsRmArgs {
+    /// What to delete: a key (`loras/ink.safetensors`), or a folder (`loras/styles/`, or
+    /// without the `/` when no object has that very name) with every key under it. Nothing
+    /// is deleted when any PATH matches nothing
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub paths: Vec<String>,
+    /// Print what would be deleted, and delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A size in bytes: a number, optionally with `B`, `KiB`, `MiB` or `GiB` (`64MiB`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: write e.g. `64MiB` or `67108864`"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit `{other}`: use B, KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }

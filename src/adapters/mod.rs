@@ -4,7 +4,8 @@
 //! `src/kinds.rs`), plus the facts read before planning: who the caller is ([`sts`]), the
 //! adopted cluster and its add-on versions ([`eks`]), the node pool's instance types
 //! ([`ec2`]), the adopted node role ([`iam`]), the
-//! Kubernetes connection and preflight ([`kube`]) and the Tagging API ([`tagging`]).
+//! Kubernetes connection and preflight ([`kube`]) and the Tagging API ([`tagging`]); and the
+//! model files of `comfyplat models` ([`s3_transfer`]).
 //!
 //! They translate between the model's terms (identities and flat fields) and the APIs, and
 //! map API errors into typed outcomes: not found becomes `Observation::Absent` or an
@@ -30,6 +31,7 @@ pub mod eks;
 pub mod iam;
 pub mod kinds;
 pub mod kube;
+pub mod s3_transfer;
 pub mod sts;
 pub mod tagging;
 

@@ -2,6 +2,7 @@
 //! execute. Also the process edge: logging, colour, error rendering and exit codes.
 
 mod apply;
+mod models;
 mod models_status;
 mod output;
 mod plan;
@@ -40,6 +41,9 @@ pub fn hint_for(error: &anyhow::Error) -> Option<String> {
             return e.hint();
         }
         if let Some(e) = cause.downcast_ref::<CommandError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<models::ModelsError>() {
             return e.hint();
         }
         None
@@ -254,6 +258,7 @@ async fn dispatch(cli: Cli, style: Style) -> anyhow::Result<Exit> {
         Command::Destroy(args) => apply::run_destroy(&global, &args, style).await,
         Command::Output(args) => output::run(&global, &args, style).await,
         Command::State(command) => state::run(&global, &command),
+        Command::Models(command) => models::run(&global, &command, style).await,
     }
 }
 

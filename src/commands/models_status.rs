@@ -7,12 +7,12 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::models::human_size;
 use super::{Exit, Session};
-use crate::adapters::{ErrorClass, aws_error};
+use crate::adapters::s3_transfer::Bucket;
 use crate::cli::Global;
 use crate::model::kubernetes::MODEL_AGENT;
 use crate::model::policy::GENERATION_KEY;
-use crate::ui::Style;
 
 /// One status line of an agent, as its script prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -120,22 +120,6 @@ impl NodeRow {
     }
 }
 
-/// Bytes as people read them: `812 B`, `4.0 KiB`, `41.2 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 fn lag_text(lag: &Lag) -> String {
     match lag {
         Lag::InStep => "in step".to_string(),
@@ -173,8 +157,8 @@ pub fn render(rows: &[NodeRow], bucket: &str, generation: Option<&str>) -> Strin
             status.map_or_else(dash, |s| s.generation.clone()),
             lag_text(&row.lag),
             status.map_or_else(dash, |s| s.files.to_string()),
-            status.map_or_else(dash, |s| human_bytes(s.bytes)),
-            status.map_or_else(dash, |s| human_bytes(s.free_bytes)),
+            status.map_or_else(dash, |s| human_size(s.bytes)),
+            status.map_or_else(dash, |s| human_size(s.free_bytes)),
             status
                 .and_then(|s| s.errors.last().cloned())
                 .unwrap_or_else(dash),
@@ -212,7 +196,7 @@ pub fn render(rows: &[NodeRow], bucket: &str, generation: Option<&str>) -> Strin
     out
 }
 
-pub async fn run(global: &Global, json_output: bool, _style: Style) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, json_output: bool) -> anyhow::Result<Exit> {
     let session = Session::open(global)?;
     let platform = &session.platform;
     let Some(comfyui) = &platform.comfyui else {
@@ -235,36 +219,12 @@ pub async fn run(global: &Global, json_output: bool, _style: Style) -> anyhow::R
         platform.name
     );
     let pool = format!("karpenter.sh/nodepool={}-gpu", platform.name);
-    let marker = async {
-        let operation = format!("failed to read the generation marker of s3://{bucket}");
-        match aws
-            .s3
-            .get_object()
-            .bucket(&bucket)
-            .key(GENERATION_KEY)
-            .send()
-            .await
-        {
-            Ok(output) => {
-                let body = output.body.collect().await.map_err(|e| {
-                    crate::adapters::ApiError::new(&operation, ErrorClass::Transient, e.to_string())
-                })?;
-                Ok(Some(
-                    String::from_utf8_lossy(&body.into_bytes())
-                        .trim()
-                        .to_string(),
-                ))
-            }
-            Err(error) => {
-                let error = aws_error(&operation, error);
-                if error.class == ErrorClass::NotFound {
-                    Ok(None)
-                } else {
-                    Err(error)
-                }
-            }
-        }
-    };
+    let marker = Bucket::new(
+        &aws,
+        &bucket,
+        std::sync::Arc::new(|line: String| eprintln!("waiting: {line}")),
+    );
+    let marker = marker.get_small(GENERATION_KEY);
     let (generation, pods, nodes) = tokio::join!(
         marker,
         kube.pods(namespace, &selector),
@@ -405,7 +365,5 @@ mod tests {
         );
         assert!(lines[5].contains("no pod"), "{text}");
         assert!(text.contains("1 of 3 node(s) in step"), "{text}");
-        assert_eq!(human_bytes(812), "812 B");
-        assert_eq!(human_bytes(4096), "4.0 KiB");
     }
 }

@@ -232,21 +232,14 @@ impl Session {
         })
     }
 
-    /// Refuses credentials of another account than the one platform.yaml names.
     fn check_account(&self, caller: &Caller) -> Result<(), CommandError> {
-        match &self.platform.account {
-            Some(expected) if expected != &caller.account => Err(CommandError::WrongAccount {
-                expected: expected.clone(),
-                actual: caller.account.clone(),
-                arn: caller.arn.clone(),
-            }),
-            _ => Ok(()),
-        }
+        check_account(&self.platform, caller)
     }
 
-    /// The AWS clients and the caller, for the commands that read without a plan
-    /// (`comfyplat models`): the account is checked as for plan.
-    pub async fn connect_aws(&self) -> anyhow::Result<(Aws, Caller)> {
+    /// The AWS clients, the caller (account checked as for plan) and the cluster's
+    /// Kubernetes API, for the commands that read without a plan (`models status`); the
+    /// cluster must exist.
+    pub async fn connect_cluster(&self) -> anyhow::Result<(Aws, Caller, Kube)> {
         let aws = Aws::connect(
             &self.platform.region,
             std::sync::Arc::new(|line: String| eprintln!("waiting: {line}")),
@@ -254,12 +247,6 @@ impl Session {
         .await;
         let caller = sts::caller(&aws).await?;
         self.check_account(&caller)?;
-        Ok((aws, caller))
-    }
-
-    /// [`Session::connect_aws`] and the cluster's Kubernetes API (the cluster must exist).
-    pub async fn connect_cluster(&self) -> anyhow::Result<(Aws, Caller, Kube)> {
-        let (aws, caller) = self.connect_aws().await?;
         let name = &self.platform.cluster_name;
         let cluster = match eks::describe_cluster(&aws, name).await? {
             Some(cluster) => cluster,
@@ -498,6 +485,18 @@ impl Session {
 }
 
 /// For a state never saved, the lineage most of the platform's live resources record.
+/// Refuses credentials of another account than the one platform.yaml names.
+pub fn check_account(platform: &Platform, caller: &Caller) -> Result<(), CommandError> {
+    match &platform.account {
+        Some(expected) if expected != &caller.account => Err(CommandError::WrongAccount {
+            expected: expected.clone(),
+            actual: caller.account.clone(),
+            arn: caller.arn.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn taken_over_lineage(state: &State, desired: &Desired, observed: &Observed) -> Option<String> {
     if state.serial != 0 || !state.resources.is_empty() {
         return None;

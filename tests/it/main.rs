@@ -17,6 +17,7 @@ mod kubernetes;
 mod lifecycle;
 mod model_agent;
 mod model_cache;
+mod models;
 mod plan_format;
 mod replacement;
 mod resilience;

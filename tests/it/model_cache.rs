@@ -208,3 +208,173 @@ fn a_platform_applied_with_the_node_role_policy_loses_it_on_the_next_apply() {
         vec![UNOWNED_NODE_POLICY.to_string()]
     );
 }
+
+/// A status line as the agent prints it.
+fn status_line(
+    node: &str,
+    state: &str,
+    generation: &str,
+    first_sync_done: bool,
+    errors: &[&str],
+) -> String {
+    format!(
+        "{}\n",
+        json!({
+            "agent": AGENT, "node": node, "time": "2026-12-02T15:04:05Z", "state": state,
+            "generation": generation, "first_sync_done": first_sync_done, "files": 12,
+            "bytes": 44_291_850_240u64, "free_bytes": 880_468_295_680u64, "duration_ms": 850,
+            "errors": errors,
+        })
+    )
+}
+
+#[test]
+fn models_status_shows_every_gpu_node_with_its_agent() {
+    let emulator = Emulator::start();
+    let workspace = full();
+    workspace
+        .run(&emulator.endpoint, &["apply", "--yes"])
+        .expect(0);
+
+    // Three GPU nodes of the pool (tainted as Karpenter makes them) and one other node.
+    let gpu = |name: &str| {
+        json!({"name": name, "labels": {"karpenter.sh/nodepool": "sandbox-gpu", "node.kubernetes.io/instance-type": "g6.2xlarge"},
+               "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]})
+    };
+    let nodes = [
+        "ip-10-0-1-11.us-west-2.compute.internal",
+        "ip-10-0-1-12.us-west-2.compute.internal",
+        "ip-10-0-1-13.us-west-2.compute.internal",
+    ];
+    emulator.kube_control(
+        "POST",
+        "nodes",
+        &json!({"nodes": [gpu(nodes[0]), gpu(nodes[1]), gpu(nodes[2]), {"name": "ip-10-0-9-9.us-west-2.compute.internal", "labels": {"role": "system"}}]}),
+    );
+    let pods = emulator.kubectl_json(&[
+        "-n",
+        NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=comfyplat-model-agent",
+    ]);
+    assert_eq!(
+        pods["items"].as_array().map(Vec::len),
+        Some(3),
+        "one agent per GPU node"
+    );
+
+    // The bucket is at generation G; node 1 has it, node 2 is behind and failing, node 3's
+    // agent has printed nothing yet.
+    let generation = "1764686400123-9f2c4a1b";
+    let reader = Reader::new(&emulator.endpoint);
+    reader
+        .block_on(
+            reader
+                .s3
+                .put_object()
+                .bucket(bucket("models"))
+                .key(".comfyplat/generation")
+                .body(aws_sdk_s3::primitives::ByteStream::from(
+                    format!("{generation}\n").into_bytes(),
+                ))
+                .send(),
+        )
+        .expect("put the marker");
+    let log = |node: &str, text: String, ready: bool| {
+        emulator.kube_control(
+            "POST",
+            "pods/log",
+            &json!({"namespace": NS, "node": node, "selector": "app.kubernetes.io/name=comfyplat-model-agent",
+                    "container": "agent", "append": text, "ready": ready}),
+        );
+    };
+    log(
+        nodes[0],
+        format!(
+            "syncing\n{}",
+            status_line(nodes[0], "synced", generation, true, &[])
+        ),
+        true,
+    );
+    log(
+        nodes[1],
+        status_line(nodes[1], "synced", "1764680000000-00000000", true, &[])
+            + &status_line(
+                nodes[1],
+                "error",
+                "1764680000000-00000000",
+                true,
+                &["AccessDenied: ListObjectsV2"],
+            ),
+        false,
+    );
+
+    let run = workspace
+        .run(&emulator.endpoint, &["models", "status"])
+        .expect(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let row = |node: &str| -> &str {
+        lines
+            .iter()
+            .find(|l| l.starts_with(node))
+            .copied()
+            .unwrap_or_else(|| panic!("no line for {node} in\n{}", run.stdout))
+    };
+    assert!(
+        run.stdout.contains(&format!("generation {generation}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        row(nodes[0]).contains(" ready ") && row(nodes[0]).contains("in step"),
+        "{}",
+        run.stdout
+    );
+    assert!(row(nodes[0]).contains("41.2 GiB"), "{}", run.stdout);
+    assert!(
+        row(nodes[1]).contains("not ready")
+            && row(nodes[1]).contains("behind")
+            && row(nodes[1]).ends_with("AccessDenied: ListObjectsV2"),
+        "{}",
+        run.stdout
+    );
+    assert!(row(nodes[2]).contains("starting"), "{}", run.stdout);
+    assert!(!run.stdout.contains("ip-10-0-9-9"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 of 3 node(s) in step"),
+        "{}",
+        run.stdout
+    );
+
+    let json_run = workspace
+        .run(&emulator.endpoint, &["models", "status", "--json"])
+        .expect(0);
+    let summary: Value = serde_json::from_str(&json_run.stdout).expect("JSON");
+    assert_eq!(summary["bucket"], bucket("models"));
+    assert_eq!(summary["generation"], generation);
+    let by_node = |node: &str| {
+        summary["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|r| r["node"] == node))
+            .cloned()
+            .unwrap_or_else(|| panic!("{node} missing: {summary:#}"))
+    };
+    assert_eq!(by_node(nodes[0])["in_step"], true);
+    assert_eq!(by_node(nodes[0])["ready"], true);
+    assert_eq!(by_node(nodes[1])["state"], "error");
+    assert_eq!(
+        by_node(nodes[1])["errors"],
+        json!(["AccessDenied: ListObjectsV2"])
+    );
+    assert!(by_node(nodes[1])["lag_seconds"].as_u64().is_some());
+    assert_eq!(by_node(nodes[2])["state"], Value::Null);
+
+    // A node that goes takes its agent with it.
+    emulator.kube_control("DELETE", &format!("nodes/{}", nodes[2]), &json!({}));
+    let run = workspace
+        .run(&emulator.endpoint, &["models", "status"])
+        .expect(0);
+    assert!(!run.stdout.contains(nodes[2]), "{}", run.stdout);
+}
