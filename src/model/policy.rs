@@ -27,6 +27,10 @@ pub fn tls_only_bucket_policy(partition: &str, bucket: &str) -> Value {
 
 /// Trust policy for a role assumed through EKS Pod Identity, limited to this account.
 pub fn pod_identity_trust_policy(account: &str) -> Value {
+    pod_identity_trust(json!({"aws:SourceAccount": account}))
+}
+
+fn pod_identity_trust(conditions: Value) -> Value {
     normalize(&json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -34,7 +38,7 @@ pub fn pod_identity_trust_policy(account: &str) -> Value {
             "Effect": "Allow",
             "Principal": {"Service": "pods.eks.amazonaws.com"},
             "Action": ["sts:AssumeRole", "sts:TagSession"],
-            "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+            "Condition": {"StringEquals": conditions}
         }]
     }))
 }
@@ -48,20 +52,11 @@ pub fn scoped_pod_identity_trust_policy(
     namespace: &str,
     service_account: &str,
 ) -> Value {
-    normalize(&json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "EksPodIdentity",
-            "Effect": "Allow",
-            "Principal": {"Service": "pods.eks.amazonaws.com"},
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
-            "Condition": {"StringEquals": {
-                "aws:SourceAccount": account,
-                "aws:RequestTag/eks-cluster-name": cluster,
-                "aws:RequestTag/kubernetes-namespace": namespace,
-                "aws:RequestTag/kubernetes-service-account": service_account
-            }}
-        }]
+    pod_identity_trust(json!({
+        "aws:SourceAccount": account,
+        "aws:RequestTag/eks-cluster-name": cluster,
+        "aws:RequestTag/kubernetes-namespace": namespace,
+        "aws:RequestTag/kubernetes-service-account": service_account
     }))
 }
 

@@ -58,6 +58,21 @@ pub fn csi_irsa_issuer(environment: &Environment) -> Option<&str> {
     }
 }
 
+/// A role's fields: its trust policy, a description naming what it is for, the tags.
+fn role_fields(context: &Context, trust: Value, what: &str) -> Fields {
+    let platform = context.platform;
+    let mut fields = Fields::from([("trust_policy".to_string(), trust)]);
+    fields.insert(
+        "description".to_string(),
+        Value::String(format!(
+            "{what} of ComfyUI platform {} (managed by comfyplat)",
+            platform.name
+        )),
+    );
+    insert_tags(&mut fields, &context.environment.resource_tags(platform));
+    fields
+}
+
 impl ResourceKind for Id {
     const NOUN: &'static str = "IAM role";
 
@@ -84,15 +99,7 @@ impl ResourceKind for Id {
             }
             None => policy::pod_identity_trust_policy(&environment.account),
         };
-        let mut fields = Fields::from([("trust_policy".to_string(), trust)]);
-        fields.insert(
-            "description".to_string(),
-            Value::String(format!(
-                "Mountpoint for Amazon S3 CSI driver of ComfyUI platform {} (managed by comfyplat)",
-                platform.name
-            )),
-        );
-        insert_tags(&mut fields, &context.environment.resource_tags(platform));
+        let fields = role_fields(context, trust, "Mountpoint for Amazon S3 CSI driver");
         let id = Id {
             name: csi_role_name(platform),
         };
@@ -108,15 +115,7 @@ impl ResourceKind for Id {
                 &comfyui.namespace,
                 AGENT_SERVICE_ACCOUNT,
             );
-            let mut fields = Fields::from([("trust_policy".to_string(), trust)]);
-            fields.insert(
-                "description".to_string(),
-                Value::String(format!(
-                    "Model cache agent of ComfyUI platform {} (managed by comfyplat)",
-                    platform.name
-                )),
-            );
-            insert_tags(&mut fields, &context.environment.resource_tags(platform));
+            let fields = role_fields(context, trust, "Model cache agent");
             let id = Id {
                 name: agent_role_name(platform),
             };
