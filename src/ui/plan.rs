@@ -242,6 +242,28 @@ fn render_field(out: &mut String, field: &FieldChange, style: Style) {
                 forces(field, style)
             );
         }
+        (Some(before), Some(after))
+            if text_lines(before).is_some() || text_lines(after).is_some() =>
+        {
+            let _ = writeln!(
+                out,
+                "{indent}{} {}:{}",
+                style.yellow("~"),
+                field.path,
+                forces(field, style)
+            );
+            let lines = |value: &Value| match value.as_str() {
+                Some(text) => text.lines().map(str::to_string).collect(),
+                None => vec![inline(value, indent)],
+            };
+            render_diff(
+                out,
+                &line_diff(&lines(before), &lines(after)),
+                indent,
+                style,
+                true,
+            );
+        }
         (Some(before), Some(after)) if is_document(before) && is_document(after) => {
             let _ = writeln!(
                 out,
@@ -250,17 +272,13 @@ fn render_field(out: &mut String, field: &FieldChange, style: Style) {
                 field.path,
                 forces(field, style)
             );
-            for line in line_diff(&pretty(before), &pretty(after)) {
-                let _ = match line {
-                    DiffLine::Same(text) => writeln!(out, "{indent}      {text}"),
-                    DiffLine::Removed(text) => {
-                        writeln!(out, "{indent}    {} {text}", style.red("-"))
-                    }
-                    DiffLine::Added(text) => {
-                        writeln!(out, "{indent}    {} {text}", style.green("+"))
-                    }
-                };
-            }
+            render_diff(
+                out,
+                &line_diff(&pretty(before), &pretty(after)),
+                indent,
+                style,
+                false,
+            );
         }
         (Some(before), Some(after)) => {
             let _ = writeln!(
@@ -291,6 +309,54 @@ fn forces(field: &FieldChange, style: Style) -> String {
     }
 }
 
+/// Lines of a diff; with `context`, unchanged runs are cut to 2 lines around each change (a
+/// script of hundreds of lines shows what changed, not all of it).
+fn render_diff(out: &mut String, lines: &[DiffLine], indent: &str, style: Style, context: bool) {
+    const AROUND: usize = 2;
+    let changed: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| !matches!(line, DiffLine::Same(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let near = |i: usize| changed.iter().any(|&c| c.abs_diff(i) <= AROUND);
+    let mut skipped = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if context && matches!(line, DiffLine::Same(_)) && !near(i) {
+            skipped += 1;
+            continue;
+        }
+        if skipped > 0 {
+            let _ = writeln!(
+                out,
+                "{indent}      {}",
+                style.dim(&format!("({skipped} unchanged lines)"))
+            );
+            skipped = 0;
+        }
+        let _ = match line {
+            DiffLine::Same(text) => writeln!(out, "{indent}      {text}"),
+            DiffLine::Removed(text) => writeln!(out, "{indent}    {} {text}", style.red("-")),
+            DiffLine::Added(text) => writeln!(out, "{indent}    {} {text}", style.green("+")),
+        };
+    }
+    if skipped > 0 {
+        let _ = writeln!(
+            out,
+            "{indent}      {}",
+            style.dim(&format!("({skipped} unchanged lines)"))
+        );
+    }
+}
+
+/// The number of lines of a text of several lines (a script in a ConfigMap), which the plan
+/// summarises instead of printing on one line.
+fn text_lines(value: &Value) -> Option<usize> {
+    let text = value.as_str()?;
+    let lines = text.lines().count();
+    (lines > 3).then_some(lines)
+}
+
 fn is_document(value: &Value) -> bool {
     value.is_object() || value.is_array()
 }
@@ -303,10 +369,23 @@ fn pretty(value: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A value on one line, or a JSON document indented under the field.
+/// A value on one line, or a JSON document indented under the field; a text of several
+/// lines as its size and digest.
 fn inline(value: &Value, indent: &str) -> String {
     if is_document(value) {
         return pretty(value).join(&format!("\n{indent}    "));
+    }
+    if let (Some(lines), Some(text)) = (text_lines(value), value.as_str()) {
+        use sha2::Digest;
+        let digest: String = sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        return format!(
+            "({lines} lines of text, {} bytes, sha256 {digest}…)",
+            text.len()
+        );
     }
     match shown(value) {
         Value::String(text) if text == "(known after apply)" || text == "(sensitive)" => text,
@@ -442,4 +521,53 @@ pub fn render_blockers(plan: &Plan, style: Style) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(before: Option<&str>, after: Option<&str>) -> FieldChange {
+        FieldChange {
+            path: "data.agent.sh".to_string(),
+            before: before.map(|t| Value::String(t.to_string())),
+            after: after.map(|t| Value::String(t.to_string())),
+            irreversible: false,
+            forces_replacement: false,
+        }
+    }
+
+    #[test]
+    fn a_long_text_is_summarised_when_new_and_diffed_with_context_when_changed() {
+        let old: String = (1..=40).map(|i| format!("line {i}\n")).collect();
+        let new = old.replace("line 20\n", "line twenty\n");
+        let mut out = String::new();
+        render_field(&mut out, &field(None, Some(&old)), Style::PLAIN);
+        assert!(
+            out.contains("+ data.agent.sh = (40 lines of text, 311 bytes, sha256 "),
+            "{out}"
+        );
+        let mut out = String::new();
+        render_field(&mut out, &field(Some(&old), Some(&new)), Style::PLAIN);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "      ~ data.agent.sh:",
+                "            (17 unchanged lines)",
+                "            line 18",
+                "            line 19",
+                "          - line 20",
+                "          + line twenty",
+                "            line 21",
+                "            line 22",
+                "            (18 unchanged lines)",
+            ],
+            "{out}"
+        );
+        // Short texts stay on one line.
+        let mut out = String::new();
+        render_field(&mut out, &field(Some("a"), Some("b")), Style::PLAIN);
+        assert_eq!(out, "      ~ data.agent.sh: \"a\" -> \"b\"\n");
+    }
 }
