@@ -41,7 +41,9 @@
 //! - reads and writes `state/<platform>.json` next to it (or `--state-dir`), and takes
 //!   `state/<platform>.lock` while applying or destroying;
 //! - writes the plan file named by `plan --out FILE`, reads it in `apply FILE`;
-//! - reads the templates in platform.yaml's `templates_dir`, if it names one.
+//! - reads the templates in platform.yaml's `templates_dir`, if it names one;
+//! - `models push DIR` reads the files under DIR (and writes nothing there); no other
+//!   `models` command touches a local file but platform.yaml.
 //!
 //! State, lock and plan files are created readable by their owner only (0600): the state
 //! holds secrets.
