@@ -36,7 +36,6 @@ use super::{EXIT_INTERRUPTED, Exit};
 use crate::adapters::s3_transfer::{
     self, Bucket, Listed, MAX_OBJECT_SIZE, MAX_SINGLE_PUT, MIN_PART_SIZE, PartSettings, Upload,
 };
-use crate::adapters::{Aws, sts};
 use crate::cli::{Global, ModelsCommand, ModelsLsArgs, ModelsPushArgs, ModelsRmArgs};
 use crate::config::{self, BucketPurpose, Platform};
 use crate::ui::{Spinner, Style, human_duration};
@@ -514,13 +513,8 @@ fn open_platform(global: &Global) -> anyhow::Result<Platform> {
     Ok(config::from_bytes(&global.file, &bytes)?)
 }
 
-/// The platform's models bucket, after the account guard; refused when it does not exist.
-async fn open_bucket(platform: &Platform) -> anyhow::Result<Bucket> {
-    let notify: crate::adapters::call_progress::Notify =
-        Arc::new(|line: String| eprintln!("waiting: {line}"));
-    let aws = Aws::connect(&platform.region, notify.clone()).await;
-    let caller = sts::caller(&aws).await?;
-    super::session::check_account(platform, &caller)?;
+/// The name of the platform's models bucket in `account`.
+pub fn models_bucket(platform: &Platform, account: &str) -> anyhow::Result<String> {
     let Some(models) = platform
         .buckets
         .iter()
@@ -528,8 +522,14 @@ async fn open_bucket(platform: &Platform) -> anyhow::Result<Bucket> {
     else {
         anyhow::bail!("platform `{}` has no models bucket", platform.name);
     };
-    let name = platform.bucket_name(models, &caller.account);
-    let bucket = Bucket::new(&aws, &name, notify);
+    Ok(platform.bucket_name(models, account))
+}
+
+/// The platform's models bucket, after the account guard; refused when it does not exist.
+async fn open_bucket(platform: &Platform) -> anyhow::Result<Bucket> {
+    let (aws, caller) = super::session::connect_account(platform).await?;
+    let name = models_bucket(platform, &caller.account)?;
+    let bucket = Bucket::new(&aws, &name, super::session::waiting_notify());
     if !bucket.exists().await? {
         return Err(ModelsError::NoBucket {
             bucket: name,

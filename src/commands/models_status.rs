@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::models::human_size;
+use super::models::{human_size, models_bucket};
 use super::{Exit, Session};
 use crate::adapters::s3_transfer::Bucket;
 use crate::cli::Global;
@@ -207,23 +207,14 @@ pub async fn run(global: &Global, json_output: bool) -> anyhow::Result<Exit> {
         .into());
     };
     let (aws, caller, kube) = session.connect_cluster().await?;
-    let bucket = platform
-        .buckets
-        .iter()
-        .find(|b| b.purpose == crate::config::BucketPurpose::Models)
-        .map(|b| platform.bucket_name(b, &caller.account))
-        .unwrap_or_default();
+    let bucket = models_bucket(platform, &caller.account)?;
     let namespace = comfyui.namespace.as_str();
     let selector = format!(
         "app.kubernetes.io/name={MODEL_AGENT},app.kubernetes.io/instance={}",
         platform.name
     );
     let pool = format!("karpenter.sh/nodepool={}-gpu", platform.name);
-    let marker = Bucket::new(
-        &aws,
-        &bucket,
-        std::sync::Arc::new(|line: String| eprintln!("waiting: {line}")),
-    );
+    let marker = Bucket::new(&aws, &bucket, super::session::waiting_notify());
     let marker = marker.get_small(GENERATION_KEY);
     let (generation, pods, nodes) = tokio::join!(
         marker,

@@ -141,11 +141,7 @@ impl Session {
         mode: Mode,
         kube_options: KubeOptions,
     ) -> anyhow::Result<Connected> {
-        let aws = Aws::connect(
-            &self.platform.region,
-            std::sync::Arc::new(|line: String| eprintln!("waiting: {line}")),
-        )
-        .await;
+        let aws = Aws::connect(&self.platform.region, waiting_notify()).await;
         let name = &self.platform.cluster_name;
         let lookups = async {
             if mode == Mode::Destroy && !state.resources.is_empty() {
@@ -167,7 +163,7 @@ impl Session {
             check_instance_types(&aws, &self.platform, mode)
         );
         let caller = caller?;
-        self.check_account(&caller)?;
+        check_account(&self.platform, &caller)?;
         if let Some(state_account) = &state.account
             && state_account != &caller.account
         {
@@ -232,21 +228,11 @@ impl Session {
         })
     }
 
-    fn check_account(&self, caller: &Caller) -> Result<(), CommandError> {
-        check_account(&self.platform, caller)
-    }
-
     /// The AWS clients, the caller (account checked as for plan) and the cluster's
     /// Kubernetes API, for the commands that read without a plan (`models status`); the
     /// cluster must exist.
     pub async fn connect_cluster(&self) -> anyhow::Result<(Aws, Caller, Kube)> {
-        let aws = Aws::connect(
-            &self.platform.region,
-            std::sync::Arc::new(|line: String| eprintln!("waiting: {line}")),
-        )
-        .await;
-        let caller = sts::caller(&aws).await?;
-        self.check_account(&caller)?;
+        let (aws, caller) = connect_account(&self.platform).await?;
         let name = &self.platform.cluster_name;
         let cluster = match eks::describe_cluster(&aws, name).await? {
             Some(cluster) => cluster,
@@ -485,6 +471,20 @@ impl Session {
 }
 
 /// For a state never saved, the lineage most of the platform's live resources record.
+/// Where the AWS clients report calls that are slow to answer: stderr.
+pub fn waiting_notify() -> crate::adapters::call_progress::Notify {
+    std::sync::Arc::new(|line: String| eprintln!("waiting: {line}"))
+}
+
+/// The AWS clients and the caller, for the commands that read without a plan: the account
+/// is checked against platform.yaml as for plan.
+pub async fn connect_account(platform: &Platform) -> anyhow::Result<(Aws, Caller)> {
+    let aws = Aws::connect(&platform.region, waiting_notify()).await;
+    let caller = sts::caller(&aws).await?;
+    check_account(platform, &caller)?;
+    Ok((aws, caller))
+}
+
 /// Refuses credentials of another account than the one platform.yaml names.
 pub fn check_account(platform: &Platform, caller: &Caller) -> Result<(), CommandError> {
     match &platform.account {
