@@ -29,6 +29,9 @@
 //! - [`ui`]: plan rendering (text and the documented JSON format), progress, error
 //!   rendering.
 //! - [`commands`] and [`cli`]: the command line.
+//! - [`workflow`]: ComfyUI workflows (API format, edits, the check against a server's node
+//!   definitions, websocket events, a job's progress, its outputs). Pure; for `comfyplat
+//!   run`, whose command is not written yet.
 //! - [`errors`]: an error and its causes as one line.
 //!
 //! Layering: `config`, `model` and `planner` never use tokio, the AWS SDK, indicatif or
@@ -61,3 +64,4 @@ pub mod planner;
 pub mod state;
 pub mod templates;
 pub mod ui;
+pub mod workflow;

@@ -5,7 +5,8 @@
 //! adopted cluster and its add-on versions ([`eks`]), the node pool's instance types
 //! ([`ec2`]), the adopted node role ([`iam`]), the
 //! Kubernetes connection and preflight ([`kube`]) and the Tagging API ([`tagging`]); and the
-//! model files of `comfyplat models` ([`s3_transfer`]).
+//! model files of `comfyplat models` ([`s3_transfer`]); and ComfyUI's own API, for
+//! `comfyplat run` ([`comfyui`]).
 //!
 //! They translate between the model's terms (identities and flat fields) and the APIs, and
 //! map API errors into typed outcomes: not found becomes `Observation::Absent` or an
@@ -26,6 +27,7 @@
 //! request can succeed on the server while its response is lost.
 
 pub mod call_progress;
+pub mod comfyui;
 pub mod ec2;
 pub mod eks;
 pub mod iam;
