@@ -329,13 +329,19 @@ impl Server {
                     crate::errors::chain(&error)
                 }
             };
-            (self.notify)(format!(
-                "{method} {path}: {why}; retrying (attempt {} of {ATTEMPTS})",
-                attempt + 1
-            ));
-            tokio::time::sleep(backoff(attempt)).await;
-            attempt += 1;
+            self.retry_after(&format!("{method} {path}"), &why, &mut attempt)
+                .await;
         }
+    }
+
+    /// Says that `request` is tried again and why, waits the backoff, counts the attempt.
+    async fn retry_after(&self, request: &str, why: &str, attempt: &mut u32) {
+        (self.notify)(format!(
+            "{request}: {why}; retrying (attempt {} of {ATTEMPTS})",
+            *attempt + 1
+        ));
+        tokio::time::sleep(backoff(*attempt)).await;
+        *attempt += 1;
     }
 
     fn status_error(&self, what: &str, path: &str, status: u16, body: &[u8]) -> ServerError {
@@ -428,13 +434,8 @@ impl Server {
                 Ok(answer) => break answer,
                 // Refused before anything was sent: sending again cannot queue it twice.
                 Err((error, false)) if attempt < ATTEMPTS => {
-                    (self.notify)(format!(
-                        "POST /prompt: {}; retrying (attempt {} of {ATTEMPTS})",
-                        crate::errors::chain(&error),
-                        attempt + 1
-                    ));
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
+                    self.retry_after("POST /prompt", &crate::errors::chain(&error), &mut attempt)
+                        .await;
                 }
                 Err((error, false)) => return Err(SubmitError::Failed(error)),
                 Err((error, true)) => return Err(SubmitError::Lost(error)),
@@ -587,13 +588,12 @@ impl Server {
                     if !retry || attempt >= ATTEMPTS {
                         return Err(error);
                     }
-                    (self.notify)(format!(
-                        "GET {path}: {}; retrying (attempt {} of {ATTEMPTS})",
-                        crate::errors::chain(&error),
-                        attempt + 1
-                    ));
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
+                    self.retry_after(
+                        &format!("GET {path}"),
+                        &crate::errors::chain(&error),
+                        &mut attempt,
+                    )
+                    .await;
                 }
             }
         }
