@@ -232,17 +232,19 @@ impl Server {
         let Ok(mut jar) = self.cookies.lock() else {
             return;
         };
-        for value in headers.get_all(SET_COOKIE) {
-            let Ok(value) = value.to_str() else { continue };
-            let pair = value.split(';').next().unwrap_or_default();
+        for header in headers.get_all(SET_COOKIE) {
+            let Ok(header) = header.to_str() else {
+                continue;
+            };
+            let mut parts = header.split(';');
+            let pair = parts.next().unwrap_or_default();
             let Some((name, value)) = pair.split_once('=') else {
                 continue;
             };
             let (name, value) = (name.trim(), value.trim());
-            let expired = value.is_empty()
-                || value
-                    .split(';')
-                    .any(|a| a.trim().eq_ignore_ascii_case("max-age=0"));
+            // The attributes follow the pair: `Max-Age=0` is how a server deletes a cookie.
+            let expired =
+                value.is_empty() || parts.any(|a| a.trim().eq_ignore_ascii_case("max-age=0"));
             if name.is_empty() {
                 continue;
             }
@@ -677,7 +679,14 @@ mod tests {
         ] {
             headers.append(SET_COOKIE, HeaderValue::from_static(cookie));
         }
+        headers.append(SET_COOKIE, HeaderValue::from_static("old=abc; Path=/"));
         server.keep_cookies(&headers);
+        let mut deleted = HeaderMap::new();
+        deleted.append(
+            SET_COOKIE,
+            HeaderValue::from_static("old=abc; Max-Age=0; Path=/"),
+        );
+        server.keep_cookies(&deleted);
         assert_eq!(server.cookie_names(), ["AWSALB", "AWSALBCORS"]);
         assert_eq!(
             server.headers().get(COOKIE).and_then(|v| v.to_str().ok()),
